@@ -1,0 +1,3 @@
+from dpas.cli import main
+
+main()

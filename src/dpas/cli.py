@@ -1,0 +1,121 @@
+"""The ``dpas`` command. Bad input gives one line on stderr and exit code 2, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from dpas import __version__
+from dpas.policy.demo import DemoRun, demo_records, demo_runs
+
+EXIT_USAGE = 2
+
+
+class InputError(click.UsageError):
+    """Bad input found after parsing (a value out of range, an unreadable file)."""
+
+
+class HelpGroup(click.Group):
+    """A command group that prints its help (exit 0) when called without a subcommand."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("invoke_without_command", True)
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+    def invoke(self, ctx: click.Context) -> object:
+        if not ctx.protected_args and not ctx.args:
+            click.echo(ctx.get_help())
+            return None
+        return super().invoke(ctx)
+
+
+@click.group(cls=HelpGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="dpas")
+def cli() -> None:
+    """DPAS I/O completion methods: INT, CP, LHP, EHP, PAS and DPAS."""
+
+
+@cli.group(cls=HelpGroup)
+def policy() -> None:
+    """The kernel's decision rules, step by step."""
+
+
+@policy.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the steps as JSON records.")
+def demo(as_json: bool) -> None:
+    """Show PAS and DPAS deciding, I/O by I/O, over a built-in feedback script."""
+    if as_json:
+        click.echo(json.dumps(demo_records(), indent=1))
+        return
+    console = Console()
+    for run in demo_runs():
+        console.print(_demo_table(run))
+        console.print()
+
+
+def _demo_table(run: DemoRun) -> Table:
+    pas = run.pas
+    caption = (
+        f"d_init {pas['d_init']} ns, up_init {pas['up_init']}, dn_init {pas['dn_init']}, "
+        f"pas_adaptive_enabled {pas['adaptive']}"
+    )
+    if run.switch:
+        caption += ", " + ", ".join(f"{k} {v}" for k, v in run.switch.items())
+    caption += (
+        ". Script: jobs, feedback (O overslept, U underslept) * steps."
+        " case: the last two results; tf: dur hit the d_init floor."
+    )
+    table = Table(
+        title=f"{run.method}, script {run.script}",
+        caption=caption,
+        title_justify="left",
+    )
+    dpas = run.switch is not None
+    # DPAS shows the mode and queue depth instead of the rates, to fit 80 columns
+    columns = ["step", "mode", "qd", "sleep ns", "case", "dur", "floor", "fb", "transition"]
+    if not dpas:
+        columns = ["step", "sleep ns", "case", "adj", "dur", "up", "dn", "floor", "fb"]
+    for name in columns:
+        table.add_column(name, justify="left" if name in ("case", "mode", "transition") else "right")
+    for s in run.steps:
+        values = {
+            "step": f"{s.step}.{s.io}" if s.io else s.step,
+            "mode": s.mode,
+            "qd": "-" if s.qd is None else s.qd,
+            "sleep ns": s.sleep_ns if s.polled else "irq",
+            "case": s.case or "-",
+            "adj": s.adj if s.case else "-",
+            "dur": s.dur if s.case else "-",
+            "up": s.up if s.case else "-",
+            "dn": s.dn if s.case else "-",
+            "floor": "tf" if s.floored else "",
+            "fb": s.feedback or "-",
+            "transition": " ".join(s.transitions),
+        }
+        table.add_row(*(str(values[name]) for name in columns))
+    return table
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the command, turning usage errors into one line and exit code 2."""
+    try:
+        cli.main(args=argv, prog_name="dpas", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("dpas: aborted", err=True)
+        sys.exit(130)
+    except click.UsageError as err:
+        hint = ""
+        if err.ctx is not None and not isinstance(err, InputError):
+            hint = f" (see '{err.ctx.command_path} --help')"
+        message = " ".join(err.format_message().split())
+        click.echo(f"dpas: error: {message}{hint}", err=True)
+        sys.exit(EXIT_USAGE)
+    except click.ClickException as err:
+        click.echo(f"dpas: error: {' '.join(err.format_message().split())}", err=True)
+        sys.exit(err.exit_code)
+    except BrokenPipeError:
+        sys.exit(0)

@@ -1,0 +1,65 @@
+"""The six completion methods by name, and one config that builds any of them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from dpas.policy.base import Policy
+from dpas.policy.classic import CpPolicy, IntPolicy
+from dpas.policy.dpas import DpasPolicy
+from dpas.policy.ehp import EhpParams, EhpPolicy
+from dpas.policy.lhp import LHP_WINDOW_NS, LhpPolicy
+from dpas.policy.pas import PasParams, PasPolicy
+from dpas.policy.request import Bucketing
+from dpas.policy.switch import Order, SwitchParams
+
+
+class Method(Enum):
+    """A completion method, named as bench.sh and the paper name it."""
+
+    INT = "INT"
+    CP = "CP"
+    LHP = "LHP"
+    EHP = "EHP"
+    PAS = "PAS"
+    DPAS = "DPAS"
+
+    @classmethod
+    def parse(cls, text: str) -> Method:
+        try:
+            return cls(text.strip().upper())
+        except ValueError:
+            names = ", ".join(m.value for m in cls)
+            raise ValueError(f"method {text!r}: expected one of {names}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyConfig:
+    """Everything that shapes a method's decisions; the knobs of reference §1-§4."""
+
+    method: Method = Method.DPAS
+    pas: PasParams = field(default_factory=PasParams)
+    switch: SwitchParams = field(default_factory=SwitchParams)
+    order: Order = Order.KERNEL
+    #: LHP: 0 = adaptive, N > 0 = fixed N µs
+    io_poll_delay: int = 0
+    lhp_window_ns: int = LHP_WINDOW_NS
+    ehp: EhpParams = field(default_factory=EhpParams)
+    bucketing: Bucketing = field(default_factory=Bucketing)
+
+
+def make_policy(config: PolicyConfig) -> Policy:
+    """A fresh policy (new per-CPU state) for the configured method."""
+    m = config.method
+    if m is Method.INT:
+        return IntPolicy(config.bucketing)
+    if m is Method.CP:
+        return CpPolicy(config.bucketing)
+    if m is Method.LHP:
+        return LhpPolicy(config.io_poll_delay, config.lhp_window_ns, config.bucketing)
+    if m is Method.EHP:
+        return EhpPolicy(config.ehp, config.bucketing)
+    if m is Method.PAS:
+        return PasPolicy(config.pas, config.bucketing)
+    return DpasPolicy(config.pas, config.switch, config.order, config.bucketing)

@@ -1,0 +1,95 @@
+"""The ``switch_stat`` attribute: one line per CPU, in the kernel's exact format (reference §4).
+
+The lab kernel returns the lines from the read; the artifact kernel prints them to the
+kernel log, where each gets a timestamp prefix. ``parse`` accepts both.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from dpas.policy.switch import Mode, SwitchParams, SwitchState
+
+FORMAT = (
+    "CPU[{cpu:2d}] MODE[{mode:d}] QD[{qd:2d}] param1: {param1:d} param2: {param2:d} "
+    "param3: {param3:d} polled io: {cp_io:d}, pas io: {pas_io:d}, ol io: {ol_io:d}, "
+    "int io: {int_io:d}"
+)
+
+_LINE = re.compile(
+    r"(?:\[\s*(?P<ts>\d+\.\d+)\]\s*)?.*?"
+    r"CPU\[\s*(?P<cpu>-?\d+)\]\s+MODE\[(?P<mode>\d+)\]\s+QD\[\s*(?P<qd>-?\d+)\]\s+"
+    r"param1:\s*(?P<param1>-?\d+)\s+param2:\s*(?P<param2>-?\d+)\s+param3:\s*(?P<param3>-?\d+)\s+"
+    r"polled io:\s*(?P<cp_io>\d+),\s*pas io:\s*(?P<pas_io>\d+),\s*ol io:\s*(?P<ol_io>\d+),\s*"
+    r"int io:\s*(?P<int_io>\d+)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchStatLine:
+    """One CPU's line: its mode and queue depth now, and the I/O totals of each mode.
+
+    ``cp_io`` is what the kernel labels "polled io": the I/Os submitted in CP.
+    """
+
+    cpu: int
+    mode: Mode
+    qd: int
+    param1: int
+    param2: int
+    param3: int
+    cp_io: int
+    pas_io: int
+    ol_io: int
+    int_io: int
+    #: seconds since boot, when parsed from a kernel-log line
+    timestamp: float | None = None
+
+    @classmethod
+    def of(cls, cpu: int, state: SwitchState, params: SwitchParams) -> SwitchStatLine:
+        return cls(
+            cpu, state.mode, state.qd, params.param1, params.param2, params.param3,
+            state.cp_total, state.pas_total, state.ol_total, state.int_total,
+        )
+
+    def render(self) -> str:
+        return FORMAT.format(
+            cpu=self.cpu, mode=int(self.mode), qd=self.qd, param1=self.param1,
+            param2=self.param2, param3=self.param3, cp_io=self.cp_io, pas_io=self.pas_io,
+            ol_io=self.ol_io, int_io=self.int_io,
+        )
+
+    @property
+    def totals(self) -> dict[str, int]:
+        return {"cp": self.cp_io, "pas": self.pas_io, "ol": self.ol_io, "int": self.int_io}
+
+
+def render(lines: Iterable[SwitchStatLine]) -> str:
+    """The attribute's text: one line per CPU, newline-terminated."""
+    return "".join(line.render() + "\n" for line in lines)
+
+
+def parse(text: str) -> list[SwitchStatLine]:
+    """Every switch_stat line in ``text``, in order; other lines (log noise) are skipped."""
+    records = []
+    for raw in text.splitlines():
+        m = _LINE.search(raw)
+        if m is None:
+            continue
+        g = m.groupdict()
+        ts = g.pop("ts")
+        mode = int(g.pop("mode"))
+        if mode not in Mode._value2member_map_:
+            raise ValueError(f"switch_stat line {raw.strip()!r}: MODE[{mode}] is not 0-3")
+        values = {k: int(v) for k, v in g.items()}
+        records.append(
+            SwitchStatLine(mode=Mode(mode), timestamp=None if ts is None else float(ts), **values)
+        )
+    return records
+
+
+def latest(records: Iterable[SwitchStatLine]) -> dict[int, SwitchStatLine]:
+    """The last line of each CPU: a kernel log holds one snapshot per read of the attribute."""
+    return {r.cpu: r for r in records}

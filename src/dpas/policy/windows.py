@@ -1,0 +1,68 @@
+"""Per-bucket completion statistics over time windows (the block layer's blk_stat callback)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dpas.policy.request import STATS_BUCKETS
+
+
+@dataclass(frozen=True, slots=True)
+class BucketStat:
+    """One bucket's statistics from the last window that had samples for it."""
+
+    nr_samples: int
+    mean: int
+    min: int
+
+
+class StatWindows:
+    """Latency samples per bucket, published when a window closes.
+
+    A window opens at the first sample after the previous one closed and closes
+    ``window_ns`` later; at the close, each bucket that got samples replaces its published
+    statistics, and the others keep theirs. Time only moves when the caller passes it in,
+    so a window closes at the first event at or after its end.
+    """
+
+    def __init__(self, window_ns: int) -> None:
+        if window_ns <= 0:
+            raise ValueError(f"statistics window {window_ns} ns: expected > 0")
+        self.window_ns = window_ns
+        self.end_ns: int | None = None
+        self.windows_closed = 0
+        self.published: list[BucketStat | None] = [None] * STATS_BUCKETS
+        self._count = [0] * STATS_BUCKETS
+        self._batch = [0] * STATS_BUCKETS
+        self._min = [0] * STATS_BUCKETS
+
+    def advance(self, now_ns: int) -> None:
+        """Close the open window if its end has passed."""
+        if self.end_ns is None or now_ns < self.end_ns:
+            return
+        for bucket, count in enumerate(self._count):
+            if count:
+                # the kernel's mean is an integer division of the window's sum
+                mean = self._batch[bucket] // count
+                self.published[bucket] = BucketStat(count, mean, self._min[bucket])
+        self._count = [0] * STATS_BUCKETS
+        self._batch = [0] * STATS_BUCKETS
+        self._min = [0] * STATS_BUCKETS
+        self.end_ns = None
+        self.windows_closed += 1
+
+    def add(self, bucket: int, value_ns: int, now_ns: int) -> None:
+        """Record one completion's latency; opens a window if none is open."""
+        self.advance(now_ns)
+        if self.end_ns is None:
+            self.end_ns = now_ns + self.window_ns
+        value_ns = max(value_ns, 0)
+        if self._count[bucket] == 0 or value_ns < self._min[bucket]:
+            self._min[bucket] = value_ns
+        self._count[bucket] += 1
+        self._batch[bucket] += value_ns
+
+    def stat(self, bucket: int, now_ns: int) -> BucketStat | None:
+        """The bucket's published statistics as of ``now_ns`` (None before any)."""
+        self.advance(now_ns)
+        return self.published[bucket]

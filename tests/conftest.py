@@ -1,0 +1,40 @@
+"""Drivers shared by the policy tests: they send events exactly as the API documents."""
+
+from __future__ import annotations
+
+from dpas.policy import Io, Op, Policy, Request
+
+READ_4K = Request(Op.READ, 4096)
+
+
+class Clock:
+    """The caller's time, advanced by the tests (the policy never reads a clock)."""
+
+    def __init__(self) -> None:
+        self.now = 0
+
+    def tick(self, ns: int = 10_000) -> int:
+        self.now += ns
+        return self.now
+
+
+def overlapped(policy: Policy, clock: Clock, jobs: int, overslept: bool, cpu: int = 0) -> list[Io]:
+    """``jobs`` I/Os on one CPU whose waits overlap: all start waiting, then all finish."""
+    now = clock.tick()
+    ios = [policy.on_submit(cpu, READ_4K, now) for _ in range(jobs)]
+    for io in ios:
+        if io.polled:
+            policy.on_wait_start(io, now)
+    for io in ios:
+        if io.polled:
+            policy.on_wait_end(io, now + io.sleep_ns)
+    for io in ios:
+        policy.on_complete(io, now + io.sleep_ns + 1_000, found_on_first_poll=overslept)
+    return ios
+
+
+def steps(policy: Policy, clock: Clock, count: int, jobs: int, overslept: bool, cpu: int = 0) -> list[Io]:
+    done: list[Io] = []
+    for _ in range(count):
+        done += overlapped(policy, clock, jobs, overslept, cpu)
+    return done
