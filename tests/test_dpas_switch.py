@@ -10,7 +10,7 @@ timer-floor events (tf); undersleeping makes none.
 
 from __future__ import annotations
 
-from conftest import READ_4K, Clock, overlapped, steps
+from conftest import Clock, overlapped, read_4k, steps
 
 from dpas.policy import Bucketing, DpasPolicy, Mode, Order, SwitchParams, Transition
 
@@ -33,7 +33,7 @@ def into_ol(policy: DpasPolicy, clock: Clock) -> None:
 def test_queue_depth_rises_with_overlapping_waits_and_falls_at_wait_end() -> None:
     policy, clock = fresh()
     now = clock.tick()
-    ios = [policy.on_submit(0, READ_4K, now) for _ in range(3)]
+    ios = [policy.on_submit(0, read_4k(), now) for _ in range(3)]
     for io in ios:
         policy.on_wait_start(io, now)
     sw = policy.switch_state(0)
@@ -145,7 +145,13 @@ def test_int_forces_interrupts_then_returns_to_ol_after_param7() -> None:
     (io,) = overlapped(policy, clock, 1, O)
     assert not io.polled  # the I/O that completes the period is still an interrupt I/O
     t = last(policy)
-    assert (t.now_ns, t.old, t.new, t.count, t.avg_qd) == (clock.now, Mode.INT, Mode.OL, 10_000, None)
+    assert (t.now_ns, t.old, t.new, t.count, t.avg_qd) == (
+        clock.now,
+        Mode.INT,
+        Mode.OL,
+        10_000,
+        None,
+    )
     assert sw.mode == Mode.OL and (sw.ol_cnt, sw.qd_sum, sw.tf) == (0, 0, 0)
     assert sw.totals == {"cp": 0, "pas": 100, "ol": 100, "int": 10_000}
     (io,) = overlapped(policy, clock, 1, O)

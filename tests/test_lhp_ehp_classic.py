@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import pytest
-from conftest import READ_4K
+from conftest import read_4k
 
 from dpas.policy import (
-    CpPolicy, EhpParams, EhpPolicy, IntPolicy, LhpPolicy, Method, Op, PolicyConfig, Request,
+    CpPolicy,
+    EhpParams,
+    EhpPolicy,
+    IntPolicy,
+    LhpPolicy,
+    Method,
+    Op,
+    Policy,
+    PolicyConfig,
+    Request,
     make_policy,
 )
 from dpas.policy.windows import StatWindows
@@ -14,13 +23,15 @@ from dpas.policy.windows import StatWindows
 MS = 1_000_000
 
 
-def complete(policy, submit_ns: int, latency_ns: int, request=READ_4K) -> None:  # type: ignore[no-untyped-def]
-    io = policy.on_submit(0, request, submit_ns)
+def complete(
+    policy: Policy, submit_ns: int, latency_ns: int, request: Request | None = None
+) -> None:
+    io = policy.on_submit(0, request or read_4k(), submit_ns)
     policy.on_complete(io, submit_ns + latency_ns)
 
 
-def sleep_at(policy, now_ns: int, request=READ_4K) -> int:  # type: ignore[no-untyped-def]
-    io = policy.on_submit(0, request, now_ns)
+def sleep_at(policy: Policy, now_ns: int, request: Request | None = None) -> int:
+    io = policy.on_submit(0, request or read_4k(), now_ns)
     return policy.on_wait_start(io, now_ns)
 
 
@@ -74,6 +85,28 @@ def test_lhp_fixed_delay_sleeps_n_microseconds_from_the_start() -> None:
         LhpPolicy(io_poll_delay=-1)
 
 
+def test_windows_mean_is_an_integer_division_and_min_tracks_the_smallest() -> None:
+    w = StatWindows(100)
+    for value in (10, 11, 11):
+        w.add(0, value, now_ns=0)
+    w.add(1, -5, now_ns=0)  # a completion stamped before its start counts as 0
+    stat = w.stat(0, 100)
+    assert stat is not None and (stat.mean, stat.min, stat.nr_samples) == (10, 10, 3)
+    assert type(stat.mean) is int
+    neg = w.published[1]
+    assert neg is not None and (neg.min, neg.mean) == (0, 0)
+    w.add(0, 50, now_ns=200)
+    w.advance(300)
+    assert w.windows_closed == 2
+
+
+@pytest.mark.parametrize("window", [0, -1])
+def test_windows_need_a_positive_length(window: int) -> None:
+    with pytest.raises(ValueError, match="expected > 0"):
+        StatWindows(window)
+    assert StatWindows(1).window_ns == 1
+
+
 def test_windows_open_at_the_first_sample_after_a_close() -> None:
     w = StatWindows(100)
     w.add(0, 10, now_ns=1_000)
@@ -91,7 +124,7 @@ def test_ehp_polls_when_interrupt_overhead_matters_and_sleeps_min_minus_overhead
     assert ehp.params.overhead_ns == 2 * 1487 + 1076 == 4050
     complete(ehp, 0, 9_000)
     complete(ehp, 1 * MS, 7_000)
-    io = ehp.on_submit(0, READ_4K, 11 * MS)
+    io = ehp.on_submit(0, read_4k(), 11 * MS)
     assert io.polled and ehp.on_wait_start(io, 11 * MS) == 7_000 - 4_050
 
 
@@ -104,31 +137,33 @@ def test_ehp_sleep_is_zero_when_min_is_below_the_overhead() -> None:
 def test_ehp_takes_interrupts_when_latency_dwarfs_the_overhead() -> None:
     ehp = EhpPolicy()
     complete(ehp, 0, 40_500)  # 4050 * 10 is not > 40500
-    assert not ehp.on_submit(0, READ_4K, 11 * MS).polled
+    assert not ehp.on_submit(0, read_4k(), 11 * MS).polled
     ehp2 = EhpPolicy()
     complete(ehp2, 0, 40_499)
-    assert ehp2.on_submit(0, READ_4K, 11 * MS).polled
+    assert ehp2.on_submit(0, read_4k(), 11 * MS).polled
 
 
 def test_ehp_polls_without_sleeping_before_its_first_window() -> None:
     ehp = EhpPolicy(EhpParams(window_ns=5 * MS))
     complete(ehp, 0, 100_000)
-    io = ehp.on_submit(0, READ_4K, 4 * MS)
+    io = ehp.on_submit(0, read_4k(), 4 * MS)
     assert io.polled and ehp.on_wait_start(io, 4 * MS) == 0
-    assert not ehp.on_submit(0, READ_4K, 6 * MS).polled
+    assert not ehp.on_submit(0, read_4k(), 6 * MS).polled
 
 
 def test_int_never_polls_and_cp_never_sleeps() -> None:
-    int_io = IntPolicy().on_submit(3, READ_4K, 0)
+    int_io = IntPolicy().on_submit(3, read_4k(), 0)
     assert not int_io.polled and int_io.cpu == 3
     cp = CpPolicy()
-    io = cp.on_submit(0, READ_4K, 0)
+    io = cp.on_submit(0, read_4k(), 0)
     assert io.polled and cp.on_wait_start(io, 0) == 0
 
 
 def test_every_method_builds_from_its_name() -> None:
-    names = {make_policy(PolicyConfig(method=Method.parse(m.lower()))).name for m in
-             ("int", "cp", "lhp", "ehp", "pas", "dpas")}
+    names = {
+        make_policy(PolicyConfig(method=Method.parse(m.lower()))).name
+        for m in ("int", "cp", "lhp", "ehp", "pas", "dpas")
+    }
     assert names == {"INT", "CP", "LHP", "EHP", "PAS", "DPAS"}
     with pytest.raises(ValueError, match="expected one of INT, CP, LHP, EHP, PAS, DPAS"):
         Method.parse("hybrid")

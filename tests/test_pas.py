@@ -17,13 +17,16 @@ def start(dur: int = 10_000, up: int = 10_000, dn: int = 100_000, **kw: int) -> 
     return PasState(dur=dur, adj=DIV, up=up, dn=dn, **kw)
 
 
-def drive(state: PasState, params: PasParams, rows: list[tuple[bool, Case, int, int, int, int]]) -> None:
+def drive(
+    state: PasState, params: PasParams, rows: list[tuple[bool, Case, int, int, int, int]]
+) -> None:
     for n, (overslept, case, adj, dur, up, dn) in enumerate(rows):
         assert state.feedback(state.dur_cnt, overslept), f"row {n}: feedback was not taken"
         update = state.update(params)
         assert update is not None
         got = (update.case, state.adj, state.dur, state.up, state.dn)
         assert got == (case, adj, dur, up, dn), f"row {n}"
+        assert all(type(v) is int for v in got[1:]), "integer arithmetic only"
         assert (update.adj, update.dur, update.up, update.dn) == (adj, dur, up, dn)
 
 
@@ -89,6 +92,10 @@ def test_adj_at_or_below_zero_resets_to_div() -> None:
     exactly = start(sr_last=0)
     exactly.adj = 100_000
     drive(exactly, params, [(O, Case.OVER_OVER, DIV, 10_000, 10_000, 100_000)])
+    # adj of 1 is positive: kept, and dur = 10000 * 1 / DIV = 0, floored at d_init
+    one = start(sr_last=0)
+    one.adj = 100_001
+    drive(one, params, [(O, Case.OVER_OVER, 1, 100, 10_000, 100_000)])
 
 
 def test_dur_below_d_init_is_floored_and_reported() -> None:

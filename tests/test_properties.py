@@ -6,7 +6,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dpas.policy import (
-    EDGES, Adaptive, DpasPolicy, Mode, Op, Order, PasParams, PasState, Request, SwitchParams,
+    EDGES,
+    Adaptive,
+    DpasPolicy,
+    Mode,
+    Op,
+    Order,
+    PasParams,
+    PasState,
+    Request,
+    SwitchParams,
 )
 
 pas_params = st.builds(
@@ -37,19 +46,26 @@ def test_dur_never_falls_below_d_init(params: PasParams, feedback: list[bool]) -
 step = st.tuples(st.integers(0, 2), st.integers(1, 4), st.booleans(), st.booleans())
 switch_params = st.builds(
     SwitchParams,
-    param1=st.integers(-1, 3), param2=st.integers(0, 30), param3=st.integers(0, 30),
-    param4=st.integers(-1, 1), param5=st.integers(1, 12), param6=st.integers(1, 12),
+    param1=st.integers(-1, 3),
+    param2=st.integers(0, 30),
+    param3=st.integers(0, 30),
+    param4=st.integers(-1, 1),
+    param5=st.integers(1, 12),
+    param6=st.integers(1, 12),
     param7=st.integers(1, 12),
 )
 
 
 @settings(max_examples=150)
 @given(
-    params=pas_params, switch=switch_params, order=st.sampled_from(Order),
+    params=pas_params,
+    switch=switch_params,
+    order=st.sampled_from(Order),
     script=st.lists(step, min_size=1, max_size=120),
 )
-def test_switch_invariants(params: PasParams, switch: SwitchParams, order: Order,
-                           script: list[tuple[int, int, bool, bool]]) -> None:
+def test_switch_invariants(
+    params: PasParams, switch: SwitchParams, order: Order, script: list[tuple[int, int, bool, bool]]
+) -> None:
     policy = DpasPolicy(params, switch, order)
     now = 0
     seen = 0

@@ -38,13 +38,17 @@ def test_bucket_of_write_with_one_sector() -> None:
     assert bucket_of(Op.WRITE, 1) == 1
 
 
-@pytest.mark.parametrize("text", ["R", "read", "randread", " READ "])
+@pytest.mark.parametrize("text", ["R", "r", "read", "randread", " READ "])
 def test_op_parse_read(text: str) -> None:
     assert Op.parse(text) is Op.READ
 
 
+@pytest.mark.parametrize("text", ["W", "w", "write", "WRITE", "randwrite"])
+def test_op_parse_write(text: str) -> None:
+    assert Op.parse(text) is Op.WRITE
+
+
 def test_op_parse_refuses_others() -> None:
-    assert Op.parse("randwrite") is Op.WRITE
     with pytest.raises(ValueError, match="expected read"):
         Op.parse("trim")
     with pytest.raises(ValueError, match="size"):

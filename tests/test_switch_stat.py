@@ -64,11 +64,15 @@ params = st.integers(min_value=-1, max_value=2**31 - 1)
 
 
 @given(
-    cpu=st.integers(0, 4095), mode=st.sampled_from(Mode), qd=st.integers(-5, 10_000),
-    p=st.tuples(params, params, params), io=st.tuples(counts, counts, counts, counts),
+    cpu=st.integers(0, 4095),
+    mode=st.sampled_from(Mode),
+    qd=st.integers(-5, 10_000),
+    p=st.tuples(params, params, params),
+    io=st.tuples(counts, counts, counts, counts),
 )
-def test_render_parse_round_trip(cpu: int, mode: Mode, qd: int, p: tuple[int, int, int],
-                                 io: tuple[int, int, int, int]) -> None:
+def test_render_parse_round_trip(
+    cpu: int, mode: Mode, qd: int, p: tuple[int, int, int], io: tuple[int, int, int, int]
+) -> None:
     line = SwitchStatLine(cpu, mode, qd, *p, *io)
     assert parse(render([line])) == [line]
     stamped = parse(f"[ 1234.500000] {line.render()}")[0]

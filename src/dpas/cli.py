@@ -19,29 +19,25 @@ class InputError(click.UsageError):
     """Bad input found after parsing (a value out of range, an unreadable file)."""
 
 
-class HelpGroup(click.Group):
-    """A command group that prints its help (exit 0) when called without a subcommand."""
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        kwargs.setdefault("invoke_without_command", True)
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-
-    def invoke(self, ctx: click.Context) -> object:
-        if not ctx.protected_args and not ctx.args:
-            click.echo(ctx.get_help())
-            return None
-        return super().invoke(ctx)
+def _help_without_subcommand(ctx: click.Context) -> None:
+    """A group called alone prints its help and exits 0, as `git` does."""
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
 
 
-@click.group(cls=HelpGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="dpas")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """DPAS I/O completion methods: INT, CP, LHP, EHP, PAS and DPAS."""
+    _help_without_subcommand(ctx)
 
 
-@cli.group(cls=HelpGroup)
-def policy() -> None:
+@cli.group(invoke_without_command=True)
+@click.pass_context
+def policy(ctx: click.Context) -> None:
     """The kernel's decision rules, step by step."""
+    _help_without_subcommand(ctx)
 
 
 @policy.command()
@@ -80,7 +76,9 @@ def _demo_table(run: DemoRun) -> Table:
     if not dpas:
         columns = ["step", "sleep ns", "case", "adj", "dur", "up", "dn", "floor", "fb"]
     for name in columns:
-        table.add_column(name, justify="left" if name in ("case", "mode", "transition") else "right")
+        table.add_column(
+            name, justify="left" if name in ("case", "mode", "transition") else "right"
+        )
     for s in run.steps:
         values = {
             "step": f"{s.step}.{s.io}" if s.io else s.step,

@@ -8,6 +8,7 @@ periods so that every transition fits on one screen.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from itertools import groupby
 
 from dpas.policy.dpas import DpasPolicy
 from dpas.policy.pas import PasParams, PasPolicy
@@ -27,7 +28,8 @@ DPAS_SCRIPT: tuple[tuple[int, str], ...] = (
     ((1, "U"),) * 4 + ((1, "O"),) * 6 + ((2, "O"),) * 6 + ((1, "O"),) * 5 + ((1, "U"),) * 12
 )
 
-DPAS_DEMO_SWITCH = SwitchParams(param5=4, param6=6, param7=5)
+#: DPAS's evaluation periods in the demo (the kernel's are 100, 1000, 10000)
+DPAS_DEMO_PERIODS = {"param5": 4, "param6": 6, "param7": 5}
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,13 +64,7 @@ class DemoRun:
 
 def _script_text(script: tuple[tuple[int, str], ...]) -> str:
     """Run-length form: "1U*4 2O*6" is 4 steps of 1 job underslept, then 6 of 2 jobs oversleeping."""
-    groups: list[list[object]] = []
-    for step in script:
-        if groups and groups[-1][0] == step:
-            groups[-1][1] += 1  # type: ignore[operator]
-        else:
-            groups.append([step, 1])
-    return " ".join(f"{jobs}{fb}*{count}" for (jobs, fb), count in groups)
+    return " ".join(f"{jobs}{fb}*{len(list(run))}" for (jobs, fb), run in groupby(script))
 
 
 def run_script(policy: PasPolicy, script: tuple[tuple[int, str], ...]) -> list[DemoStep]:
@@ -95,10 +91,18 @@ def run_script(policy: PasPolicy, script: tuple[tuple[int, str], ...]) -> list[D
             u = io.pas_update
             steps.append(
                 DemoStep(
-                    step=n, io=i, cpu=io.cpu, mode=io.mode.name if io.mode is not None else None,
-                    polled=io.polled, qd=qd, sleep_ns=io.sleep_ns,
-                    case=u.case.short if u else None, adj=u.adj if u else None,
-                    dur=u.dur if u else None, up=u.up if u else None, dn=u.dn if u else None,
+                    step=n,
+                    io=i,
+                    cpu=io.cpu,
+                    mode=io.mode.name if io.mode is not None else None,
+                    polled=io.polled,
+                    qd=qd,
+                    sleep_ns=io.sleep_ns,
+                    case=u.case.short if u else None,
+                    adj=u.adj if u else None,
+                    dur=u.dur if u else None,
+                    up=u.up if u else None,
+                    dn=u.dn if u else None,
                     floored=bool(u and u.floored),
                     feedback=fb if io.dur_cnt >= 0 else None,
                     transitions=moved if i == len(ios) - 1 else [],
@@ -112,8 +116,9 @@ def demo_runs() -> list[DemoRun]:
     pas_params = PasParams()
     pas = DemoRun("PAS", _script_text(PAS_SCRIPT), asdict(pas_params), None)
     pas.steps = run_script(PasPolicy(pas_params), PAS_SCRIPT)
-    dpas = DemoRun("DPAS", _script_text(DPAS_SCRIPT), asdict(pas_params), asdict(DPAS_DEMO_SWITCH))
-    dpas.steps = run_script(DpasPolicy(pas_params, DPAS_DEMO_SWITCH), DPAS_SCRIPT)
+    switch = SwitchParams(**DPAS_DEMO_PERIODS)
+    dpas = DemoRun("DPAS", _script_text(DPAS_SCRIPT), asdict(pas_params), asdict(switch))
+    dpas.steps = run_script(DpasPolicy(pas_params, switch), DPAS_SCRIPT)
     return [pas, dpas]
 
 

@@ -80,15 +80,12 @@ class DpasPolicy(PasPolicy):
         self.switch_state(cpu).tf += 1
 
     def _try_evaluate(self, cpu: int, sw: SwitchState, now_ns: int) -> None:
+        # events arrive one at a time, so only evaluation_held() can make the lock busy
         if sw.evaluating:
             sw.evaluations_skipped += 1
             return
         old, tf = sw.mode, sw.tf
-        sw.evaluating = True
-        try:
-            outcome = sw.evaluate(self.switch, self.order)
-        finally:
-            sw.evaluating = False
+        outcome = sw.evaluate(self.switch, self.order)
         if outcome is not None:
             new, count, avg_qd = outcome
             self._record(cpu, now_ns, old, new, count, avg_qd, tf)

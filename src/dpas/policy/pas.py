@@ -33,6 +33,9 @@ class Case(IntEnum):
         return "".join(part[0] for part in self.name.split("_"))
 
 
+_CASES = tuple(Case)
+
+
 class Adaptive(IntEnum):
     """pas_adaptive_enabled: which rate adapts between updates."""
 
@@ -63,11 +66,13 @@ class PasParams:
         for f in fields(self):
             value = getattr(self, f.name)
             if value < 0 or (f.name == "updn_ratio" and value == 0):
-                raise ValueError(f"pas {f.name} {value}: expected an integer >= 0 (> 0 for updn_ratio)")
+                raise ValueError(
+                    f"pas {f.name} {value}: expected an integer >= 0 (> 0 for updn_ratio)"
+                )
         object.__setattr__(self, "adaptive", Adaptive(self.adaptive))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PasUpdate:
     """What one duration update did: the case, and the state it left."""
 
@@ -118,13 +123,13 @@ class PasState:
             return None
         self.update_req = 0
         case = self.sr_pnlt * 2 + self.sr_last
-        if case == Case.OVER_OVER:
+        if case == 0:  # over, over
             self.adj -= self.dn
-        elif case == Case.OVER_UNDER:
+        elif case == 1:  # over, under
             self.adj = DIV + self.up
-        elif case == Case.UNDER_OVER:
+        elif case == 2:  # under, over
             self.adj = DIV - self.dn
-        else:
+        else:  # under, under
             self.adj += self.up
         if self.adj <= 0:
             self.adj = DIV
@@ -136,12 +141,13 @@ class PasState:
         # dur_cnt is a u8 in the kernel; it wraps
         self.dur_cnt = (self.dur_cnt + 1) & _U8
         self._adapt_rates(params, case)
-        return PasUpdate(Case(case), self.adj, self.dur, self.up, self.dn, floored)
+        return PasUpdate(_CASES[case], self.adj, self.dur, self.up, self.dn, floored)
 
     def _adapt_rates(self, params: PasParams, case: int) -> None:
         """After the update (kernel order): same verdict twice heats up, a flip cools down."""
-        heat = case in (Case.OVER_OVER, Case.UNDER_UNDER)
-        if params.adaptive == Adaptive.DN:
+        heat = case == 0 or case == 3  # over-over or under-under
+        adaptive = params.adaptive
+        if adaptive == 1:  # Adaptive.DN
             if heat:
                 self.dn = min(self.dn * (DIV + params.heat_up) // DIV, params.max_dn)
                 self.up = self.dn // params.updn_ratio
@@ -149,7 +155,7 @@ class PasState:
                 floor = params.min_dn // params.updn_ratio
                 self.up = max(self.up * (DIV - params.cool_dn) // DIV, floor)
                 self.dn = self.up * params.updn_ratio
-        elif params.adaptive == Adaptive.UP:
+        elif adaptive == 2:  # Adaptive.UP
             if heat:
                 self.up = min(self.up * (DIV + params.heat_up) // DIV, DIV // 10)
             else:

@@ -113,7 +113,9 @@ class SwitchState:
             self.ol_total += 1
         return True, None
 
-    def evaluate(self, params: SwitchParams, order: Order = Order.KERNEL) -> tuple[Mode, int, int | None] | None:
+    def evaluate(
+        self, params: SwitchParams, order: Order = Order.KERNEL
+    ) -> tuple[Mode, int, int | None] | None:
         """Decide whether to leave the current mode.
 
         Returns (new mode, count, avg_qd) when the mode changed, else None. Every evaluation
@@ -135,7 +137,9 @@ class SwitchState:
             return self._evaluate_ol(params)
         return None  # INT leaves only from the submission hook
 
-    def _evaluate_pas(self, params: SwitchParams, order: Order) -> tuple[Mode, int, int | None] | None:
+    def _evaluate_pas(
+        self, params: SwitchParams, order: Order
+    ) -> tuple[Mode, int, int | None] | None:
         count = self.pas_cnt
         if count < params.param5 or count <= 0:
             return None
@@ -176,4 +180,9 @@ class SwitchState:
     @property
     def totals(self) -> dict[str, int]:
         """The four switch_stat totals: I/Os submitted in CP, PAS, OL and INT."""
-        return {"cp": self.cp_total, "pas": self.pas_total, "ol": self.ol_total, "int": self.int_total}
+        return {
+            "cp": self.cp_total,
+            "pas": self.pas_total,
+            "ol": self.ol_total,
+            "int": self.int_total,
+        }

@@ -50,15 +50,30 @@ class SwitchStatLine:
     @classmethod
     def of(cls, cpu: int, state: SwitchState, params: SwitchParams) -> SwitchStatLine:
         return cls(
-            cpu, state.mode, state.qd, params.param1, params.param2, params.param3,
-            state.cp_total, state.pas_total, state.ol_total, state.int_total,
+            cpu,
+            state.mode,
+            state.qd,
+            params.param1,
+            params.param2,
+            params.param3,
+            state.cp_total,
+            state.pas_total,
+            state.ol_total,
+            state.int_total,
         )
 
     def render(self) -> str:
         return FORMAT.format(
-            cpu=self.cpu, mode=int(self.mode), qd=self.qd, param1=self.param1,
-            param2=self.param2, param3=self.param3, cp_io=self.cp_io, pas_io=self.pas_io,
-            ol_io=self.ol_io, int_io=self.int_io,
+            cpu=self.cpu,
+            mode=int(self.mode),
+            qd=self.qd,
+            param1=self.param1,
+            param2=self.param2,
+            param3=self.param3,
+            cp_io=self.cp_io,
+            pas_io=self.pas_io,
+            ol_io=self.ol_io,
+            int_io=self.int_io,
         )
 
     @property
