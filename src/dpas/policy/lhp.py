@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dpas.policy.base import Io, Policy
+from dpas.policy.base import Io
 from dpas.policy.request import Bucketing
-from dpas.policy.windows import StatWindows
+from dpas.policy.windows import WindowedPolicy
 
 LHP_WINDOW_NS = 100_000_000
 
 
-class LhpPolicy(Policy):
+class LhpPolicy(WindowedPolicy):
     """Sleep half the bucket's mean latency of the last window (or a fixed delay), then poll.
 
     The measured latency includes any oversleep, so oversleeping raises the mean and with it
@@ -24,26 +24,17 @@ class LhpPolicy(Policy):
         window_ns: int = LHP_WINDOW_NS,
         bucketing: Bucketing | None = None,
     ) -> None:
-        super().__init__(bucketing)
+        super().__init__(window_ns, bucketing)
         if io_poll_delay < 0:
             raise ValueError(
                 f"io_poll_delay {io_poll_delay}: expected 0 (adaptive) or N > 0 µs; -1 is CP"
             )
         self.io_poll_delay = io_poll_delay
-        self.stats = StatWindows(window_ns)
 
     def on_wait_start(self, io: Io, now_ns: int) -> int:
         if self.io_poll_delay > 0:
             io.sleep_ns = self.io_poll_delay * 1000
             return io.sleep_ns
-        if io.bucket < 0:
-            return 0
-        stat = self.stats.stat(io.bucket, now_ns)
+        stat = self.stat(io.bucket, now_ns)
         io.sleep_ns = 0 if stat is None else (stat.mean + 1) // 2
         return io.sleep_ns
-
-    def on_complete(
-        self, io: Io, now_ns: int, found_on_first_poll: bool = False, cpu: int | None = None
-    ) -> None:
-        if io.bucket >= 0:
-            self.stats.add(io.bucket, now_ns - io.submit_ns, now_ns)

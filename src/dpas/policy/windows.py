@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dpas.policy.request import STATS_BUCKETS
+from dpas.policy.base import Io, Policy
+from dpas.policy.request import STATS_BUCKETS, Bucketing
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,3 +67,24 @@ class StatWindows:
         """The bucket's published statistics as of ``now_ns`` (None before any)."""
         self.advance(now_ns)
         return self.published[bucket]
+
+
+class WindowedPolicy(Policy):
+    """A method that learns from its buckets' completion latencies (LHP, EHP).
+
+    Every completion, polled or not, adds its latency from submission to completion.
+    """
+
+    def __init__(self, window_ns: int, bucketing: Bucketing | None = None) -> None:
+        super().__init__(bucketing)
+        self.stats = StatWindows(window_ns)
+
+    def stat(self, bucket: int, now_ns: int) -> BucketStat | None:
+        """The bucket's last published statistics; None before any, or with no bucket."""
+        return None if bucket < 0 else self.stats.stat(bucket, now_ns)
+
+    def on_complete(
+        self, io: Io, now_ns: int, found_on_first_poll: bool = False, cpu: int | None = None
+    ) -> None:
+        if io.bucket >= 0:
+            self.stats.add(io.bucket, now_ns - io.submit_ns, now_ns)
