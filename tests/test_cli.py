@@ -50,10 +50,10 @@ def test_demo_covers_every_edge_of_the_state_machine() -> None:
 def test_help_lists_only_working_commands() -> None:
     out = dpas("--help")
     assert out.returncode == 0
-    commands = out.stdout.split("Commands:")[1].split()
-    assert commands[0] == "policy"
-    for group in (["policy"], []):
-        assert dpas(*group).returncode == 0
+    listed = [line.split()[0] for line in out.stdout.split("Commands:")[1].strip().splitlines()]
+    assert listed == ["emulate", "policy"]
+    for args in (["policy"], [], ["emulate", "--help"], ["policy", "demo", "--help"]):
+        assert dpas(*args).returncode == 0
 
 
 @pytest.mark.parametrize(

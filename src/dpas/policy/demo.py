@@ -63,7 +63,8 @@ class DemoRun:
 
 
 def _script_text(script: tuple[tuple[int, str], ...]) -> str:
-    """Run-length form: "1U*4 2O*6" is 4 steps of 1 job underslept, then 6 of 2 jobs oversleeping."""
+    """Run-length form: "1U*4 2O*6" is 4 steps of 1 job underslept, then 6 of 2 jobs
+    oversleeping."""
     return " ".join(f"{jobs}{fb}*{len(list(run))}" for (jobs, fb), run in groupby(script))
 
 

@@ -118,48 +118,57 @@ class PasState:
         return True
 
     def update(self, params: PasParams, force: bool = False) -> PasUpdate | None:
-        """Apply a pending result to dur before the next sleep; None when nothing is pending."""
+        """Apply a pending result to dur before the next sleep; None when nothing is pending.
+
+        Written with locals: it runs once per I/O in every emulation.
+        """
         if not (self.update_req or force):
             return None
         self.update_req = 0
+        adj, up, dn = self.adj, self.up, self.dn
         case = self.sr_pnlt * 2 + self.sr_last
         if case == 0:  # over, over
-            self.adj -= self.dn
+            adj -= dn
         elif case == 1:  # over, under
-            self.adj = DIV + self.up
+            adj = DIV + up
         elif case == 2:  # under, over
-            self.adj = DIV - self.dn
+            adj = DIV - dn
         else:  # under, under
-            self.adj += self.up
-        if self.adj <= 0:
-            self.adj = DIV
+            adj += up
+        if adj <= 0:
+            adj = DIV
         # u64 multiply, truncating divide: the kernel's dur * adj / div
-        self.dur = (self.dur * self.adj & _U64) // DIV
-        floored = self.dur < params.d_init
+        dur = (self.dur * adj & _U64) // DIV
+        floored = dur < params.d_init
         if floored:
-            self.dur = params.d_init
+            dur = params.d_init
         # dur_cnt is a u8 in the kernel; it wraps
         self.dur_cnt = (self.dur_cnt + 1) & _U8
-        self._adapt_rates(params, case)
-        return PasUpdate(_CASES[case], self.adj, self.dur, self.up, self.dn, floored)
-
-    def _adapt_rates(self, params: PasParams, case: int) -> None:
-        """After the update (kernel order): same verdict twice heats up, a flip cools down."""
-        heat = case == 0 or case == 3  # over-over or under-under
+        # the rates adapt after the update: same verdict twice heats up, a flip cools down
+        heat = case == 0 or case == 3
         adaptive = params.adaptive
-        if adaptive == 1:  # Adaptive.DN
+        if adaptive == 1:  # Adaptive.DN: dn moves, up follows
             if heat:
-                self.dn = min(self.dn * (DIV + params.heat_up) // DIV, params.max_dn)
-                self.up = self.dn // params.updn_ratio
+                dn = dn * (DIV + params.heat_up) // DIV
+                if dn > params.max_dn:
+                    dn = params.max_dn
+                up = dn // params.updn_ratio
             else:
-                floor = params.min_dn // params.updn_ratio
-                self.up = max(self.up * (DIV - params.cool_dn) // DIV, floor)
-                self.dn = self.up * params.updn_ratio
-        elif adaptive == 2:  # Adaptive.UP
+                up = up * (DIV - params.cool_dn) // DIV
+                if up < params.min_dn // params.updn_ratio:
+                    up = params.min_dn // params.updn_ratio
+                dn = up * params.updn_ratio
+        elif adaptive == 2:  # Adaptive.UP: up alone, within [DIV/10000, DIV/10]
             if heat:
-                self.up = min(self.up * (DIV + params.heat_up) // DIV, DIV // 10)
+                up = up * (DIV + params.heat_up) // DIV
+                if up > DIV // 10:
+                    up = DIV // 10
             else:
-                self.up = max(self.up * (DIV - params.cool_dn) // DIV, DIV // 10_000)
+                up = up * (DIV - params.cool_dn) // DIV
+                if up < DIV // 10_000:
+                    up = DIV // 10_000
+        self.adj, self.up, self.dn, self.dur = adj, up, dn, dur
+        return PasUpdate(_CASES[case], adj, dur, up, dn, floored)
 
 
 class PasPolicy(Policy):
@@ -184,9 +193,11 @@ class PasPolicy(Policy):
 
     def _pas_sleep(self, io: Io, force_update: bool) -> int:
         """Apply any pending update, then give this I/O the bucket's dur and generation."""
-        if io.bucket < 0:
+        bucket = io.bucket
+        if bucket < 0:
             return 0
-        state = self.state(io.cpu, io.bucket)
+        states = self._cpus.get(io.cpu)
+        state = states[bucket] if states is not None else self.state(io.cpu, bucket)
         io.pas_update = update = state.update(self.params, force_update)
         if update is not None and update.floored:
             self._on_floor(io.cpu)

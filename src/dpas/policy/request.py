@@ -55,10 +55,9 @@ class Bucketing:
     queue_stats: bool = False
 
     def bucket(self, request: Request) -> int:
-        sectors = request.size // SECTOR_BYTES
         if self.stats_sectors_bug and not self.queue_stats:
-            sectors = 0
-        return bucket_of(request.op, sectors)
+            return NO_BUCKET
+        return bucket_of(request.op, request.size // SECTOR_BYTES)
 
 
 def ilog2(n: int) -> int:
@@ -68,7 +67,7 @@ def ilog2(n: int) -> int:
 
 def bucket_of(op: Op, sectors: int) -> int:
     """bucket = ddir + 2*ilog2(sectors); below 0 means no bucket; capped at the last pair."""
-    bucket = op + 2 * ilog2(sectors)
+    bucket = op + 2 * (sectors.bit_length() - 1)  # ilog2, inlined: this runs once per I/O
     if bucket < 0:
         return NO_BUCKET
     if bucket >= STATS_BUCKETS:

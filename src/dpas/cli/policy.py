@@ -1,43 +1,22 @@
-"""The ``dpas`` command. Bad input gives one line on stderr and exit code 2, never a traceback."""
+"""``dpas policy``: the kernel's decision rules, step by step."""
 
 from __future__ import annotations
 
 import json
-import sys
 
 import click
 from rich.console import Console
 from rich.table import Table
 
-from dpas import __version__
+from dpas.cli.app import cli, help_without_subcommand
 from dpas.policy.demo import DemoRun, demo_records, demo_runs
-
-EXIT_USAGE = 2
-
-
-class InputError(click.UsageError):
-    """Bad input found after parsing (a value out of range, an unreadable file)."""
-
-
-def _help_without_subcommand(ctx: click.Context) -> None:
-    """A group called alone prints its help and exits 0, as `git` does."""
-    if ctx.invoked_subcommand is None:
-        click.echo(ctx.get_help())
-
-
-@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="dpas")
-@click.pass_context
-def cli(ctx: click.Context) -> None:
-    """DPAS I/O completion methods: INT, CP, LHP, EHP, PAS and DPAS."""
-    _help_without_subcommand(ctx)
 
 
 @cli.group(invoke_without_command=True)
 @click.pass_context
 def policy(ctx: click.Context) -> None:
     """The kernel's decision rules, step by step."""
-    _help_without_subcommand(ctx)
+    help_without_subcommand(ctx)
 
 
 @policy.command()
@@ -96,24 +75,3 @@ def _demo_table(run: DemoRun) -> Table:
         }
         table.add_row(*(str(values[name]) for name in columns))
     return table
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the command, turning usage errors into one line and exit code 2."""
-    try:
-        cli.main(args=argv, prog_name="dpas", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("dpas: aborted", err=True)
-        sys.exit(130)
-    except click.UsageError as err:
-        hint = ""
-        if err.ctx is not None and not isinstance(err, InputError):
-            hint = f" (see '{err.ctx.command_path} --help')"
-        message = " ".join(err.format_message().split())
-        click.echo(f"dpas: error: {message}{hint}", err=True)
-        sys.exit(EXIT_USAGE)
-    except click.ClickException as err:
-        click.echo(f"dpas: error: {' '.join(err.format_message().split())}", err=True)
-        sys.exit(err.exit_code)
-    except BrokenPipeError:
-        sys.exit(0)

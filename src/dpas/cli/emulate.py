@@ -1,0 +1,320 @@
+"""``dpas emulate``: completion methods over a device-latency trace (the lab's pages)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from click.core import ParameterSource
+from rich.console import Console
+
+from dpas.cli.app import InputError, cli
+from dpas.emulate import EmulateConfig, Emulation, Model, TraceError, emulate, load
+from dpas.emulate.config import kernel_rates
+from dpas.emulate.traces import FORMATS
+from dpas.policy import Adaptive, Method, Order, PasParams, PolicyConfig, SwitchParams
+from dpas.reports.emulation import summary_tables, write_per_io
+
+EMULATED = ("pas", "lhp", "ehp", "dpas", "cp", "int")
+#: options that only one model reads; giving one to the other model is refused
+PAGE_ONLY = ("initial_sleep_us", "attenuation")
+KERNEL_ONLY = ("d_init", "adaptive", "order", "io_poll_delay", *(f"param{i}" for i in range(1, 8)))
+
+
+def parse_methods(text: str) -> list[Method]:
+    names = [n.strip().lower() for n in text.split(",") if n.strip()]
+    if names == ["all"]:
+        names = list(EMULATED)
+    methods = []
+    for name in names:
+        if name not in EMULATED:
+            raise InputError(f"--method {name!r}: expected a list of {', '.join(EMULATED)} or all")
+        method = Method.parse(name)
+        if method not in methods:
+            methods.append(method)
+    if not methods:
+        raise InputError(f"--method: expected a list of {', '.join(EMULATED)} or all")
+    return methods
+
+
+def _given(ctx: click.Context, name: str) -> bool:
+    return ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _switch_options(f):  # type: ignore[no-untyped-def]
+    for i in reversed(range(1, 8)):
+        default = getattr(SwitchParams(), f"param{i}")
+        f = click.option(
+            f"--param{i}",
+            type=int,
+            default=default,
+            show_default=True,
+            help=f"DPAS switch_param{i} (kernel model).",
+        )(f)
+    return f
+
+
+@cli.command("emulate")
+@click.option(
+    "--trace",
+    "trace_spec",
+    default="zssd",
+    show_default=True,
+    metavar="SPEC",
+    help="zssd, a file (lines, CSV, fio lat log, blkparse text) or a pattern such as "
+    "constant:30, noisy:30:5, ramp:10:50, step:50:10:5000, bimodal:20:80:0.1, "
+    "gaussian:30:4.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="auto",
+    show_default=True,
+    help="How to read a trace file.",
+)
+@click.option("--column", default=None, help="CSV column holding the device times (µs).")
+@click.option(
+    "--method",
+    "methods",
+    default="pas,lhp",
+    show_default=True,
+    help=f"Comma-separated: {', '.join(EMULATED)}, or all.",
+)
+@click.option(
+    "--model",
+    type=click.Choice([m.value for m in Model]),
+    default="kernel",
+    show_default=True,
+    help="kernel: the policy core in integer ns; page: the lab pages.",
+)
+@click.option("--track", is_flag=True, help="The pure PAS tracker: no context-switch overhead.")
+@click.option(
+    "--ios",
+    type=click.IntRange(min=1),
+    default=None,
+    help="I/Os to run: patterns make this many; files are cut or cycled to it "
+    "(default: at least 20000, so that LHP's 100 ms windows close).",
+)
+@click.option("--seed", type=int, default=1, show_default=True, help="Seed of random patterns.")
+@click.option(
+    "--up",
+    type=click.FloatRange(min=0),
+    default=0.01,
+    show_default=True,
+    help="PAS up rate (kernel model: up_init = UP x 1e6).",
+)
+@click.option(
+    "--dn",
+    type=click.FloatRange(min=0),
+    default=0.1,
+    show_default=True,
+    help="PAS down rate (kernel model: dn_init = DN x 1e6).",
+)
+@click.option(
+    "--initial-sleep-us",
+    type=click.FloatRange(min=0),
+    default=4.0,
+    show_default=True,
+    help="First sleep of PAS and LHP (page model).",
+)
+@click.option(
+    "--cs-overhead-us",
+    type=click.FloatRange(min=0),
+    default=2.0,
+    show_default=True,
+    help="Wake-up context switch after a sleep.",
+)
+@click.option(
+    "--int-overhead-us",
+    type=click.FloatRange(min=0),
+    default=2.0,
+    show_default=True,
+    help="INT: interrupt and wakeup cost added to the device time.",
+)
+@click.option(
+    "--attenuation",
+    type=click.FloatRange(min=0),
+    default=0.5,
+    show_default=True,
+    help="LHP sleep = attenuation x last epoch's mean latency (page model).",
+)
+@click.option(
+    "--epoch-ms",
+    type=click.FloatRange(min=0, min_open=True),
+    default=100.0,
+    show_default=True,
+    help="LHP epoch / statistics window of emulated time.",
+)
+@click.option(
+    "--d-init",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="PAS initial and minimum sleep, ns (kernel model: pas_d_init).",
+)
+@click.option(
+    "--adaptive",
+    type=click.IntRange(0, 2),
+    default=1,
+    show_default=True,
+    help="pas_adaptive_enabled (kernel model).",
+)
+@click.option(
+    "--order",
+    type=click.Choice([o.value for o in Order]),
+    default="kernel",
+    show_default=True,
+    help="DPAS PAS-exit test order (kernel model).",
+)
+@click.option(
+    "--io-poll-delay",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="LHP: 0 adaptive, N > 0 a fixed N µs sleep (kernel model).",
+)
+@_switch_options
+@click.option("--json", "as_json", is_flag=True, help="Print the summary records as JSON.")
+@click.option(
+    "--per-io",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write every I/O of every method to this CSV file.",
+)
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Draw the pages' figures for every method into FILE.png or FILE.svg.",
+)
+@click.option(
+    "--plot-ios",
+    default=None,
+    metavar="START:END",
+    help="The I/Os the figure draws (default: the last 1000).",
+)
+@click.pass_context
+def emulate_command(
+    ctx: click.Context,
+    trace_spec: str,
+    fmt: str,
+    column: str | None,
+    methods: str,
+    model: str,
+    track: bool,
+    ios: int | None,
+    seed: int,
+    up: float,
+    dn: float,
+    initial_sleep_us: float,
+    cs_overhead_us: float,
+    int_overhead_us: float,
+    attenuation: float,
+    epoch_ms: float,
+    d_init: int,
+    adaptive: int,
+    order: str,
+    io_poll_delay: int,
+    as_json: bool,
+    per_io: Path | None,
+    plot: Path | None,
+    plot_ios: str | None,
+    **switch: int,
+) -> None:
+    """Run completion methods over a device-latency trace and compare them.
+
+    Each I/O waits as its method decides: INT sleeps until the interrupt, CP busy-polls,
+    the others sleep first and then poll. Under the kernel model the decisions come from
+    the DPAS kernel's rules (dpas.policy); under the page model from the lab's web pages.
+    """
+    chosen_model = Model(model)
+    _refuse_other_models_options(ctx, chosen_model)
+    if plot is not None and plot.suffix.lower() not in (".png", ".svg"):
+        raise InputError(f"--plot {plot}: expected a file name ending in .png or .svg")
+    span = _span(plot_ios)
+    policy = PolicyConfig(
+        pas=kernel_rates(up, dn, PasParams(d_init=d_init, adaptive=Adaptive(adaptive))),
+        switch=SwitchParams(**switch),
+        order=Order(order),
+        io_poll_delay=io_poll_delay,
+    )
+    config = EmulateConfig(
+        model=chosen_model,
+        cs_overhead_us=cs_overhead_us,
+        int_overhead_us=int_overhead_us,
+        track=track,
+        up=up,
+        dn=dn,
+        initial_sleep_us=initial_sleep_us,
+        attenuation=attenuation,
+        epoch_ms=epoch_ms,
+        policy=policy,
+    )
+    try:
+        trace = load(trace_spec, ios, seed, fmt, column)
+        result = emulate(trace, parse_methods(methods), config)
+    except (TraceError, ValueError) as err:
+        raise InputError(str(err)) from None
+    if span is not None and span[1] > len(trace):
+        raise InputError(f"--plot-ios {plot_ios}: the run has {len(trace)} I/Os")
+    _save(result, per_io)
+    _show(result, as_json)
+    if plot is not None:
+        _draw(result, plot, span, quiet=as_json)
+
+
+def _span(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    start, sep, end = text.partition(":")
+    if not (sep and start.isdigit() and end.isdigit() and int(start) < int(end)):
+        raise InputError(f"--plot-ios {text}: expected START:END, whole numbers, START < END")
+    return int(start), int(end)
+
+
+def _refuse_other_models_options(ctx: click.Context, model: Model) -> None:
+    other = KERNEL_ONLY if model is Model.PAGE else PAGE_ONLY
+    for name in other:
+        if _given(ctx, name):
+            raise InputError(f"{_flag(name)} applies to the other model, not --model {model.value}")
+
+
+def _save(result: Emulation, per_io: Path | None) -> None:
+    """Files first: a failing figure must not lose the numbers."""
+    if per_io is None:
+        return
+    try:
+        write_per_io(result, per_io)
+    except OSError as err:
+        raise InputError(f"--per-io {per_io}: {err.strerror or err}") from None
+
+
+def _show(result: Emulation, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(result.records(), indent=1))
+        return
+    console = Console()
+    trace = result.trace
+    console.print(
+        f"trace {trace.name} ({trace.source}): {len(trace)} I/Os, device mean "
+        f"{trace.device_us.mean():.2f} µs; model {result.config.model.value}"
+    )
+    for table in summary_tables(result):
+        console.print(table)
+
+
+def _draw(result: Emulation, plot: Path, span: tuple[int, int] | None, quiet: bool) -> None:
+    from dpas.reports.emulation_figure import plot_emulation  # matplotlib is slow to import
+
+    try:
+        plot_emulation(result, plot, span)
+    except OSError as err:
+        raise InputError(f"--plot {plot}: {err.strerror or err}") from None
+    if not quiet:
+        click.echo(f"figure: {plot}")

@@ -1,0 +1,57 @@
+"""Everything an emulation run is configured with (the pages' parameters and the kernel's)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from enum import Enum
+
+from dpas.policy import Method, PasParams, PolicyConfig, SwitchParams
+
+
+class Model(Enum):
+    """kernel: the policy core, integer ns; page: the lab pages' floating-point emulators."""
+
+    KERNEL = "kernel"
+    PAGE = "page"
+
+
+#: The methods each model can run; the pages have no EHP or DPAS emulator.
+PAGE_METHODS = (Method.PAS, Method.LHP, Method.CP, Method.INT)
+
+
+@dataclass(frozen=True, slots=True)
+class EmulateConfig:
+    """Both models' parameters, with the lab pages' defaults where they have one."""
+
+    model: Model = Model.KERNEL
+    #: context switch from the timer's expiry back to the polling thread (both models)
+    cs_overhead_us: float = 2.0
+    #: INT: ISR and wakeup added to the device time (both models)
+    int_overhead_us: float = 2.0
+    #: the pure tracker: PAS without the cs overhead
+    track: bool = False
+    # the page model
+    up: float = 0.01
+    dn: float = 0.1
+    initial_sleep_us: float = 4.0
+    attenuation: float = 0.5
+    #: LHP epoch (page) and statistics window (kernel), of emulated time
+    epoch_ms: float = 100.0
+    # the kernel model
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+
+    @property
+    def cs_us(self) -> float:
+        return 0.0 if self.track else self.cs_overhead_us
+
+    def policy_for(self, method: Method) -> PolicyConfig:
+        """The policy config of one method, with the LHP window from ``epoch_ms``."""
+        return replace(self.policy, method=method, lhp_window_ns=round(self.epoch_ms * 1e6))
+
+
+def kernel_rates(up: float, dn: float, base: PasParams) -> PasParams:
+    """The pages' UP and DN as the kernel's fixed-point up_init and dn_init."""
+    return replace(base, up_init=round(up * 1e6), dn_init=round(dn * 1e6))
+
+
+__all__ = ["PAGE_METHODS", "EmulateConfig", "Model", "PolicyConfig", "SwitchParams", "kernel_rates"]

@@ -1,0 +1,75 @@
+"""An emulation: methods over one trace, under one model, into versioned records."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from dpas.emulate.config import PAGE_METHODS, EmulateConfig, Model
+from dpas.emulate.iolog import IoLog
+from dpas.emulate.kernel import run_kernel
+from dpas.emulate.page import run_page
+from dpas.emulate.summary import MethodSummary, summarize
+from dpas.emulate.traces import Trace
+from dpas.policy import Method
+
+SCHEMA = "dpas.emulate/1"
+
+
+@dataclass(slots=True)
+class Emulation:
+    """The records of one run; ``logs`` hold every I/O, by method."""
+
+    trace: Trace
+    config: EmulateConfig
+    summaries: list[MethodSummary] = field(default_factory=list)
+    logs: dict[str, IoLog] = field(default_factory=dict)
+
+    def records(self) -> dict[str, object]:
+        """JSON-ready: the schema, the trace, the configuration and one summary per method."""
+        return {
+            "schema": SCHEMA,
+            "trace": {
+                "name": self.trace.name,
+                "source": self.trace.source,
+                "ios": len(self.trace),
+                "device_mean_us": float(self.trace.device_us.mean()),
+            },
+            "config": _config_record(self.config),
+            "methods": [asdict(s) for s in self.summaries],
+        }
+
+
+def _config_record(config: EmulateConfig) -> dict[str, object]:
+    record = asdict(config)
+    record["model"] = config.model.value
+    policy = record.pop("policy")
+    if config.model is Model.KERNEL:
+        policy.pop("method")
+        policy["order"] = config.policy.order.value
+        record["policy"] = policy
+    return record
+
+
+def check_methods(methods: list[Method], config: EmulateConfig) -> None:
+    """Refuse combinations the models cannot run, naming what they can."""
+    if config.model is Model.PAGE:
+        for m in methods:
+            if m not in PAGE_METHODS:
+                names = ", ".join(p.value.lower() for p in PAGE_METHODS)
+                raise ValueError(f"method {m.value.lower()}: the page model has {names}")
+    if config.track and methods != [Method.PAS]:
+        raise ValueError("--track is the PAS tracker: use it with --method pas alone")
+
+
+def emulate(trace: Trace, methods: list[Method], config: EmulateConfig) -> Emulation:
+    check_methods(methods, config)
+    result = Emulation(trace, config)
+    for method in methods:
+        if config.model is Model.PAGE:
+            log = run_page(method, trace, config)
+        else:
+            log = run_kernel(method, trace, config)
+        name = method.value.lower()
+        result.logs[name] = log
+        result.summaries.append(summarize(name, log))
+    return result

@@ -1,0 +1,1 @@
+"""Reports: tables, files and figures made from result records (never running anything)."""

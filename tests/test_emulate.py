@@ -1,0 +1,178 @@
+"""Emulators: hand-derived page tables, the kernel model against the policy, invariants."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dpas.emulate import EmulateConfig, Model, Outcome, emulate
+from dpas.emulate.summary import converged_after
+from dpas.emulate.traces import Trace, pattern
+from dpas.policy import Method, Op, PolicyConfig, Request, SwitchParams, make_policy
+
+O, U = Outcome.OVER, Outcome.UNDER
+
+
+def trace(*values: float) -> Trace:
+    return Trace("test", "test", np.array(values, dtype=float))
+
+
+def rows(log, n: int) -> list[tuple]:  # type: ignore[no-untyped-def]
+    return [
+        (log.sleep_us[i], log.wake_us[i], log.app_us[i], Outcome(log.outcome[i]), int(log.case[i]))
+        for i in range(n)
+    ]
+
+
+def test_page_pas_follows_the_hand_derived_table() -> None:
+    # UP 0.01, DN 0.1, initial sleep 4 µs, cs 2 µs; the case is (previous, this) result
+    result = emulate(trace(10, 10, 3, 3, 8), [Method.PAS], EmulateConfig(model=Model.PAGE))
+    expected = [
+        (4.0, 6.0, 10.0, U, 3),  # under, under (the start counts as under): adj 1.01
+        (4.04, 6.04, 10.0, U, 3),  # adj 1.02
+        (4.1208, 6.1208, 6.1208, O, 2),  # under, over: adj 0.9
+        (3.70872, 5.70872, 5.70872, O, 0),  # over, over: adj 0.8
+        (2.966976, 4.966976, 8.0, U, 1),  # over, under: adj 1.01
+    ]
+    got = rows(result.logs["pas"], 5)
+    for g, e in zip(got, expected, strict=True):
+        assert g[3:] == e[3:]
+        assert g[:3] == pytest.approx(e[:3])
+
+
+def test_page_tracker_has_no_context_switch_overhead() -> None:
+    config = EmulateConfig(model=Model.PAGE, track=True)
+    log = emulate(trace(5, 3), [Method.PAS], config).logs["pas"]
+    assert (log.wake_us[0], Outcome(log.outcome[0])) == (4.0, U)  # 5 > 4 + 0
+    assert log.sleep_us[1] == pytest.approx(4.04) and Outcome(log.outcome[1]) == O
+
+
+def test_page_lhp_follows_the_hand_derived_table() -> None:
+    # epochs of 20 µs; each epoch's sleep is half the previous epoch's mean app latency
+    config = EmulateConfig(model=Model.PAGE, epoch_ms=0.02)
+    log = emulate(trace(10, 10, 30, 5, 5), [Method.LHP], config).logs["lhp"]
+    expected = [
+        (4.0, 6.0, 10.0, U, 0),
+        (4.0, 6.0, 10.0, U, 0),  # epoch 0 ends at 20 µs: mean 10 -> sleep 5
+        (5.0, 7.0, 30.0, U, 1),  # epoch 1 ends at 50 µs: mean 30 -> sleep 15
+        (15.0, 17.0, 17.0, O, 2),  # overslept: the app sees 17 µs for a 5 µs device time
+        (8.5, 10.5, 10.5, O, 3),  # and that inflated mean is the next sleep's base
+    ]
+    got = [(*r[:4], int(log.epoch[i])) for i, r in enumerate(rows(log, 5))]
+    assert got == expected
+
+
+@pytest.mark.parametrize("model", list(Model))
+def test_lhp_shelves_after_a_latency_drop_and_pas_does_not(model: Model) -> None:
+    step = pattern("step:50:10:5000", 12_000, 1)
+    result = emulate(step, [Method.PAS, Method.LHP], EmulateConfig(model=model))
+    lhp, pas = result.logs["lhp"], result.logs["pas"]
+    # LHP: the sleep learned at 50 µs stays until its window ends, and the app sees it
+    after = lhp.epoch[5000]
+    same_window = np.flatnonzero(lhp.epoch == after)
+    assert same_window[0] < 5000 < same_window[-1] - 500
+    shelf = slice(5000, same_window[-1] + 1)
+    assert np.all(lhp.sleep_us[shelf] == lhp.sleep_us[4999]) and lhp.sleep_us[4999] > 20
+    assert lhp.app_us[shelf].min() > 2 * 10
+    # the next window sleeps lower, but on the inflated (shelved) mean, not on the device's 10
+    assert 10 < lhp.sleep_us[same_window[-1] + 1] < lhp.sleep_us[4999]
+    # PAS: back under the device time within 100 I/Os
+    assert pas.sleep_us[5100] < 10 and pas.app_us[5100:6000].mean() < 12.5
+
+
+def test_kernel_model_makes_the_policys_own_decisions() -> None:
+    """Replay the emulator's inputs into a fresh policy, step by step, and compare."""
+    device_us = pattern("bimodal:8:40:0.2", 3000, 3).device_us
+    switch = SwitchParams(param5=20, param6=50, param7=40)
+    for method in (Method.PAS, Method.DPAS):
+        config = EmulateConfig(policy=PolicyConfig(switch=switch))
+        log = emulate(Trace("t", "t", device_us), [method], config).logs[method.value.lower()]
+        policy = make_policy(PolicyConfig(method=method, switch=switch))
+        now, request = 0, Request(Op.READ, 4096)
+        for i, d in enumerate(np.rint(device_us * 1000).astype(int).tolist()):
+            io = policy.on_submit(0, request, now)
+            if not io.polled:
+                assert Outcome(log.outcome[i]) == Outcome.INT
+                app = d + 2000
+                policy.on_complete(io, now + app)
+            else:
+                sleep = policy.on_wait_start(io, now)
+                assert log.sleep_us[i] * 1000 == pytest.approx(sleep)
+                policy.on_wait_end(io, now + sleep)
+                overslept = sleep > 0 and d <= sleep + 2000
+                app = sleep + 2000 if overslept else d
+                policy.on_complete(io, now + app, overslept)
+            assert log.app_us[i] * 1000 == pytest.approx(app)
+            now += app
+        if method is Method.DPAS:
+            assert {Outcome(o) for o in log.outcome} >= {O, U, Outcome.POLL}
+
+
+def test_int_and_cp_cost_what_the_issue_says() -> None:
+    config = EmulateConfig(int_overhead_us=3)
+    result = emulate(trace(10, 20), [Method.INT, Method.CP], config)
+    assert result.logs["int"].app_us.tolist() == [13, 23]
+    assert result.logs["int"].busy_us.tolist() == [3, 3]
+    cp = result.logs["cp"]
+    assert cp.app_us.tolist() == [10, 20] and cp.busy_us.tolist() == [10, 20]
+    summary = {s.method: s for s in result.summaries}
+    assert summary["cp"].busy_share == 1.0 and summary["int"].slept_share == pytest.approx(30 / 36)
+
+
+def test_summary_counts_and_percentiles() -> None:
+    result = emulate(trace(10, 10, 3, 3, 8), [Method.PAS], EmulateConfig(model=Model.PAGE))
+    s = result.summaries[0]
+    assert s.ios == 5 and s.oversleep == pytest.approx(0.4) and s.undersleep == pytest.approx(0.6)
+    assert s.cases == {"over_over": 1, "over_under": 1, "under_over": 1, "under_under": 2}
+    assert s.app_p50_us == pytest.approx(8.0) and s.device_mean_us == pytest.approx(6.8)
+
+
+def test_convergence_needs_a_hundred_close_sleeps_in_a_row() -> None:
+    device = np.full(300, 10.0)
+    sleep = np.full(300, 10.0)
+    sleep[:50] = 5.0
+    sleep[120] = 12.0  # one miss restarts the count
+    assert converged_after(sleep, device) == 121
+    assert converged_after(sleep[:150], device[:150]) is None
+    assert converged_after(np.full(300, 9.0), device) == 0  # within 10%
+
+
+def test_constant_trace_converges_under_the_kernel_model() -> None:
+    # with no context-switch overhead PAS settles on the device time itself (from d_init)
+    result = emulate(pattern("constant:20", 5000, 1), [Method.PAS], EmulateConfig(track=True))
+    after = result.summaries[0].converged_after
+    assert after is not None and 0 < after < 200
+
+
+def test_page_model_refuses_methods_it_does_not_have() -> None:
+    with pytest.raises(ValueError, match="page model has pas, lhp, cp, int"):
+        emulate(trace(1), [Method.EHP], EmulateConfig(model=Model.PAGE))
+    with pytest.raises(ValueError, match="--track"):
+        emulate(trace(1), [Method.LHP], EmulateConfig(track=True))
+
+
+methods = st.lists(st.sampled_from(list(Method)), min_size=1, max_size=3, unique=True)
+values = st.lists(st.floats(0.5, 500), min_size=1, max_size=400)
+
+
+@settings(max_examples=40, deadline=None)
+@given(values=values, chosen=methods, page=st.booleans(), cs=st.floats(0, 5))
+def test_app_latency_covers_the_device_and_busy_plus_slept_is_the_wait(
+    values: list[float], chosen: list[Method], page: bool, cs: float
+) -> None:
+    model = Model.PAGE if page else Model.KERNEL
+    if page:
+        chosen = [m for m in chosen if m in (Method.PAS, Method.LHP, Method.CP, Method.INT)]
+        if not chosen:
+            return
+    config = EmulateConfig(model=model, cs_overhead_us=cs, epoch_ms=0.5)
+    result = emulate(trace(*values), chosen, config)
+    for log in result.logs.values():
+        # the kernel model works in whole ns: device times are rounded to them
+        assert np.all(log.app_us >= log.device_us - 5e-4)
+        assert np.allclose(log.busy_us + log.slept_us, log.app_us)
+        assert np.all(log.busy_us >= 0) and np.all(log.slept_us >= 0)
+    for s in result.summaries:
+        assert s.busy_share + s.slept_share == pytest.approx(1.0)
