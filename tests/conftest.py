@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 from dpas.policy import Io, Op, Policy, Request
 
 
@@ -43,3 +46,14 @@ def steps(
     for _ in range(count):
         done += overlapped(policy, clock, jobs, overslept, cpu)
     return done
+
+
+def run_dpas(*args: str) -> subprocess.CompletedProcess[str]:
+    """The dpas command as a real process: its exit code and streams as a user sees them."""
+    return subprocess.run(
+        [sys.executable, "-m", "dpas", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )

@@ -174,3 +174,14 @@ def test_ol_evaluation_with_a_period_of_one() -> None:
     steps(policy, clock, 1, jobs=1, overslept=False)
     t = policy.transitions[-1]
     assert (t.old, t.new, t.count, t.avg_qd) == (Mode.OL, Mode.PAS, 1, 10)
+
+
+def test_no_bucket_never_reads_another_buckets_statistics() -> None:
+    # bucket 15 (large writes) has statistics; a request with no bucket must not use them
+    lhp = make_policy(PolicyConfig(method=Method.LHP, lhp_window_ns=1_000))
+    big = lhp.on_submit(0, Request(Op.WRITE, 1 << 20), 0)
+    assert big.bucket == 15
+    lhp.on_complete(big, 50_000)
+    tiny = lhp.on_submit(0, Request(Op.READ, 256), 60_000)
+    assert lhp.on_wait_start(tiny, 60_000) == 0
+    assert lhp.on_wait_start(lhp.on_submit(0, Request(Op.WRITE, 1 << 20), 60_000), 60_000) > 0

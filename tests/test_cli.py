@@ -3,27 +3,16 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
+from conftest import run_dpas
 
 from dpas.policy.demo import DPAS_DEMO_PERIODS, demo_runs
 from dpas.policy.switch import EDGES
 
 
-def dpas(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "dpas", *args],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
 def test_demo_prints_both_runs_step_by_step() -> None:
-    out = dpas("policy", "demo")
+    out = run_dpas("policy", "demo")
     assert out.returncode == 0, out.stderr
     assert "PAS, script 1U*10" in out.stdout and "DPAS, script" in out.stdout
     for change in ("PAS->CP", "CP->PAS", "PAS->OL", "OL->INT", "INT->OL", "OL->PAS"):
@@ -31,7 +20,7 @@ def test_demo_prints_both_runs_step_by_step() -> None:
 
 
 def test_demo_json_is_the_same_records() -> None:
-    out = dpas("policy", "demo", "--json")
+    out = run_dpas("policy", "demo", "--json")
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert data["schema"] == "dpas.policy-demo/1"
@@ -48,12 +37,12 @@ def test_demo_covers_every_edge_of_the_state_machine() -> None:
 
 
 def test_help_lists_only_working_commands() -> None:
-    out = dpas("--help")
+    out = run_dpas("--help")
     assert out.returncode == 0
     listed = [line.split()[0] for line in out.stdout.split("Commands:")[1].strip().splitlines()]
     assert listed == ["emulate", "policy"]
     for args in (["policy"], [], ["emulate", "--help"], ["policy", "demo", "--help"]):
-        assert dpas(*args).returncode == 0
+        assert run_dpas(*args).returncode == 0
 
 
 @pytest.mark.parametrize(
@@ -61,7 +50,7 @@ def test_help_lists_only_working_commands() -> None:
     [["nonsense"], ["policy", "demo", "--bogus"], ["policy", "frobnicate"], ["--jobs"]],
 )
 def test_bad_arguments_give_one_line_and_exit_2(args: list[str]) -> None:
-    out = dpas(*args)
+    out = run_dpas(*args)
     assert out.returncode == 2
     assert out.stderr.startswith("dpas: error: ")
     assert len(out.stderr.strip().splitlines()) == 1

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_dpas
 
 from dpas.cli import main
 
@@ -128,16 +127,6 @@ def test_fio_log_as_the_trace(capsys: pytest.CaptureFixture[str], tmp_path: Path
     assert data["methods"][0]["device_mean_us"] == pytest.approx(20.0045)
 
 
-def dpas(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "dpas", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-
-
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -155,7 +144,7 @@ def dpas(*args: str) -> subprocess.CompletedProcess[str]:
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> None:
-    out = dpas("emulate", *args)
+    out = run_dpas("emulate", *args)
     assert out.returncode == 2, out.stderr
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("dpas: error: ") and message in lines[0]

@@ -80,8 +80,12 @@ def test_adaptive_up_moves_up_only_within_its_bounds() -> None:
     )
     high = start(up=99_000, dn=50_000)
     drive(high, params, [(U, Case.UNDER_UNDER, 1_099_000, 10_990, 100_000, 50_000)])
+    near = start(up=90_000, dn=50_000)  # heats to 94500: under the cap, kept
+    drive(near, params, [(U, Case.UNDER_UNDER, 1_090_000, 10_900, 94_500, 50_000)])
     low = start(up=105, dn=50_000, sr_pnlt=1, sr_last=1)
     drive(low, params, [(O, Case.UNDER_OVER, 950_000, 9_500, 100, 50_000)])
+    just = start(up=110, dn=50_000, sr_pnlt=1, sr_last=1)  # cools to 99: floored to 100
+    drive(just, params, [(O, Case.UNDER_OVER, 950_000, 9_500, 100, 50_000)])
 
 
 def test_adj_at_or_below_zero_resets_to_div() -> None:

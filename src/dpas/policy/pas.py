@@ -193,11 +193,9 @@ class PasPolicy(Policy):
 
     def _pas_sleep(self, io: Io, force_update: bool) -> int:
         """Apply any pending update, then give this I/O the bucket's dur and generation."""
-        bucket = io.bucket
-        if bucket < 0:
+        if io.bucket < 0:
             return 0
-        states = self._cpus.get(io.cpu)
-        state = states[bucket] if states is not None else self.state(io.cpu, bucket)
+        state = self.state(io.cpu, io.bucket)
         io.pas_update = update = state.update(self.params, force_update)
         if update is not None and update.floored:
             self._on_floor(io.cpu)

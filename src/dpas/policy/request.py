@@ -60,14 +60,10 @@ class Bucketing:
         return bucket_of(request.op, request.size // SECTOR_BYTES)
 
 
-def ilog2(n: int) -> int:
-    """The kernel's ilog2 at run time: fls(n) - 1, so ilog2(0) is -1."""
-    return n.bit_length() - 1
-
-
 def bucket_of(op: Op, sectors: int) -> int:
     """bucket = ddir + 2*ilog2(sectors); below 0 means no bucket; capped at the last pair."""
-    bucket = op + 2 * (sectors.bit_length() - 1)  # ilog2, inlined: this runs once per I/O
+    # ilog2 at run time is fls(n) - 1, so ilog2(0) = -1 and zero sectors fall below bucket 0
+    bucket = op + 2 * (sectors.bit_length() - 1)
     if bucket < 0:
         return NO_BUCKET
     if bucket >= STATS_BUCKETS:
