@@ -10,6 +10,7 @@ from click.core import ParameterSource
 from rich.console import Console
 
 from dpas.cli.app import InputError, cli
+from dpas.cli.options import switch_options
 from dpas.emulate import EmulateConfig, Emulation, Model, TraceError, emulate, load
 from dpas.emulate.config import kernel_rates
 from dpas.emulate.traces import FORMATS
@@ -44,19 +45,6 @@ def _given(ctx: click.Context, name: str) -> bool:
 
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
-
-
-def _switch_options(f):  # type: ignore[no-untyped-def]
-    for i in reversed(range(1, 8)):
-        default = getattr(SwitchParams(), f"param{i}")
-        f = click.option(
-            f"--param{i}",
-            type=int,
-            default=default,
-            show_default=True,
-            help=f"DPAS switch_param{i} (kernel model).",
-        )(f)
-    return f
 
 
 @cli.command("emulate")
@@ -179,7 +167,7 @@ def _switch_options(f):  # type: ignore[no-untyped-def]
     show_default=True,
     help="LHP: 0 adaptive, N > 0 a fixed N µs sleep (kernel model).",
 )
-@_switch_options
+@switch_options
 @click.option("--json", "as_json", is_flag=True, help="Print the summary records as JSON.")
 @click.option(
     "--per-io",

@@ -1,0 +1,118 @@
+"""bench.sh's tables, results.csv, and the figure of IOPS and CPU % against jobs."""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from pathlib import Path
+from statistics import fmean
+from typing import Any
+
+from rich.table import Table
+
+CSV_COLUMNS = (
+    "mode",
+    "jobs",
+    "rw",
+    "repeat",
+    "iops",
+    "lat_mean_us",
+    "lat_p50_us",
+    "lat_p99_us",
+    "lat_p999_us",
+    "cpu_pct",
+    "ctx",
+    "cp",
+    "pas",
+    "ol",
+    "int",
+    "sleeps_taken",
+    "sleeps_skipped",
+    "max_qd",
+    "d_init_ns",
+    "seed",
+    "runtime_s",
+    "ios",
+)
+
+
+def averaged(records: list[dict[str, Any]]) -> dict[str, dict[int, dict[str, Any]]]:
+    """mode -> jobs -> the mean over repeats of what bench.sh prints (breakdown summed)."""
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
+    for r in records:
+        groups[r["mode"], r["jobs"]].append(r)
+    table: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
+    for (mode, jobs), rs in groups.items():
+        row = {k: fmean(r[k] for r in rs) for k in ("iops", "lat_mean_us", "cpu_pct", "ctx")}
+        row["repeats"] = len(rs)
+        if rs[0]["breakdown"] is not None:
+            row["breakdown"] = {k: sum(r["breakdown"][k] for r in rs) for k in rs[0]["breakdown"]}
+        table[mode][jobs] = row
+    return table
+
+
+def mode_tables(records: list[dict[str, Any]]) -> list[Table]:
+    """One table per mode: Jobs IOPS lat_us cpu% ctx (and the breakdown for DPAS)."""
+    tables = []
+    for mode, rows in averaged(records).items():
+        dpas = any("breakdown" in row for row in rows.values())
+        title = mode + (
+            f" (mean of {next(iter(rows.values()))['repeats']} runs)"
+            if next(iter(rows.values()))["repeats"] > 1
+            else ""
+        )
+        table = Table(title=title, title_justify="left")
+        for name in ("Jobs", "IOPS", "lat_us", "cpu%", "ctx") + (("breakdown",) if dpas else ()):
+            table.add_column(name, justify="left" if name == "breakdown" else "right")
+        for jobs in sorted(rows):
+            row = rows[jobs]
+            cells = [
+                str(jobs),
+                f"{row['iops']:.0f}",
+                f"{row['lat_mean_us']:.1f}",
+                f"{row['cpu_pct']:.1f}",
+                f"{row['ctx']:.0f}",
+            ]
+            if dpas:
+                b = row["breakdown"]
+                cells.append(f"cp:{b['cp']} pas:{b['pas']} ol:{b['ol']} int:{b['int']}")
+            table.add_row(*cells)
+        tables.append(table)
+    return tables
+
+
+def write_csv(records: list[dict[str, Any]], path: Path) -> None:
+    with path.open("w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(CSV_COLUMNS)
+        for r in records:
+            b = r["breakdown"] or {}
+            flat = {**r, **{k: b.get(k, "") for k in ("cp", "pas", "ol", "int")}}
+            out.writerow(["" if flat[c] is None else flat[c] for c in CSV_COLUMNS])
+
+
+def plot(records: list[dict[str, Any]], path: Path, title: str) -> None:
+    """IOPS and CPU % against jobs, one line per mode (means over repeats)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_iops, ax_cpu) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for mode, rows in averaged(records).items():
+        jobs = sorted(rows)
+        ax_iops.plot(jobs, [rows[j]["iops"] / 1000 for j in jobs], marker="o", label=mode)
+        ax_cpu.plot(jobs, [rows[j]["cpu_pct"] for j in jobs], marker="o", label=mode)
+    for ax, label in ((ax_iops, "IOPS (thousands)"), (ax_cpu, "CPU % of the jobs (fio)")):
+        ax.set_xscale("log", base=2)
+        ticks = sorted({r["jobs"] for r in records})
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+        ax.set_xlabel("jobs")
+        ax.set_ylabel(label)
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+    ax_iops.legend()
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,112 @@
+"""The NVMe device: latency per op from the profile, a few commands in service at once."""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+
+from dpas.policy import Op
+from dpas.sim.engine import Engine
+from dpas.sim.profile import DeviceProfile
+
+BASE_BYTES = 4096
+
+
+class Draws:
+    """Values drawn from a seeded generator in blocks and handed out one at a time.
+
+    Drawing in blocks keeps numpy's per-call cost off the per-I/O path; the order of use is
+    fixed by the simulation, so the same seed gives the same run.
+    """
+
+    __slots__ = ("_draw", "_values", "_next")
+
+    def __init__(self, draw: Callable[[int], np.ndarray], block: int = 8192) -> None:
+        self._draw = lambda: draw(block).tolist()
+        self._values: list[float] = []
+        self._next = 0
+
+    def __call__(self) -> float:
+        if self._next == len(self._values):
+            self._values, self._next = self._draw(), 0
+        value = self._values[self._next]
+        self._next += 1
+        return value
+
+
+class Command(Protocol):
+    """What the device serves: an op, a size, and who to tell when it is done."""
+
+    op: Op
+    size: int
+
+    def device_done(self) -> None: ...
+
+
+class Device:
+    """A controller that takes one command at a time (serial_ns), then media that serve up
+    to ``parallelism`` commands at once for the rest of the device time.
+
+    An emulated drive is mostly controller (QEMU's single emulation thread); a real SSD is
+    mostly media (many flash dies in parallel).
+    """
+
+    def __init__(self, engine: Engine, profile: DeviceProfile, rng: np.random.Generator) -> None:
+        self.engine = engine
+        self.profile = profile
+        sigma = math.sqrt(math.log1p(profile.cv**2))
+        mu = -sigma * sigma / 2  # a multiplier of mean 1
+
+        def multipliers(n: int) -> np.ndarray:
+            body = rng.lognormal(mu, sigma, n)
+            return np.where(rng.random(n) < profile.tail_p, body * profile.tail_x, body)
+
+        self._multiplier = Draws(multipliers)
+        # the controller's time per command varies as the emulation thread's work does
+        self._serial = (
+            Draws(
+                lambda n: rng.gamma(
+                    1 / profile.serial_cv**2, profile.serial_ns * profile.serial_cv**2, n
+                )
+            )
+            if profile.serial_cv > 0
+            else (lambda: float(profile.serial_ns))
+        )
+        self._ns_per_byte = 1e3 / profile.bandwidth_mb_s if profile.bandwidth_mb_s else 0.0
+        self.controller_free = 0
+        self.in_media = 0
+        self.waiting: deque[Command] = deque()
+        self.served = 0
+
+    def media_ns(self, op: Op, size: int) -> int:
+        p = self.profile
+        base = (p.read_ns if op is Op.READ else p.write_ns) - p.serial_ns
+        extra = max(size - BASE_BYTES, 0) * self._ns_per_byte
+        return round(base * self._multiplier() + extra)
+
+    def submit(self, cmd: Command) -> None:
+        """The controller takes commands in order, one serial_ns each."""
+        start = max(self.engine.now, self.controller_free)
+        self.controller_free = start + round(self._serial())
+        self.engine.at(self.controller_free, self._to_media, cmd)
+
+    def _to_media(self, cmd: Command) -> None:
+        if self.in_media < self.profile.parallelism:
+            self._start(cmd)
+        else:
+            self.waiting.append(cmd)
+
+    def _start(self, cmd: Command) -> None:
+        self.in_media += 1
+        self.engine.at(self.engine.now + self.media_ns(cmd.op, cmd.size), self._done, cmd)
+
+    def _done(self, cmd: Command) -> None:
+        self.in_media -= 1
+        self.served += 1
+        if self.waiting:
+            self._start(self.waiting.popleft())
+        cmd.device_done()

@@ -1,0 +1,408 @@
+"""The host: CPUs with a run queue, and fio jobs whose waits follow the policy core.
+
+A job is fio's thread doing synchronous I/O at depth 1. Each I/O: submit (CPU), then wait
+as the policy decides, then complete (CPU) and start the next. The waits (README diagram):
+
+    INT     block ........ device done -> irq latency -> ISR (CPU) -> wake -> switch in
+    CP      poll poll poll poll ... sees the CQ entry at a poll boundary
+    hybrid  arm timer (CPU) -> block ... expiry -> slack -> timer ISR -> wake -> switch in
+            -> poll ... (a timer that expired while being armed: no block, unless always-yield)
+
+A CPU runs one job at a time. A job leaves the CPU when it blocks or yields, or, while it
+busy-polls, when a wakeup sets need_resched (wakeup_preempt) or its slice ends with others
+waiting. Interrupt handlers steal time from whatever runs. All times are integer ns.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from dpas.policy import Io, Op, Policy, Request
+from dpas.sim.device import Device, Draws
+from dpas.sim.engine import Engine
+from dpas.sim.profile import Profile
+
+if TYPE_CHECKING:
+    from dpas.sim.run import Tally
+
+
+class Cpu:
+    """One CPU: the job on it, the jobs waiting for it, and what the current job is doing."""
+
+    __slots__ = (
+        "id",
+        "engine",
+        "host",
+        "current",
+        "runq",
+        "cont",
+        "end",
+        "token",
+        "irq_free",
+        "polling",
+        "poll_start",
+        "detect_token",
+        "detect_at",
+        "run_start",
+        "slice_token",
+    )
+
+    def __init__(self, cpu_id: int, engine: Engine, profile: Profile) -> None:
+        self.id = cpu_id
+        self.engine = engine
+        self.host = profile.host
+        self.current: Job | None = None
+        self.runq: deque[Job] = deque()
+        self.cont: Callable[[], None] | None = None
+        self.end = 0
+        self.token = 0
+        self.irq_free = 0
+        self.polling = False
+        self.poll_start = 0
+        self.detect_token = 0
+        self.detect_at = -1
+        self.run_start = 0
+        self.slice_token = 0
+
+    # -- the current job's work -------------------------------------------------------------
+    def exec(self, job: Job, dur: int, cont: Callable[[], None], delay: int = 0) -> None:
+        """The current job uses the CPU for ``dur`` ns (after ``delay`` ns of waiting)."""
+        job.cpu_ns += dur
+        self.cont = cont
+        self.end = self.engine.now + delay + dur
+        self.token += 1
+        self.engine.at(self.end, self._exec_done, self.token)
+
+    def _exec_done(self, token: int) -> None:
+        if token != self.token:
+            return
+        cont, self.cont = self.cont, None
+        assert cont is not None
+        cont()
+
+    def poll(self, job: Job) -> None:
+        """The current job busy-polls until its completion is visible; then job.poll_found()."""
+        self.polling = True
+        self.poll_start = self.engine.now
+        self.detect_at = -1
+        if job.visible:
+            self._detect_at(self.engine.now + self.host.poll_ns)
+        elif self.runq:
+            self._arm_slice()
+
+    def completion_visible(self, job: Job) -> None:
+        """The job's completion can now be seen by polling: at the poll loop's next turn."""
+        if self.current is job and self.polling and self.detect_at < 0:
+            poll, start, now = self.host.poll_ns, self.poll_start, self.engine.now
+            turns = -(-(now - start) // poll) if poll else 0
+            self._detect_at(max(start + turns * poll, now))
+
+    def _detect_at(self, time: int) -> None:
+        self.detect_at = time
+        self.detect_token += 1
+        self.engine.at(time, self._detected, self.detect_token)
+
+    def _detected(self, token: int) -> None:
+        if token != self.detect_token or not self.polling:
+            return
+        job = self.current
+        assert job is not None
+        self._stop_polling(job)
+        job.poll_found()
+
+    def _stop_polling(self, job: Job) -> None:
+        job.cpu_ns += self.engine.now - self.poll_start
+        self.polling = False
+        self.detect_at = -1
+        self.detect_token += 1
+
+    # -- leaving and taking the CPU ---------------------------------------------------------
+    def block(self, job: Job) -> None:
+        """The current job sleeps: the CPU runs the next runnable job or goes idle."""
+        job.ctx += 1
+        self._dispatch()
+
+    def yield_(self, job: Job, cont: Callable[[], None]) -> None:
+        """schedule() with the job still runnable: others first, if any."""
+        if not self.runq:
+            cont()
+            return
+        job.ctx += 1
+        job.resume = cont
+        self.runq.append(job)
+        self._dispatch()
+
+    def wake(self, job: Job, cont: Callable[[], None]) -> None:
+        """``job`` is runnable again and will run ``cont`` when it has the CPU."""
+        job.resume = cont
+        if self.current is None:
+            # an interrupt handler that just ran has already woken the CPU
+            delay = 0 if self.engine.now <= self.irq_free else self.host.idle_exit_ns
+            self._switch_in(job, delay)
+            return
+        self.runq.append(job)
+        if self.polling:
+            if self.host.wakeup_preempt:
+                self._preempt()
+            else:
+                self._arm_slice()
+
+    def _dispatch(self) -> None:
+        self.current = None
+        self.cont = None
+        self.polling = False
+        self.token += 1
+        if self.runq:
+            self._switch_in(self.runq.popleft(), 0)
+
+    def _switch_in(self, job: Job, delay: int) -> None:
+        self.current = job
+        self.run_start = self.engine.now + delay
+        self.slice_token += 1
+        resume = job.resume
+        assert resume is not None
+        self.exec(job, self.host.ctx_switch_ns, resume, delay)
+
+    def _preempt(self) -> None:
+        job = self.current
+        assert job is not None
+        self._stop_polling(job)
+        job.ctx += 1
+        job.resume = job.resume_poll
+        self.runq.append(job)
+        self._dispatch()
+
+    def _arm_slice(self) -> None:
+        nr = len(self.runq) + 1
+        slice_ns = max(self.host.sched_latency_ns // nr, self.host.min_granularity_ns)
+        self.slice_token += 1
+        self.engine.at(self.run_start + slice_ns, self._slice_end, self.slice_token)
+
+    def _slice_end(self, token: int) -> None:
+        if token == self.slice_token and self.polling and self.runq:
+            self._preempt()
+
+    # -- interrupts -------------------------------------------------------------------------
+    def interrupt(self, cost: int, then: Callable[[], None]) -> None:
+        """An interrupt handler of ``cost`` ns runs now (after any before it), then ``then``."""
+        now = self.engine.now
+        start = max(now, self.irq_free)
+        if self.current is None and now > self.irq_free:
+            start += self.host.idle_exit_ns
+        self.irq_free = start + cost
+        job = self.current
+        if job is not None:
+            job.cpu_ns += cost  # tick accounting charges the handler to whoever runs
+            if self.cont is not None:
+                self.end += cost
+                self.token += 1
+                self.engine.at(self.end, self._exec_done, self.token)
+            elif self.polling and self.detect_at >= 0:
+                self._detect_at(self.detect_at + cost)
+        self.engine.at(self.irq_free, then)
+
+
+class Job:
+    """A fio job: one thread, synchronous I/O at depth 1, pinned to one CPU."""
+
+    __slots__ = (
+        "id",
+        "cpu",
+        "engine",
+        "device",
+        "policy",
+        "sim",
+        "op",
+        "size",
+        "resume",
+        "io",
+        "io_start",
+        "visible",
+        "by_irq",
+        "waiting",
+        "found_first",
+        "expire",
+        "cpu_ns",
+        "ctx",
+        "latencies",
+        "hybrid",
+        "timer",
+    )
+
+    def __init__(self, job_id: int, cpu: Cpu, sim: Host, op: Op, size: int) -> None:
+        self.id = job_id
+        self.cpu = cpu
+        self.sim = sim
+        self.engine = sim.engine
+        self.device = sim.device
+        self.policy = sim.policy
+        self.timer = sim.profile.timer
+        pit = sim.profile.pitfalls
+        self.hybrid = pit.poll_queues and pit.io_poll_delay >= 0
+        self.op = op
+        self.size = size
+        self.resume: Callable[[], None] | None = self.next_io
+        self.io: Io | None = None
+        self.io_start = 0
+        self.visible = False
+        self.by_irq = False
+        self.waiting = False
+        self.found_first = False
+        self.expire = 0
+        self.cpu_ns = 0
+        self.ctx = 0
+        self.latencies: list[int] = []
+
+    def next_io(self) -> None:
+        now = self.engine.now
+        sim = self.sim
+        if now >= sim.end_ns or (sim.stop_after is not None and sim.completed >= sim.stop_after):
+            self.cpu.block(self)  # the job is done and never comes back
+            return
+        self.io_start = now
+        self.io = self.policy.on_submit(self.cpu.id, _request(self.op, self.size), now)
+        self.visible = False
+        self.found_first = False
+        self.cpu.exec(self, self.sim.profile.host.submit_ns, self._issue)
+
+    def _issue(self) -> None:
+        io = self.io
+        assert io is not None
+        self.by_irq = not (io.polled and self.sim.profile.pitfalls.poll_queues)
+        self.device.submit(self)
+        if not io.polled:
+            self.waiting = True
+            self.cpu.block(self)
+            return
+        if not self.hybrid:  # classic polling: io_poll_delay -1, or no poll queues
+            self.cpu.poll(self)
+            return
+        now = self.engine.now
+        sleep = self.policy.on_wait_start(io, now)
+        self.sim.tally.wait_started(self.policy, self.cpu.id)
+        if sleep <= 0:
+            self.policy.on_wait_end(io, now)
+            self.cpu.poll(self)
+            return
+        self.expire = now + sleep
+        self.cpu.exec(self, self.sim.arm_ns(), self._armed)
+
+    def _armed(self) -> None:
+        if self.expire <= self.engine.now:  # expired while it was being armed
+            self.sim.tally.sleeps_skipped += 1
+            if self.sim.profile.pitfalls.always_yield:
+                self.cpu.yield_(self, self._woke)
+            else:
+                self._woke()
+            return
+        self.sim.tally.sleeps_taken += 1
+        self.engine.at(self.expire + self.timer.slack_ns, self._timer_fired)
+        self.cpu.block(self)
+
+    def _timer_fired(self) -> None:
+        self.cpu.interrupt(self.timer.isr_ns, self._timer_wake)
+
+    def _timer_wake(self) -> None:
+        self.cpu.wake(self, self._woke)
+
+    def _woke(self) -> None:
+        """Back on the CPU after the sleep: cancel the timer, then the first poll decides
+        over or under."""
+        self.cpu.exec(self, self.timer.cancel_ns, self._first_poll)
+
+    def _first_poll(self) -> None:
+        assert self.io is not None
+        self.policy.on_wait_end(self.io, self.engine.now)
+        self.found_first = self.visible
+        self.cpu.poll(self)
+
+    def resume_poll(self) -> None:
+        self.cpu.poll(self)
+
+    def device_done(self) -> None:
+        if self.by_irq:
+            host = self.sim.profile.host
+            self.engine.at(self.engine.now + host.irq_latency_ns, self._irq, host.isr_ns)
+        else:
+            self.visible = True
+            self.cpu.completion_visible(self)
+
+    def _irq(self, cost: int) -> None:
+        self.cpu.interrupt(cost, self._irq_handled)
+
+    def _irq_handled(self) -> None:
+        self.visible = True
+        if self.waiting:
+            self.waiting = False
+            self.cpu.wake(self, self._complete)
+        else:  # a waiter spinning without poll queues sees it now
+            self.cpu.completion_visible(self)
+
+    def poll_found(self) -> None:
+        self._complete()
+
+    def _complete(self) -> None:
+        self.cpu.exec(self, self.sim.profile.host.complete_ns, self._finish)
+
+    def _finish(self) -> None:
+        now = self.engine.now
+        assert self.io is not None
+        self.latencies.append(now - self.io_start)
+        self.sim.completed += 1
+        self.sim.last_completion_ns = now
+        self.policy.on_complete(self.io, now, self.found_first)
+        self.next_io()
+
+
+_REQUESTS: dict[tuple[Op, int], Request] = {}
+
+
+def _request(op: Op, size: int) -> Request:
+    """One Request per (op, size): requests are immutable, so jobs can share them."""
+    request = _REQUESTS.get((op, size))
+    if request is None:
+        request = _REQUESTS[op, size] = Request(op, size)
+    return request
+
+
+class Host:
+    """CPUs, jobs and the device of one run, sharing one engine and one policy."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        profile: Profile,
+        policy: Policy,
+        device: Device,
+        arm_draws: Draws,
+        end_ns: int,
+        tally: Tally,
+    ) -> None:
+        self.engine = engine
+        self.profile = profile
+        self.policy = policy
+        self.device = device
+        self.arm_ns = lambda: max(round(arm_draws()), 0)
+        self.end_ns = end_ns
+        self.tally = tally
+        self.cpus = [Cpu(i, engine, profile) for i in range(profile.host.cpus)]
+        self.jobs: list[Job] = []
+        #: with --ios: stop every job once this many I/Os have completed
+        self.stop_after: int | None = None
+        self.completed = 0
+        self.last_completion_ns = 0
+
+    def add_job(self, cpu_id: int, op: Op, size: int) -> Job:
+        job = Job(len(self.jobs), self.cpus[cpu_id], self, op, size)
+        self.jobs.append(job)
+        return job
+
+    def start(self) -> None:
+        """Every job is runnable at time 0; each CPU takes its first."""
+        for job in self.jobs:
+            job.cpu.runq.append(job)
+        for cpu in self.cpus:
+            if cpu.runq:
+                cpu._switch_in(cpu.runq.popleft(), 0)

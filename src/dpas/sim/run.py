@@ -1,0 +1,173 @@
+"""One simulated run: a mode, a number of jobs, a profile -> one result record."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from dpas.policy import (
+    Bucketing,
+    DpasPolicy,
+    Method,
+    Op,
+    Order,
+    PasParams,
+    Policy,
+    PolicyConfig,
+    SwitchParams,
+    make_policy,
+)
+from dpas.policy.switch_stat import SwitchStatLine
+from dpas.sim.device import Device, Draws
+from dpas.sim.engine import Engine
+from dpas.sim.host import Host
+from dpas.sim.profile import Profile
+
+SCHEMA = "dpas.bench/1"
+
+
+@dataclass(frozen=True, slots=True)
+class RunConfig:
+    """What one run simulates (the fio job file of bench.sh, and the kernel knobs)."""
+
+    profile: Profile
+    method: Method
+    jobs: int = 1
+    rw: Op = Op.READ
+    bs: int = 4096
+    #: "0": every job on CPU 0 (the lab); "split": job i on CPU i mod cpus (the paper)
+    cpus: str = "0"
+    runtime_s: float = 1.0
+    #: stop after this many I/Os instead of after runtime_s
+    ios: int | None = None
+    seed: int = 1
+    repeat: int = 1
+    pas: PasParams = field(default_factory=PasParams)
+    switch: SwitchParams = field(default_factory=SwitchParams)
+    order: Order = Order.KERNEL
+
+    def policy_config(self) -> PolicyConfig:
+        pit = self.profile.pitfalls
+        return PolicyConfig(
+            method=self.method,
+            pas=self.pas,
+            switch=self.switch,
+            order=self.order,
+            io_poll_delay=max(pit.io_poll_delay, 0),
+            bucketing=Bucketing(pit.stats_sectors_bug, pit.queue_stats),
+        )
+
+    def cpu_of(self, job: int) -> int:
+        return 0 if self.cpus == "0" else job % self.profile.host.cpus
+
+
+class Tally:
+    """Counts the host model keeps while it runs, beyond the jobs' own."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.sleeps_taken = 0
+        self.sleeps_skipped = 0
+        self.max_qd: dict[int, int] = {}
+        self._dpas = policy if isinstance(policy, DpasPolicy) else None
+
+    def wait_started(self, policy: Policy, cpu: int) -> None:
+        if self._dpas is not None:
+            qd = self._dpas.switch_state(cpu).qd
+            if qd > self.max_qd.get(cpu, 0):
+                self.max_qd[cpu] = qd
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """One record of results.json: what fio and bench.sh report, and what the model saw."""
+
+    mode: str
+    jobs: int
+    rw: str
+    repeat: int
+    ios: int
+    runtime_s: float
+    iops: float
+    lat_mean_us: float
+    lat_p50_us: float
+    lat_p99_us: float
+    lat_p999_us: float
+    #: fio's cpu line for the group: the jobs' CPU time over jobs x runtime (polling counts)
+    cpu_pct: float
+    ctx: int
+    #: DPAS switch_stat totals summed over CPUs; None for other modes
+    breakdown: dict[str, int] | None
+    switch_stat: list[dict[str, Any]] | None
+    #: DPAS mode changes: (ms, cpu, old, new)
+    timeline: list[tuple[float, int, str, str]] | None
+    sleeps_taken: int
+    sleeps_skipped: int
+    max_qd: int | None
+    d_init_ns: int
+    seed: int
+    events: int
+
+
+def simulate(config: RunConfig) -> RunResult:
+    """Run one configuration; the same config and seed give the same record, bit for bit."""
+    rng = np.random.default_rng(config.seed)
+    engine = Engine()
+    policy = make_policy(config.policy_config())
+    device = Device(engine, config.profile.device, rng)
+    timer = config.profile.timer
+    arm = Draws(lambda n: rng.normal(timer.arm_mean_ns, timer.arm_sd_ns, n))
+    end_ns = round(config.runtime_s * 1e9) if config.ios is None else 2**62
+    tally = Tally(policy)
+    host = Host(engine, config.profile, policy, device, arm, end_ns, tally)
+    for job in range(config.jobs):
+        host.add_job(config.cpu_of(job), config.rw, config.bs)
+    if config.ios is not None:
+        host.stop_after = config.ios
+    host.start()
+    engine.run(end_ns)
+    return _result(config, host, policy, tally, engine)
+
+
+def _result(
+    config: RunConfig, host: Host, policy: Policy, tally: Tally, engine: Engine
+) -> RunResult:
+    lat = np.concatenate([np.asarray(j.latencies, dtype=float) for j in host.jobs]) / 1000
+    runtime_ns = host.end_ns if config.ios is None else host.last_completion_ns
+    runtime_s = runtime_ns / 1e9
+    ios = len(lat)
+    p50, p99, p999 = np.percentile(lat, [50, 99, 99.9]) if ios else (0.0, 0.0, 0.0)
+    cpu_ns = sum(min(j.cpu_ns, runtime_ns) for j in host.jobs)
+    breakdown = switch_stat = timeline = None
+    if isinstance(policy, DpasPolicy):
+        lines = [SwitchStatLine.of(c, policy.switch_state(c), policy.switch) for c in policy.cpus]
+        switch_stat = [
+            {**asdict(line), "mode": line.mode.name, "text": line.render()} for line in lines
+        ]
+        breakdown = {k: sum(line.totals[k] for line in lines) for k in ("cp", "pas", "ol", "int")}
+        timeline = [(t.now_ns / 1e6, t.cpu, t.old.name, t.new.name) for t in policy.transitions]
+    return RunResult(
+        mode=config.method.value,
+        jobs=config.jobs,
+        rw="R" if config.rw is Op.READ else "W",
+        repeat=config.repeat,
+        ios=ios,
+        runtime_s=runtime_s,
+        iops=ios / runtime_s if runtime_s else 0.0,
+        lat_mean_us=float(lat.mean()) if ios else 0.0,
+        lat_p50_us=float(p50),
+        lat_p99_us=float(p99),
+        lat_p999_us=float(p999),
+        cpu_pct=100 * cpu_ns / (config.jobs * runtime_ns) if runtime_ns else 0.0,
+        ctx=sum(j.ctx for j in host.jobs),
+        breakdown=breakdown,
+        switch_stat=switch_stat,
+        timeline=timeline,
+        sleeps_taken=tally.sleeps_taken,
+        sleeps_skipped=tally.sleeps_skipped,
+        max_qd=max(tally.max_qd.values(), default=0) if isinstance(policy, DpasPolicy) else None,
+        d_init_ns=config.pas.d_init,
+        seed=config.seed,
+        events=engine.events,
+    )
