@@ -43,7 +43,9 @@ def averaged(records: list[dict[str, Any]]) -> dict[str, dict[int, dict[str, Any
         groups[r["mode"], r["jobs"]].append(r)
     table: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
     for (mode, jobs), rs in groups.items():
-        row = {k: fmean(r[k] for r in rs) for k in ("iops", "lat_mean_us", "cpu_pct", "ctx")}
+        row: dict[str, Any] = {
+            k: fmean(r[k] for r in rs) for k in ("iops", "lat_mean_us", "cpu_pct", "ctx")
+        }
         row["repeats"] = len(rs)
         if rs[0]["breakdown"] is not None:
             row["breakdown"] = {k: sum(r["breakdown"][k] for r in rs) for k in rs[0]["breakdown"]}

@@ -193,14 +193,14 @@ class Cpu:
             start += self.host.idle_exit_ns
         self.irq_free = start + cost
         job = self.current
-        if job is not None:
-            job.cpu_ns += cost  # tick accounting charges the handler to whoever runs
-            if self.cont is not None:
-                self.end += cost
-                self.token += 1
-                self.engine.at(self.end, self._exec_done, self.token)
-            elif self.polling and self.detect_at >= 0:
-                self._detect_at(self.detect_at + cost)
+        if job is not None and self.cont is not None:
+            job.cpu_ns += cost  # accounting charges the handler to whoever runs
+            self.end += cost
+            self.token += 1
+            self.engine.at(self.end, self._exec_done, self.token)
+        elif job is not None and self.polling and self.detect_at >= 0:
+            # a poller's CPU time is its wall time on the CPU, handler included
+            self._detect_at(self.detect_at + cost)
         self.engine.at(self.irq_free, then)
 
 
