@@ -19,8 +19,10 @@ from dpas.sim import RunConfig, load, simulate
 
 def main() -> None:
     profile = load("qemu-lab")
+    names = ("mode", "jobs", "sim I/Os", "events", "wall s", "I/Os per wall s")
+    widths = (-5, 4, 9, 9, 7, 16)
     print(
-        f"{'mode':5} {'jobs':>4} {'sim I/Os':>9} {'events':>9} {'wall s':>7} {'I/Os per wall s':>16}"
+        " ".join(f"{n:{'<' if w < 0 else '>'}{abs(w)}}" for n, w in zip(names, widths, strict=True))
     )
     for mode in ("INT", "CP", "LHP", "PAS", "DPAS", "EHP"):
         for jobs in (1, 16):
