@@ -110,13 +110,6 @@ def parse_d_init(text: str) -> int | None:
     show_default=True,
     help="pas_d_init in ns, or auto: a tenth of a first short run's mean latency.",
 )
-@click.option(
-    "--order",
-    type=click.Choice([o.value for o in Order]),
-    default="kernel",
-    show_default=True,
-    help="DPAS PAS-exit test order.",
-)
 @switch_options
 @click.option(
     "--out",

@@ -154,13 +154,6 @@ def _flag(name: str) -> str:
     help="pas_adaptive_enabled (kernel model).",
 )
 @click.option(
-    "--order",
-    type=click.Choice([o.value for o in Order]),
-    default="kernel",
-    show_default=True,
-    help="DPAS PAS-exit test order (kernel model).",
-)
-@click.option(
     "--io-poll-delay",
     type=click.IntRange(min=0),
     default=0,
