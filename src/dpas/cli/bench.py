@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 from rich.console import Console
@@ -13,8 +17,16 @@ from dpas.bench.sweep import ALL_MODES, BenchConfig, d_init_auto, plan, results_
 from dpas.cli.app import InputError, cli
 from dpas.cli.options import switch_options
 from dpas.policy import Method, Op, Order, SwitchParams
+from dpas.real.executor import LocalExecutor
+from dpas.real.fio import FioError
+from dpas.real.knobs import KnobError, default_journal
+from dpas.real.modes import Refused
+from dpas.real.runner import RealConfig, Runner
+from dpas.real.target import TargetError
 from dpas.reports.bench import mode_tables, plot, write_csv
-from dpas.sim import ProfileError, RunConfig, load
+from dpas.sim import SCHEMA, ProfileError, load
+
+T = TypeVar("T")
 
 BENCH_MODES = ("INT", "CP", "LHP", "PAS", "DPAS", "EHP")
 
@@ -84,10 +96,10 @@ def parse_d_init(text: str) -> int | None:
 )
 @click.option(
     "--cpus",
-    type=click.Choice(["0", "split"]),
     default="0",
     show_default=True,
-    help="0: every job on CPU 0 (the lab); split: one CPU per job (the paper).",
+    help="0: every job on CPU 0 (the lab); split: one CPU per job (the paper); with --device "
+    "also a fio cpus_allowed list such as 0-3.",
 )
 @click.option(
     "--runtime",
@@ -120,6 +132,49 @@ def parse_d_init(text: str) -> int | None:
     help="Where results.json, results.csv and bench.png go.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the records as JSON.")
+@click.option(
+    "--device",
+    default=None,
+    metavar="DEV",
+    help="Run real fio on this block device (nvme0n1, /dev/nvme0n1) or regular file, "
+    "with the queue's knobs set per mode and restored after.",
+)
+@click.option(
+    "--bs",
+    type=click.IntRange(min=512),
+    default=4096,
+    show_default=True,
+    help="Block size in bytes (--device).",
+)
+@click.option(
+    "--ioengine", default=None, help="Override fio's engine (--device); stated in the output."
+)
+@click.option(
+    "--size",
+    default="256m",
+    show_default=True,
+    help="How much of a regular file fio uses (--device FILE).",
+)
+@click.option(
+    "--destroy-data",
+    is_flag=True,
+    help="Allow writes (W) to a block device that holds partitions or a filesystem.",
+)
+@click.option("--fio", "fio_path", default="fio", show_default=True, help="The fio binary.")
+@click.option(
+    "--journal",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Where the original knob values are kept until restored "
+    "(default: ~/.local/state/dpas/knobs-journal.json).",
+)
+@click.option(
+    "--sysfs-root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("/sys"),
+    show_default=True,
+    help="Where the queue knobs live (a test seam; leave it for real devices).",
+)
 def bench_command(
     words: tuple[str, ...],
     jobs_text: str,
@@ -132,6 +187,14 @@ def bench_command(
     order: str,
     out_dir: Path,
     as_json: bool,
+    device: str | None,
+    bs: int,
+    ioengine: str | None,
+    size: str,
+    destroy_data: bool,
+    fio_path: str,
+    journal: Path | None,
+    sysfs_root: Path,
     **switch: int,
 ) -> None:
     """The lab's benchmark: every mode at every job count, 4 KiB random I/O at depth 1.
@@ -140,6 +203,30 @@ def bench_command(
     prints bench.sh's table per mode; results.json, results.csv and bench.png go to --out.
     """
     modes, rw, repeats = parse_words(words)
+    if not re.fullmatch(r"0|split|\d+(-\d+)?(,\d+(-\d+)?)*", cpus) or (
+        device is None and cpus not in ("0", "split")
+    ):
+        raise InputError(f"--cpus {cpus}: expected 0, split, or (with --device) a list like 0-3")
+    if device is not None:
+        real = RealConfig(
+            device=device,
+            modes=modes,
+            rw=rw,
+            repeats=repeats,
+            jobs=parse_jobs(jobs_text),
+            cpus=cpus,
+            runtime_s=runtime,
+            bs=bs,
+            d_init_ns=parse_d_init(d_init_text),
+            switch=SwitchParams(**switch),
+            ioengine=ioengine,
+            destroy_data=destroy_data,
+            fio=fio_path,
+            journal=journal or default_journal(),
+            size=size,
+        )
+        _real_bench(real, LocalExecutor(sysfs_root), out_dir, as_json)
+        return
     try:
         profile = load(profile_name)
     except ProfileError as err:
@@ -158,34 +245,104 @@ def bench_command(
         switch=SwitchParams(**switch),
         order=Order(order),
     )
+    _make(out_dir)
+    console = Console(stderr=as_json)
+    d_init = config.d_init_ns if config.d_init_ns is not None else d_init_auto(config)
+    runs = plan(config, d_init)
+    results = _run_with_progress(len(runs), console, lambda done: run_all(runs, done))
+    record = results_record(config, d_init, results)
+    header = (
+        f"profile {profile.name}, {'read' if rw is Op.READ else 'write'} 4 KiB, "
+        f"jobs on {'CPU 0' if cpus == '0' else 'one CPU each'}, "
+        f"{runtime if ios is None else ios} {'s' if ios is None else 'I/Os'} per run, "
+        f"pas_d_init {d_init} ns{' (auto)' if config.d_init_ns is None else ''}"
+    )
+    _report(record, out_dir, console, as_json, header, f"dpas bench on {profile.name} (simulated)")
+
+
+def _make(out_dir: Path) -> None:
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise InputError(f"--out {out_dir}: {err.strerror or err}") from None
-    console = Console(stderr=as_json)
-    d_init = config.d_init_ns if config.d_init_ns is not None else d_init_auto(config)
-    runs = plan(config, d_init)
-    results = _run_with_progress(runs, console)
-    record = results_record(config, d_init, results)
+
+
+def _report(
+    record: dict[str, Any], out_dir: Path, console: Console, as_json: bool, header: str, title: str
+) -> None:
+    """Files first (results.json before anything can fail), then the screen, then the figure."""
     (out_dir / "results.json").write_text(json.dumps(record, indent=1))
     write_csv(record["records"], out_dir / "results.csv")
     if as_json:
         click.echo(json.dumps(record, indent=1))
     else:
-        console.print(
-            f"profile {profile.name}, {'read' if rw is Op.READ else 'write'} 4 KiB, "
-            f"jobs on {'CPU 0' if cpus == '0' else 'one CPU each'}, "
-            f"{runtime if ios is None else ios} {'s' if ios is None else 'I/Os'} per run, "
-            f"pas_d_init {d_init} ns{' (auto)' if config.d_init_ns is None else ''}"
-        )
+        console.print(header)
         for table in mode_tables(record["records"]):
             console.print(table)
     figure = out_dir / "bench.png"
-    plot(record["records"], figure, f"dpas bench on {profile.name} (simulated)")
-    console.print(f"wrote {out_dir / 'results.json'}, {out_dir / 'results.csv'}, {figure}")
+    if record["records"]:
+        plot(record["records"], figure, title)
+    console.print(
+        f"wrote {out_dir / 'results.json'}, {out_dir / 'results.csv'}"
+        + (f", {figure}" if record["records"] else "")
+    )
 
 
-def _run_with_progress(runs: list[RunConfig], console: Console) -> list:  # type: ignore[type-arg]
+def _real_bench(config: RealConfig, executor: LocalExecutor, out_dir: Path, as_json: bool) -> None:
+    """dpas bench --device: real fio runs; every knob is back as found when this returns."""
+    try:
+        runner = Runner(config, executor)
+    except (TargetError, ValueError) as err:
+        raise InputError(str(err)) from None
+    _make(out_dir)
+    console = Console(stderr=as_json)
+    total = len(config.modes) * len(config.jobs) * config.repeats
+    try:
+        bench = _run_with_progress(total, console, runner.run_with)
+    except (Refused, KnobError, FioError) as err:
+        raise InputError(str(err)) from None
+    for mode, why in bench.refused.items():
+        console.print(f"[yellow]{mode} refused[/yellow]: {why}")
+    record = {
+        "schema": SCHEMA,
+        "backend": "fio",
+        "kernel": bench.kernel,
+        "fio_version": bench.fio_version,
+        "device": config.device,
+        "config": {
+            **asdict(config),
+            "modes": [m.value for m in config.modes],
+            "rw": "R" if config.rw is Op.READ else "W",
+            "journal": str(config.journal),
+            "switch": asdict(config.switch),
+        },
+        "d_init_ns": bench.d_init_ns,
+        "refused": bench.refused,
+        "records": [asdict(r) for r in bench.records],
+    }
+    notes = sorted({r.note for r in bench.records if r.note})
+    header = "\n".join(
+        [
+            f"{config.device} ({runner.device_model()}), kernel {bench.kernel}, "
+            f"{bench.fio_version}, "
+            f"{'read' if config.rw is Op.READ else 'write'} {config.bs} B, "
+            f"{config.runtime_s:g} s per run, "
+            f"pas_d_init {bench.d_init_ns} ns{' (auto)' if config.d_init_ns is None else ''}",
+            *notes,
+            "queue knobs set per mode and restored as found"
+            if any(r.knobs for r in bench.records)
+            else "no queue knob was changed",
+        ]
+    )
+    _report(record, out_dir, console, as_json, header, f"dpas bench on {config.device} (fio)")
+    if not bench.records:
+        raise InputError("every mode was refused: " + "; ".join(bench.refused.values()))
+
+
+def _run_with_progress(
+    total: int, console: Console, work: Callable[[Callable[[Any], None]], T]
+) -> T:
+    """Runs ``work(done)`` with a progress bar that ``done(what)`` advances."""
     columns = (
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -193,11 +350,10 @@ def _run_with_progress(runs: list[RunConfig], console: Console) -> list:  # type
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task("simulating", total=len(runs))
+        task = progress.add_task("running", total=total)
 
-        def done(run: RunConfig) -> None:
-            progress.update(
-                task, advance=1, description=f"simulating (last: {run.method.value} x{run.jobs})"
-            )
+        def done(what: Any) -> None:
+            label = what if isinstance(what, str) else f"{what.method.value} x{what.jobs}"
+            progress.update(task, advance=1, description=f"running (last: {label})")
 
-        return run_all(runs, done)
+        return work(done)

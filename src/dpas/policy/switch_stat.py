@@ -108,3 +108,18 @@ def parse(text: str) -> list[SwitchStatLine]:
 def latest(records: Iterable[SwitchStatLine]) -> dict[int, SwitchStatLine]:
     """The last line of each CPU: a kernel log holds one snapshot per read of the attribute."""
     return {r.cpu: r for r in records}
+
+
+def delta(before: Iterable[SwitchStatLine], after: Iterable[SwitchStatLine]) -> dict[str, int]:
+    """The I/Os counted in each mode between two snapshots, summed over CPUs.
+
+    Each snapshot may hold several reads (a kernel log does): the last line of each CPU counts.
+    A CPU missing from ``before`` counts from zero.
+    """
+    old, new = latest(before), latest(after)
+    totals = dict.fromkeys(("cp", "pas", "ol", "int"), 0)
+    for cpu, line in new.items():
+        base = old[cpu].totals if cpu in old else dict.fromkeys(totals, 0)
+        for key, value in line.totals.items():
+            totals[key] += value - base[key]
+    return totals

@@ -102,12 +102,21 @@ class RunResult:
     switch_stat: list[dict[str, Any]] | None
     #: DPAS mode changes: (ms, cpu, old, new)
     timeline: list[tuple[float, int, str, str]] | None
-    sleeps_taken: int
-    sleeps_skipped: int
+    #: simulator only (None for real runs): sleeps that yielded, and timers that expired while armed
+    sleeps_taken: int | None
+    sleeps_skipped: int | None
     max_qd: int | None
     d_init_ns: int
-    seed: int
-    events: int
+    seed: int | None
+    events: int | None
+    #: real runs only: what ran where
+    backend: str = "simulator"
+    kernel: str | None = None
+    device: str | None = None
+    knobs: dict[str, str] | None = None
+    fio_version: str | None = None
+    engine: str | None = None
+    note: str | None = None
 
 
 def simulate(config: RunConfig) -> RunResult:

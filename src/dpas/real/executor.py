@@ -1,0 +1,53 @@
+"""Where commands run and knob files live: this machine now; a VM guest or ssh later.
+
+The runner never touches the system directly: it asks an Executor to run a command or to
+read and write a file. ``LocalExecutor(sysfs_root=...)`` is the test seam: pointed at a
+directory made in a test, every knob read and write lands there.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+
+class Executor(Protocol):
+    sysfs_root: Path
+
+    def run(self, argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]: ...
+
+    def read(self, path: Path) -> str: ...
+
+    def write(self, path: Path, text: str) -> None: ...
+
+    def exists(self, path: Path) -> bool: ...
+
+    def kernel_release(self) -> str: ...
+
+
+@dataclass
+class LocalExecutor:
+    """This machine. ``sysfs_root`` replaces /sys for every knob path (a test seam)."""
+
+    sysfs_root: Path = Path("/sys")
+    release: str | None = None  # a kernel release to report instead of uname's (a test seam)
+
+    def run(self, argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+
+    def read(self, path: Path) -> str:
+        return path.read_text()
+
+    def write(self, path: Path, text: str) -> None:
+        # sysfs wants one write() of the whole value
+        with path.open("w") as f:
+            f.write(text)
+
+    def exists(self, path: Path) -> bool:
+        return path.exists()
+
+    def kernel_release(self) -> str:
+        return self.release or os.uname().release

@@ -1,0 +1,110 @@
+"""fio as a real process: the command line for a run, and its JSON output as metrics."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dpas.policy import Op
+
+
+class FioError(RuntimeError):
+    """fio did not produce a result; ``errno`` is fio's error code when it reported one."""
+
+    def __init__(self, message: str, errno: int = 0) -> None:
+        super().__init__(message)
+        self.errno = errno
+
+
+@dataclass(frozen=True, slots=True)
+class FioJob:
+    """One fio run: bench.sh's job, numjobs threads at iodepth 1."""
+
+    filename: Path
+    rw: Op
+    bs: int
+    jobs: int
+    runtime_s: float
+    ioengine: str
+    hipri: bool
+    cpus: str  # "0", "split" or a cpus_allowed list
+    size: str | None = None  # for a file: how much of it to use
+
+    def argv(self, fio: str, online_cpus: int) -> list[str]:
+        args = [
+            fio,
+            "--output-format=json",
+            "--name=dpas",
+            f"--filename={self.filename}",
+            f"--rw={'randread' if self.rw is Op.READ else 'randwrite'}",
+            f"--bs={self.bs}",
+            "--direct=1",
+            f"--ioengine={self.ioengine}",
+            "--iodepth=1",
+            f"--numjobs={self.jobs}",
+            "--group_reporting",
+            "--time_based",
+            f"--runtime={self.runtime_s:g}s",
+            "--randrepeat=0",
+            "--norandommap",
+        ]
+        if self.hipri:
+            args.append("--hipri=1")
+        if self.cpus == "0":
+            args += ["--cpus_allowed=0", "--cpus_allowed_policy=shared"]
+        elif self.cpus == "split":
+            args += [f"--cpus_allowed=0-{online_cpus - 1}", "--cpus_allowed_policy=split"]
+        else:
+            args += [f"--cpus_allowed={self.cpus}", "--cpus_allowed_policy=split"]
+        if self.size is not None:
+            args.append(f"--size={self.size}")
+        return args
+
+
+@dataclass(frozen=True, slots=True)
+class FioResult:
+    ios: int
+    runtime_s: float
+    iops: float
+    lat_mean_us: float
+    lat_p50_us: float
+    lat_p99_us: float
+    lat_p999_us: float
+    cpu_pct: float  # fio's usr + sys for the group
+    ctx: int
+
+
+def _percentile(clat: dict[str, Any], key: str) -> float:
+    table = clat.get("percentile") or {}
+    return float(table.get(key, 0.0)) / 1000
+
+
+def parse(text: str, rw: Op) -> FioResult:
+    """fio's --output-format=json (anything it printed before the JSON is skipped)."""
+    start = text.find("{")
+    try:
+        data = json.loads(text[start:]) if start >= 0 else None
+    except json.JSONDecodeError:
+        data = None
+    if not data or not data.get("jobs"):
+        first = text.strip().splitlines()[0] if text.strip() else "no output"
+        raise FioError(f"fio gave no JSON result: {first}")
+    job = data["jobs"][0]
+    if job.get("error"):
+        raise FioError(f"fio job failed with error {job['error']}", int(job["error"]))
+    side = job["read" if rw is Op.READ else "write"]
+    runtime_s = side["runtime"] / 1000 if side.get("runtime") else job["job_runtime"] / 1000
+    clat = side.get("clat_ns", {})
+    return FioResult(
+        ios=int(side["total_ios"]),
+        runtime_s=runtime_s,
+        iops=float(side["iops"]),
+        lat_mean_us=float(side["lat_ns"]["mean"]) / 1000,
+        lat_p50_us=_percentile(clat, "50.000000"),
+        lat_p99_us=_percentile(clat, "99.000000"),
+        lat_p999_us=_percentile(clat, "99.900000"),
+        cpu_pct=float(job["usr_cpu"]) + float(job["sys_cpu"]),
+        ctx=int(job["ctx"]),
+    )

@@ -1,0 +1,141 @@
+"""What each mode means on the kernel found: the knob writes and the fio engine, or a refusal.
+
+On the DPAS kernel every mode gets the settings of reference section 1. On a stock kernel a
+mode gets its closest real equivalent, stated in the plan's note, or a one-line refusal naming
+what is missing. A mode is never swapped for another.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from dpas.policy import Method, SwitchParams
+from dpas.real.kernel import Kernel
+from dpas.real.knobs import QueueKnobs
+
+
+class Refused(ValueError):
+    """This mode cannot run here; the message says why in one line."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModePlan:
+    mode: Method
+    ioengine: str
+    hipri: bool
+    knobs: dict[str, str] = field(default_factory=dict)
+    note: str = ""
+
+
+def _knob(knobs: QueueKnobs | None, name: str) -> str | None:
+    return knobs.read(name) if knobs is not None and knobs.has(name) else None
+
+
+def plan_mode(
+    mode: Method,
+    kernel: Kernel,
+    knobs: QueueKnobs | None,
+    d_init_ns: int,
+    switch: SwitchParams,
+    ioengine: str | None = None,
+    where: str = "the device",
+) -> ModePlan:
+    dpas_kernel = knobs is not None and knobs.has("pas_enabled") and knobs.has("switch_enabled")
+    polled = mode is not Method.INT
+    if polled and _knob(knobs, "io_poll") == "0":
+        raise Refused(
+            f"{mode.value} needs polled I/O: {where} has no poll queues (queue/io_poll is 0; "
+            "for NVMe: modprobe nvme poll_queues=N)"
+        )
+    engine = "pvsync2" if kernel.sync_hipri_polls else "io_uring"
+    if dpas_kernel:
+        assert knobs is not None
+        return _dpas_plan(mode, knobs, engine, d_init_ns, switch, ioengine, where)
+    return _stock_plan(mode, kernel, knobs, engine, ioengine, where)
+
+
+def _dpas_plan(
+    mode: Method,
+    knobs: QueueKnobs,
+    engine: str,
+    d_init_ns: int,
+    switch: SwitchParams,
+    ioengine: str | None,
+    where: str,
+) -> ModePlan:
+    writes: dict[str, str] = {}
+    if knobs.has("nomerges"):
+        writes["nomerges"] = "2"
+    hybrid = mode in (Method.LHP, Method.EHP, Method.PAS, Method.DPAS)
+    if not knobs.has("io_poll_delay"):
+        raise Refused(f"{mode.value} needs queue/io_poll_delay, which {where} does not have")
+    writes["io_poll_delay"] = "0" if hybrid else "-1"
+    if knobs.has("ehp_enabled"):
+        writes["ehp_enabled"] = "1" if mode is Method.EHP else "0"
+    elif mode is Method.EHP:
+        raise Refused(f"EHP needs the knob queue/ehp_enabled, which {where} does not have")
+    writes["pas_enabled"] = "1" if mode in (Method.PAS, Method.DPAS) else "0"
+    if mode in (Method.PAS, Method.DPAS):
+        writes["pas_adaptive_enabled"] = "1"
+        writes["pas_d_init"] = str(d_init_ns)
+    if mode is Method.DPAS:
+        for i in range(1, 8):
+            writes[f"switch_param{i}"] = str(getattr(switch, f"param{i}"))
+    writes["switch_enabled"] = "1" if mode is Method.DPAS else "0"  # last: it resets the state
+    chosen = ioengine or engine
+    note = (
+        f"{mode.value}: DPAS kernel knobs, fio {chosen}{' hipri' if mode is not Method.INT else ''}"
+    )
+    return ModePlan(mode, chosen, mode is not Method.INT, writes, note)
+
+
+def _stock_plan(
+    mode: Method,
+    kernel: Kernel,
+    knobs: QueueKnobs | None,
+    engine: str,
+    ioengine: str | None,
+    where: str,
+) -> ModePlan:
+    if mode in (Method.PAS, Method.DPAS, Method.EHP):
+        knob = "ehp_enabled" if mode is Method.EHP else "pas_enabled"
+        raise Refused(
+            f"{mode.value} needs the DPAS kernel: queue/{knob} is missing on {where} "
+            f"(kernel {kernel.release})"
+        )
+    # a stock kernel's queue is left as it is, but for what a mode cannot do without
+    writes: dict[str, str] = {}
+    if mode is Method.INT:
+        chosen = ioengine or "pvsync2"
+        return ModePlan(
+            mode, chosen, False, writes, f"INT: interrupt completion, fio {chosen} without hipri"
+        )
+    if mode is Method.CP:
+        if kernel.block_hybrid_polling and knobs is not None and knobs.has("io_poll_delay"):
+            writes["io_poll_delay"] = "-1"
+        chosen = ioengine or engine
+        how = (
+            "sync hipri polls (up to 5.18)"
+            if kernel.sync_hipri_polls
+            else "io_uring IOPOLL, since sync hipri stopped polling in 5.19"
+        )
+        return ModePlan(
+            mode, chosen, True, writes, f"CP: classic polling, fio {chosen} hipri ({how})"
+        )
+    # LHP
+    if kernel.block_hybrid_polling:
+        if knobs is None or not knobs.has("io_poll_delay"):
+            raise Refused(f"LHP needs queue/io_poll_delay, which {where} does not show")
+        writes["io_poll_delay"] = "0"
+        chosen = ioengine or engine
+        return ModePlan(
+            mode,
+            chosen,
+            True,
+            writes,
+            f"LHP: block-layer hybrid polling (io_poll_delay 0), fio {chosen} hipri",
+        )
+    raise Refused(
+        f"LHP needs block hybrid polling (queue/io_poll_delay, removed in 6.4) or io_uring hybrid "
+        f"IOPOLL (6.13+), which this fio cannot request; kernel {kernel.release}"
+    )

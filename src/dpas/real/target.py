@@ -1,0 +1,65 @@
+"""What ``--device`` names: a block device (its queue holds the knobs) or a regular file."""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from dpas.real.executor import Executor
+
+
+class TargetError(ValueError):
+    """--device names nothing usable."""
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    path: Path  # what fio opens
+    kind: str  # "block" or "file"
+    disk: str | None  # the whole disk whose queue/ holds the knobs, when known
+
+    def queue_dir(self, executor: Executor) -> Path | None:
+        if self.disk is None:
+            return None
+        queue = executor.sysfs_root / "block" / self.disk / "queue"
+        return queue if executor.exists(queue) else None
+
+
+def _disk_of(major: int, minor: int, sysfs_root: Path) -> str | None:
+    """The whole disk of a device number (a partition's parent), from /sys/dev/block."""
+    link = sysfs_root / "dev" / "block" / f"{major}:{minor}"
+    try:
+        real = link.resolve(strict=True)
+    except OSError:
+        return None
+    if (real / "partition").exists():
+        return real.parent.name
+    return real.name
+
+
+def resolve(spec: str, executor: Executor, dev_root: Path = Path("/dev")) -> Target:
+    """A block device by name (nvme0n1) or path (/dev/nvme0n1), or a regular file path
+    (which fio creates if it does not exist yet)."""
+    sysfs = executor.sysfs_root
+    if "/" not in spec and executor.exists(sysfs / "block" / spec):
+        return Target(dev_root / spec, "block", spec)
+    path = Path(spec)
+    if not path.exists() and path.parent.is_dir():
+        # a new regular file: fio creates it (--size), on the parent directory's device
+        st = path.parent.stat()
+        return Target(path, "file", _disk_of(os.major(st.st_dev), os.minor(st.st_dev), sysfs))
+    try:
+        st = path.stat()
+    except OSError as err:
+        raise TargetError(
+            f"--device {spec}: {err.strerror or err} (expected a block device such as nvme0n1 "
+            "or a regular file)"
+        ) from None
+    if stat.S_ISBLK(st.st_mode):
+        disk = _disk_of(os.major(st.st_rdev), os.minor(st.st_rdev), sysfs)
+        return Target(path, "block", disk)
+    if stat.S_ISREG(st.st_mode):
+        return Target(path, "file", _disk_of(os.major(st.st_dev), os.minor(st.st_dev), sysfs))
+    raise TargetError(f"--device {spec}: not a block device or a regular file")
