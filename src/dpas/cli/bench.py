@@ -133,6 +133,19 @@ def parse_d_init(text: str) -> int | None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the records as JSON.")
 @click.option(
+    "--rw",
+    "rw_text",
+    default=None,
+    metavar="randread|randwrite",
+    help="The workload, as fio names it (the same as the words R and W).",
+)
+@click.option(
+    "--repeat",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Runs per mode and job count (the same as the REPEATS word).",
+)
+@click.option(
     "--device",
     default=None,
     metavar="DEV",
@@ -195,6 +208,8 @@ def bench_command(
     fio_path: str,
     journal: Path | None,
     sysfs_root: Path,
+    rw_text: str | None,
+    repeat: int | None,
     **switch: int,
 ) -> None:
     """The lab's benchmark: every mode at every job count, 4 KiB random I/O at depth 1.
@@ -203,6 +218,12 @@ def bench_command(
     prints bench.sh's table per mode; results.json, results.csv and bench.png go to --out.
     """
     modes, rw, repeats = parse_words(words)
+    if rw_text is not None:
+        try:
+            rw = Op.parse(rw_text)
+        except ValueError as err:
+            raise InputError(f"--rw: {err}") from None
+    repeats = repeat or repeats
     if not re.fullmatch(r"0|split|\d+(-\d+)?(,\d+(-\d+)?)*", cpus) or (
         device is None and cpus not in ("0", "split")
     ):
