@@ -48,12 +48,12 @@ def steps(
     return done
 
 
-def run_dpas(*args: str) -> subprocess.CompletedProcess[str]:
+def run_dpas(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """The dpas command as a real process: its exit code and streams as a user sees them."""
     return subprocess.run(
         [sys.executable, "-m", "dpas", *args],
         capture_output=True,
         text=True,
         check=False,
-        timeout=120,
+        timeout=timeout,
     )

@@ -34,22 +34,44 @@ def by_check(findings: list) -> dict:  # type: ignore[type-arg]
     return {f.check: f for f in findings}
 
 
-GOOD = dict(io_poll="1", io_poll_delay="0", nomerges="2", scheduler="[none] mq-deadline",
-            wbt_lat_usec="2000", pas_enabled="0", switch_enabled="0", pas_adaptive_enabled="0",
-            pas_d_init="100", ehp_enabled="0", **{f"switch_param{i}": "0" for i in range(1, 8)})
+GOOD = dict(
+    io_poll="1",
+    io_poll_delay="0",
+    nomerges="2",
+    scheduler="[none] mq-deadline",
+    wbt_lat_usec="2000",
+    pas_enabled="0",
+    switch_enabled="0",
+    pas_adaptive_enabled="0",
+    pas_d_init="100",
+    ehp_enabled="0",
+    **{f"switch_param{i}": "0" for i in range(1, 8)},
+)
 
 
 def test_a_good_dpas_queue_is_all_ok(tmp_path: Path) -> None:
     found = by_check(checks.queue_findings("nvme0n1", K518, fake(tmp_path, **GOOD)))
-    for check in ("DPAS knobs", "poll queues", "io_poll_delay", "nomerges", "scheduler",
-                  "queue statistics"):
+    for check in (
+        "DPAS knobs",
+        "poll queues",
+        "io_poll_delay",
+        "nomerges",
+        "scheduler",
+        "queue statistics",
+    ):
         assert found[check].status is Status.OK, check
         assert found[check].fix == ""
 
 
 def test_a_bad_dpas_queue_fails_with_the_fixes(tmp_path: Path) -> None:
-    bad = {**GOOD, "io_poll": "0", "io_poll_delay": "-1", "nomerges": "0",
-           "scheduler": "[mq-deadline] none", "wbt_lat_usec": "0"}
+    bad = {
+        **GOOD,
+        "io_poll": "0",
+        "io_poll_delay": "-1",
+        "nomerges": "0",
+        "scheduler": "[mq-deadline] none",
+        "wbt_lat_usec": "0",
+    }
     where = fake(tmp_path, **bad)
     (where.sysfs / "module" / "nvme" / "parameters").mkdir(parents=True)
     (where.sysfs / "module" / "nvme" / "parameters" / "poll_queues").write_text("0\n")
@@ -67,19 +89,32 @@ def test_a_bad_dpas_queue_fails_with_the_fixes(tmp_path: Path) -> None:
 
 
 def test_a_stock_kernel_queue(tmp_path: Path) -> None:
-    found = by_check(checks.queue_findings(
-        "nvme0n1", K618, fake(tmp_path, io_poll="1", io_poll_delay="-1", wbt_lat_usec="0")))
-    assert found["DPAS knobs"].status is Status.WARN and "pas_enabled is missing" in found[
-        "DPAS knobs"].evidence
-    assert found["io_poll_delay"].status is Status.INFO and "stub since 6.4" in found[
-        "io_poll_delay"].evidence
+    found = by_check(
+        checks.queue_findings(
+            "nvme0n1", K618, fake(tmp_path, io_poll="1", io_poll_delay="-1", wbt_lat_usec="0")
+        )
+    )
+    assert (
+        found["DPAS knobs"].status is Status.WARN
+        and "pas_enabled is missing" in found["DPAS knobs"].evidence
+    )
+    assert (
+        found["io_poll_delay"].status is Status.INFO
+        and "stub since 6.4" in found["io_poll_delay"].evidence
+    )
     assert found["queue statistics"].status is Status.INFO
 
 
 def test_device_facts(tmp_path: Path) -> None:
-    where = fake(tmp_path, logical_block_size="8192", physical_block_size="8192",
-                 rotational="1", write_cache="write back", atomic_write_unit_max_bytes="16384",
-                 atomic_write_unit_min_bytes="4096")
+    where = fake(
+        tmp_path,
+        logical_block_size="8192",
+        physical_block_size="8192",
+        rotational="1",
+        write_cache="write back",
+        atomic_write_unit_max_bytes="16384",
+        atomic_write_unit_min_bytes="4096",
+    )
     found = by_check(checks.device_facts("nvme0n1", where))
     assert found["block size"].status is Status.WARN  # 8 KiB logical blocks > 4 KiB pages
     assert found["rotational"].status is Status.WARN
@@ -89,7 +124,9 @@ def test_device_facts(tmp_path: Path) -> None:
 def test_kernel_facts_by_version() -> None:
     old = by_check(checks.kernel_findings(K518))
     new = by_check(checks.kernel_findings(K618))
-    assert old["sync polled I/O"].status is Status.OK and new["sync polled I/O"].status is Status.INFO
+    assert (
+        old["sync polled I/O"].status is Status.OK and new["sync polled I/O"].status is Status.INFO
+    )
     assert old["block hybrid polling"].status is Status.OK
     assert new["io_uring hybrid polling"].status is Status.OK
     assert old["io_uring hybrid polling"].status is Status.INFO

@@ -31,7 +31,7 @@ def cli(ctx: click.Context) -> None:
 
 def register() -> None:
     """Attach the subcommands (their modules import this one for ``cli``)."""
-    from dpas.cli import bench, doctor, emulate, policy, restore  # noqa: F401  (registers them)
+    from dpas.cli import bench, doctor, emulate, policy, restore, vm  # noqa: F401  (registers them)
 
 
 def main(argv: list[str] | None = None) -> None:

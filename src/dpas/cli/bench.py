@@ -266,7 +266,7 @@ def bench_command(
         switch=SwitchParams(**switch),
         order=Order(order),
     )
-    _make(out_dir)
+    make_out_dir(out_dir)
     console = Console(stderr=as_json)
     d_init = config.d_init_ns if config.d_init_ns is not None else d_init_auto(config)
     runs = plan(config, d_init)
@@ -278,17 +278,17 @@ def bench_command(
         f"{runtime if ios is None else ios} {'s' if ios is None else 'I/Os'} per run, "
         f"pas_d_init {d_init} ns{' (auto)' if config.d_init_ns is None else ''}"
     )
-    _report(record, out_dir, console, as_json, header, f"dpas bench on {profile.name} (simulated)")
+    report(record, out_dir, console, as_json, header, f"dpas bench on {profile.name} (simulated)")
 
 
-def _make(out_dir: Path) -> None:
+def make_out_dir(out_dir: Path) -> None:
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise InputError(f"--out {out_dir}: {err.strerror or err}") from None
 
 
-def _report(
+def report(
     record: dict[str, Any], out_dir: Path, console: Console, as_json: bool, header: str, title: str
 ) -> None:
     """Files first (results.json before anything can fail), then the screen, then the figure."""
@@ -315,7 +315,7 @@ def _real_bench(config: RealConfig, executor: LocalExecutor, out_dir: Path, as_j
         runner = Runner(config, executor)
     except (TargetError, ValueError) as err:
         raise InputError(str(err)) from None
-    _make(out_dir)
+    make_out_dir(out_dir)
     console = Console(stderr=as_json)
     total = len(config.modes) * len(config.jobs) * config.repeats
     try:
@@ -355,7 +355,7 @@ def _real_bench(config: RealConfig, executor: LocalExecutor, out_dir: Path, as_j
             else "no queue knob was changed",
         ]
     )
-    _report(record, out_dir, console, as_json, header, f"dpas bench on {config.device} (fio)")
+    report(record, out_dir, console, as_json, header, f"dpas bench on {config.device} (fio)")
     if not bench.records:
         raise InputError("every mode was refused: " + "; ".join(bench.refused.values()))
 

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Protocol
 
 from dpas.real.executor import Executor
 
@@ -35,6 +36,14 @@ class KnobError(RuntimeError):
 def default_journal() -> Path:
     state = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state"))
     return state / "dpas" / "knobs-journal.json"
+
+
+class Knobs(Protocol):
+    """What a mode plan needs to know of a queue: which knobs exist and what they hold."""
+
+    def has(self, name: str) -> bool: ...
+
+    def read(self, name: str) -> str: ...
 
 
 class QueueKnobs:

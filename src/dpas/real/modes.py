@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from dpas.policy import Method, SwitchParams
 from dpas.real.kernel import Kernel
-from dpas.real.knobs import QueueKnobs
+from dpas.real.knobs import Knobs
 
 
 class Refused(ValueError):
@@ -27,14 +27,14 @@ class ModePlan:
     note: str = ""
 
 
-def _knob(knobs: QueueKnobs | None, name: str) -> str | None:
+def _knob(knobs: Knobs | None, name: str) -> str | None:
     return knobs.read(name) if knobs is not None and knobs.has(name) else None
 
 
 def plan_mode(
     mode: Method,
     kernel: Kernel,
-    knobs: QueueKnobs | None,
+    knobs: Knobs | None,
     d_init_ns: int,
     switch: SwitchParams,
     ioengine: str | None = None,
@@ -56,7 +56,7 @@ def plan_mode(
 
 def _dpas_plan(
     mode: Method,
-    knobs: QueueKnobs,
+    knobs: Knobs,
     engine: str,
     d_init_ns: int,
     switch: SwitchParams,
@@ -92,7 +92,7 @@ def _dpas_plan(
 def _stock_plan(
     mode: Method,
     kernel: Kernel,
-    knobs: QueueKnobs | None,
+    knobs: Knobs | None,
     engine: str,
     ioengine: str | None,
     where: str,

@@ -46,6 +46,8 @@ def averaged(records: list[dict[str, Any]]) -> dict[str, dict[int, dict[str, Any
         row: dict[str, Any] = {
             k: fmean(r[k] for r in rs) for k in ("iops", "lat_mean_us", "cpu_pct", "ctx")
         }
+        if rs[0].get("interrupts") is not None:
+            row["irqs"] = fmean(r["interrupts"] for r in rs)
         row["repeats"] = len(rs)
         if rs[0]["breakdown"] is not None:
             row["breakdown"] = {k: sum(r["breakdown"][k] for r in rs) for k in rs[0]["breakdown"]}
@@ -58,13 +60,15 @@ def mode_tables(records: list[dict[str, Any]]) -> list[Table]:
     tables = []
     for mode, rows in averaged(records).items():
         dpas = any("breakdown" in row for row in rows.values())
+        irqs = any("irqs" in row for row in rows.values())
         title = mode + (
             f" (mean of {next(iter(rows.values()))['repeats']} runs)"
             if next(iter(rows.values()))["repeats"] > 1
             else ""
         )
         table = Table(title=title, title_justify="left")
-        for name in ("Jobs", "IOPS", "lat_us", "cpu%", "ctx") + (("breakdown",) if dpas else ()):
+        names = ("Jobs", "IOPS", "lat_us", "cpu%", "ctx") + (("irqs",) if irqs else ())
+        for name in names + (("breakdown",) if dpas else ()):
             table.add_column(name, justify="left" if name == "breakdown" else "right")
         for jobs in sorted(rows):
             row = rows[jobs]
@@ -75,6 +79,8 @@ def mode_tables(records: list[dict[str, Any]]) -> list[Table]:
                 f"{row['cpu_pct']:.1f}",
                 f"{row['ctx']:.0f}",
             ]
+            if irqs:
+                cells.append(f"{row['irqs']:.0f}")
             if dpas:
                 b = row["breakdown"]
                 cells.append(f"cp:{b['cp']} pas:{b['pas']} ol:{b['ol']} int:{b['int']}")

@@ -117,6 +117,8 @@ class RunResult:
     fio_version: str | None = None
     engine: str | None = None
     note: str | None = None
+    #: the device's interrupts during the run (guest runs: from /proc/interrupts)
+    interrupts: int | None = None
 
 
 def simulate(config: RunConfig) -> RunResult:

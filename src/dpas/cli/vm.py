@@ -1,0 +1,195 @@
+"""``dpas vm``: the lab's QEMU guest with a polled NVMe drive, built and booted here."""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from dpas.cli.app import InputError, cli, help_without_subcommand
+from dpas.cli.bench import make_out_dir, parse_d_init, parse_jobs, parse_words, report
+from dpas.cli.options import switch_options
+from dpas.policy import Op, SwitchParams
+from dpas.sim import SCHEMA
+from dpas.vm.guest import GuestRun
+from dpas.vm.kernel import VmError
+from dpas.vm.runner import VmConfig, default_cache, shell, vm_bench
+
+
+def guest_options(f):  # type: ignore[no-untyped-def]
+    """The guest's shape, shared by bench and shell."""
+    for option in reversed(
+        [
+            click.option(
+                "--kernel",
+                type=click.Path(dir_okay=False, path_type=Path),
+                default=None,
+                help="Boot this kernel image (a DPAS build) instead of Debian's.",
+            ),
+            click.option(
+                "--modules",
+                type=click.Path(file_okay=False, path_type=Path),
+                default=None,
+                help="lib/modules/<release> of --kernel, for the nvme driver.",
+            ),
+            click.option(
+                "--cpus",
+                "vcpus",
+                type=click.IntRange(min=1),
+                default=2,
+                show_default=True,
+                help="vCPUs of the guest.",
+            ),
+            click.option("--memory", default="1G", show_default=True, help="Guest memory."),
+            click.option(
+                "--cache",
+                type=click.Path(file_okay=False, path_type=Path),
+                default=None,
+                help="Kernel and guest files (default ~/.cache/dpas/vm).",
+            ),
+        ]
+    ):
+        f = option(f)
+    return f
+
+
+@cli.group("vm", invoke_without_command=True)
+@click.pass_context
+def vm(ctx: click.Context) -> None:
+    """The lab's QEMU guest with a polled NVMe drive (poll_queues=2)."""
+    help_without_subcommand(ctx)
+
+
+@vm.command("bench")
+@click.argument("words", nargs=-1, metavar="[INT CP LHP PAS DPAS EHP | ALL] [R|W] [REPEATS]")
+@click.option("--jobs", "jobs_text", default="1,2,4,8,16", show_default=True)
+@click.option(
+    "--runtime",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="Seconds per fio run in the guest.",
+)
+@click.option("--rw", "rw_text", default=None, metavar="randread|randwrite")
+@click.option("--repeat", type=click.IntRange(min=1), default=None)
+@click.option("--bs", type=click.IntRange(min=512), default=4096, show_default=True)
+@click.option(
+    "--pin",
+    default="0",
+    show_default=True,
+    help="fio job pinning in the guest: 0, split, or a cpus_allowed list.",
+)
+@click.option("--d-init", "d_init_text", default="auto", show_default=True)
+@switch_options
+@guest_options
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("vm-results"),
+    show_default=True,
+)
+@click.option("--json", "as_json", is_flag=True)
+def vm_bench_command(
+    words: tuple[str, ...],
+    jobs_text: str,
+    runtime: float,
+    rw_text: str | None,
+    repeat: int | None,
+    bs: int,
+    pin: str,
+    d_init_text: str,
+    order: str,
+    out_dir: Path,
+    as_json: bool,
+    kernel: Path | None,
+    modules: Path | None,
+    vcpus: int,
+    memory: str,
+    cache: Path | None,
+    **switch: int,
+) -> None:
+    """dpas bench --device, run in a throw-away QEMU guest on its polled NVMe drive.
+
+    The guest's /proc/interrupts counts for the NVMe queues are recorded per run, so the
+    table shows that CP really polled (no interrupts) and INT did not.
+    """
+    modes, rw, repeats = parse_words(words)
+    if rw_text is not None:
+        try:
+            rw = Op.parse(rw_text)
+        except ValueError as err:
+            raise InputError(f"--rw: {err}") from None
+    if not re.fullmatch(r"0|split|\d+(-\d+)?(,\d+(-\d+)?)*", pin):
+        raise InputError(f"--pin {pin}: expected 0, split or a list like 0-1")
+    d_init = parse_d_init(d_init_text)
+    run = GuestRun(
+        modes=modes,
+        rw=rw,
+        repeats=repeat or repeats,
+        jobs=parse_jobs(jobs_text),
+        pin=pin,
+        runtime_s=runtime,
+        bs=bs,
+        d_init_ns=d_init or 4000,
+        switch=SwitchParams(**switch),
+        cpus=vcpus,
+        memory=memory,
+    )
+    config = VmConfig(run, kernel, modules, cache or default_cache(), d_init is None)
+    console = Console(stderr=as_json)
+    try:
+        with console.status("building and booting the guest (TCG takes a minute)"):
+            bench = vm_bench(config)
+    except VmError as err:
+        raise InputError(str(err)) from None
+    for mode, why in bench.refused.items():
+        console.print(f"[yellow]{mode} refused[/yellow]: {why}")
+    record = {
+        "schema": SCHEMA,
+        "backend": "qemu",
+        "kernel": bench.kernel,
+        "accelerator": bench.accelerator,
+        "why_not_kvm": bench.why_not_kvm,
+        "fio_version": bench.fio_version,
+        "d_init_ns": bench.d_init_ns,
+        "config": {
+            **asdict(run),
+            "modes": [m.value for m in run.modes],
+            "rw": "R" if rw is Op.READ else "W",
+            "kernel": str(kernel or "debian"),
+        },
+        "refused": bench.refused,
+        "records": [asdict(r) for r in bench.records],
+    }
+    accel = bench.accelerator.upper() + (f" ({bench.why_not_kvm})" if bench.why_not_kvm else "")
+    notes = sorted({r.note.split(";")[0] for r in bench.records if r.note})
+    header = "\n".join(
+        [
+            f"guest kernel {bench.kernel} under {accel}, {vcpus} vCPUs, {memory}, NVMe with "
+            f"poll_queues=2; {runtime:g} s per run; finished in {bench.seconds:.0f} s",
+            *notes,
+            "irqs: the guest's NVMe interrupts during the run (0 = every completion was polled)",
+        ]
+    )
+    make_out_dir(out_dir)
+    report(record, out_dir, console, as_json, header, f"dpas vm bench ({bench.kernel})")
+
+
+@vm.command("shell")
+@guest_options
+def vm_shell_command(
+    kernel: Path | None, modules: Path | None, vcpus: int, memory: str, cache: Path | None
+) -> None:
+    """Boot the guest with a shell on this terminal (poweroff -f leaves it)."""
+    config = VmConfig(
+        GuestRun(modes=(), cpus=vcpus, memory=memory), kernel, modules, cache or default_cache()
+    )
+    try:
+        sys.exit(shell(config))
+    except VmError as err:
+        raise InputError(str(err)) from None

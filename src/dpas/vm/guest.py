@@ -1,0 +1,245 @@
+"""One guest run: the plan as a shell script, QEMU under KVM or TCG, the results read back.
+
+The guest cannot be asked questions while it runs, so the host writes the whole plan up
+front, for both kinds of kernel (with and without the DPAS knobs); the guest picks the one
+its queue matches. Results come back on the second serial port, away from kernel messages.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dpas.policy import Method, Op, SwitchParams
+from dpas.real.fio import FioError, FioJob, FioResult, parse
+from dpas.real.kernel import Kernel
+from dpas.real.knobs import DPAS_KNOBS
+from dpas.real.modes import ModePlan, Refused, plan_mode
+from dpas.vm.kernel import VmError
+
+QUEUE = "/sys/block/nvme0n1/queue"
+DRIVE = Path("/dev/nvme0n1")
+#: what the guest's queue shows with nvme poll_queues=2, without and with the DPAS patch
+STOCK_QUEUE = {"io_poll": "1", "io_poll_delay": "-1", "nomerges": "0"}
+DPAS_QUEUE = {**STOCK_QUEUE, **dict.fromkeys(DPAS_KNOBS, "0")}
+
+
+class KnownQueue:
+    """A queue known in advance (the plan is written before the guest boots)."""
+
+    def __init__(self, values: dict[str, str]) -> None:
+        self.values = values
+
+    def has(self, name: str) -> bool:
+        return name in self.values
+
+    def read(self, name: str) -> str:
+        return self.values[name]
+
+
+@dataclass(frozen=True, slots=True)
+class GuestRun:
+    """The plan's parameters (bench.sh's sweep) and the guest's shape."""
+
+    modes: tuple[Method, ...]
+    rw: Op = Op.READ
+    repeats: int = 1
+    jobs: tuple[int, ...] = (1, 2, 4, 8, 16)
+    pin: str = "0"
+    runtime_s: float = 10.0
+    bs: int = 4096
+    d_init_ns: int = 4000
+    switch: SwitchParams = field(default_factory=SwitchParams)
+    cpus: int = 2
+    memory: str = "1G"
+
+
+@dataclass(slots=True)
+class GuestResult:
+    kernel: str = ""
+    variant: str = ""
+    runs: list[tuple[ModePlan, int, int, FioResult, int]] = field(default_factory=list)
+    refused: dict[str, str] = field(default_factory=dict)
+
+
+def _variant(run: GuestRun, release: str, queue: dict[str, str]) -> tuple[str, dict[str, ModePlan]]:
+    kernel = Kernel.parse(release)
+    lines, plans = [], {}
+    for mode in run.modes:
+        try:
+            plan = plan_mode(
+                mode, kernel, KnownQueue(queue), run.d_init_ns, run.switch, where="nvme0n1"
+            )
+        except Refused as why:
+            lines.append(f"echo {shlex.quote('@@REFUSED ' + mode.value + ' ' + str(why))}")
+            continue
+        plans[mode.value] = plan
+        lines += [f"echo {shlex.quote(v)} > {QUEUE}/{k}" for k, v in plan.knobs.items()]
+        for jobs in run.jobs:
+            for repeat in range(1, run.repeats + 1):
+                job = FioJob(
+                    DRIVE, run.rw, run.bs, jobs, run.runtime_s, plan.ioengine, plan.hipri, run.pin
+                )
+                argv = job.argv("/usr/bin/fio", run.cpus)
+                lines.append(f"run {mode.value}:{jobs}:{repeat} " + shlex.join(argv[1:]))
+    return "\n    ".join(lines) or ":", plans
+
+
+PLAN = """run() {{
+    echo "@@BEGIN $1"; shift
+    echo "@@IRQ"; cat /proc/interrupts
+    /usr/bin/fio "$@" > /tmp/fio.json 2> /tmp/fio.err
+    echo "@@IRQ"; cat /proc/interrupts
+    echo "@@FIO"; cat /tmp/fio.json
+    echo "@@ERR"; cat /tmp/fio.err
+    echo "@@END"
+}}
+echo "@@UNAME $(uname -r)"
+if [ -e {queue}/pas_enabled ]; then
+    echo "@@VARIANT dpas"
+    {dpas}
+else
+    echo "@@VARIANT stock"
+    {stock}
+fi
+echo "@@DONE"
+"""
+
+
+def plan_script(run: GuestRun, release: str) -> tuple[str, dict[str, dict[str, ModePlan]]]:
+    stock, stock_plans = _variant(run, release, STOCK_QUEUE)
+    dpas, dpas_plans = _variant(run, release, DPAS_QUEUE)
+    return (
+        PLAN.format(queue=QUEUE, dpas=dpas, stock=stock),
+        {"stock": stock_plans, "dpas": dpas_plans},
+    )
+
+
+def nvme_interrupts(text: str) -> int:
+    """Interrupts of the NVMe queues (nvme0q*) in a /proc/interrupts snapshot."""
+    lines = text.strip().splitlines()
+    cpus = len(lines[0].split()) if lines else 0
+    total = 0
+    for line in lines[1:]:
+        fields = line.split()
+        if fields and re.fullmatch(r"nvme\d+q\d+", fields[-1]):
+            total += sum(int(f) for f in fields[1 : 1 + cpus] if f.isdigit())
+    return total
+
+
+def read_results(text: str, plans: dict[str, dict[str, ModePlan]], rw: Op) -> GuestResult:
+    result = GuestResult()
+    m = re.search(r"^@@UNAME (\S+)", text, re.M)
+    result.kernel = m[1] if m else ""
+    m = re.search(r"^@@VARIANT (\w+)", text, re.M)
+    result.variant = m[1] if m else "stock"
+    for line in re.findall(r"^@@REFUSED (.*)$", text, re.M):
+        mode, _, why = line.partition(" ")
+        result.refused[mode] = why
+    for block in re.findall(r"^@@BEGIN (.*?)^@@END$", text, re.M | re.S):
+        header, _, body = block.partition("\n")
+        mode, jobs, repeat = header.strip().split(":")
+        parts = re.split(r"^@@(IRQ|FIO|ERR)$", body, flags=re.M)
+        sections = dict(zip(parts[1::2], parts[2::2], strict=False))
+        irqs = [p for tag, p in zip(parts[1::2], parts[2::2], strict=False) if tag == "IRQ"]
+        plan = plans[result.variant][mode]
+        try:
+            fio = parse(sections.get("FIO", ""), rw)
+        except FioError as err:
+            detail = sections.get("ERR", "").strip().splitlines()[-1:] or [str(err)]
+            raise VmError(f"fio in the guest failed ({mode}, {jobs} jobs): {detail[0]}") from None
+        fired = nvme_interrupts(irqs[1]) - nvme_interrupts(irqs[0]) if len(irqs) == 2 else -1
+        result.runs.append((plan, int(jobs), int(repeat), fio, fired))
+    if "@@DONE" not in text:
+        raise VmError("the guest stopped before the end of its plan")
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class Machine:
+    """How QEMU runs the guest."""
+
+    kernel: Path
+    initrd: Path
+    drive: Path
+    cpus: int
+    memory: str
+
+    def argv(self, accel: str, serials: list[str]) -> list[str]:
+        args = [
+            "qemu-system-x86_64",
+            "-machine",
+            "q35",
+            "-m",
+            self.memory,
+            "-smp",
+            str(self.cpus),
+            "-kernel",
+            str(self.kernel),
+            "-initrd",
+            str(self.initrd),
+            "-append",
+            "console=ttyS0 quiet loglevel=3 panic=-1",
+            "-drive",
+            f"file={self.drive},if=none,id=nvm,format=raw",
+            "-device",
+            "nvme,serial=dpas0001,drive=nvm",
+            "-no-reboot",
+            "-display",
+            "none",
+        ]
+        for serial in serials:
+            args += ["-serial", serial]
+        if accel == "kvm":
+            args += ["-accel", "kvm", "-cpu", "host"]
+        else:
+            args += ["-accel", "tcg", "-cpu", "max"]
+        return args
+
+
+def kvm_usable() -> bool:
+    try:
+        fd = os.open("/dev/kvm", os.O_RDWR)
+    except OSError:
+        return False
+    os.close(fd)
+    return True
+
+
+def boot(machine: Machine, work: Path, timeout_s: float) -> tuple[str, str, str]:
+    """Run the guest to its poweroff: (accelerator, why not KVM, results text)."""
+    console, results = work / "console.log", work / "results.log"
+    why_not_kvm = "" if kvm_usable() else "/dev/kvm cannot be opened"
+    for accel in (["kvm"] if not why_not_kvm else []) + ["tcg"]:
+        for log in (console, results):
+            log.write_text("")
+        argv = machine.argv(accel, [f"file:{console}", f"file:{results}"])
+        start = time.monotonic()
+        try:
+            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        except FileNotFoundError:
+            raise VmError("qemu-system-x86_64 not found: apt-get install qemu-system-x86") from None
+        try:
+            _, err = proc.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise VmError(
+                f"the guest ({accel}) did not finish in {timeout_s:.0f} s; its "
+                f"console log is kept at {console}"
+            ) from None
+        text = results.read_text(errors="replace")
+        if accel == "kvm" and "@@UNAME" not in text:
+            first = (err.strip().splitlines() or [f"exit {proc.returncode}"])[0]
+            why_not_kvm = f"KVM failed after {time.monotonic() - start:.1f} s ({first})"
+            continue
+        if proc.returncode != 0 and "@@DONE" not in text:
+            first = (err.strip().splitlines() or [f"exit {proc.returncode}"])[0]
+            raise VmError(f"qemu ({accel}) failed: {first}; console log at {console}")
+        return accel, why_not_kvm, text
+    raise VmError("unreachable")

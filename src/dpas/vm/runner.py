@@ -1,0 +1,149 @@
+"""dpas vm bench: the real-run sweep, executed in a throw-away QEMU guest."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from dpas.policy import Method, Op
+from dpas.sim.run import RunResult
+from dpas.vm import initramfs
+from dpas.vm.guest import GuestRun, Machine, boot, plan_script, read_results
+from dpas.vm.kernel import GuestKernel, VmError, debian_kernel, given_kernel
+
+#: modes whose sleeps start from pas_d_init (or that sleep at all): they need auto d_init
+SLEEPERS = (Method.LHP, Method.EHP, Method.PAS, Method.DPAS)
+BOOT_S = 120  # unpacking ~90 MB of initramfs and booting under TCG, with margin
+PER_RUN_S = 20  # fio's start and end in a TCG guest, beyond its runtime
+
+
+def default_cache() -> Path:
+    return Path.home() / ".cache" / "dpas" / "vm"
+
+
+@dataclass(frozen=True, slots=True)
+class VmConfig:
+    run: GuestRun
+    kernel: Path | None = None
+    modules: Path | None = None
+    cache: Path = field(default_factory=default_cache)
+    d_init_auto: bool = True
+    drive_gib: int = 1
+
+
+@dataclass(slots=True)
+class VmBench:
+    records: list[RunResult] = field(default_factory=list)
+    refused: dict[str, str] = field(default_factory=dict)
+    kernel: str = ""
+    accelerator: str = ""
+    why_not_kvm: str = ""
+    d_init_ns: int = 0
+    fio_version: str = ""
+    seconds: float = 0.0
+
+
+def _guest_kernel(config: VmConfig) -> GuestKernel:
+    if config.kernel is not None:
+        return given_kernel(config.kernel, config.modules)
+    return debian_kernel(config.cache / "kernels")
+
+
+def _boot(config: VmConfig, kernel: GuestKernel, run: GuestRun, name: str):  # type: ignore[no-untyped-def]
+    work = config.cache / name
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    drive = work / "nvm.img"
+    with drive.open("wb") as f:
+        f.truncate(config.drive_gib << 30)  # sparse: reads return zeros, nothing is stored
+    script, plans = plan_script(run, kernel.release)
+    initrd = initramfs.build(kernel, work / "initrd.cpio", script)
+    machine = Machine(kernel.image, initrd, drive, run.cpus, run.memory)
+    runs = len(run.modes) * len(run.jobs) * run.repeats
+    accel, why, text = boot(machine, work, BOOT_S + runs * (run.runtime_s + PER_RUN_S))
+    return accel, why, read_results(text, plans, run.rw)
+
+
+def vm_bench(config: VmConfig) -> VmBench:
+    start = time.monotonic()
+    kernel = _guest_kernel(config)
+    run = config.run
+    out = VmBench()
+    if config.d_init_auto and any(m in SLEEPERS for m in run.modes):
+        probe = replace(run, modes=(Method.INT,), jobs=(1,), repeats=1, runtime_s=1.0)
+        _, _, first = _boot(config, kernel, probe, "probe")
+        run = replace(run, d_init_ns=max(round(first.runs[0][3].lat_mean_us * 100), 1))
+    out.d_init_ns = run.d_init_ns
+    accel, why, result = _boot(config, kernel, run, "run")
+    out.kernel, out.accelerator, out.why_not_kvm = result.kernel, accel, why
+    out.refused = result.refused
+    try:
+        version = subprocess.run(["fio", "--version"], capture_output=True, text=True).stdout
+    except FileNotFoundError:
+        version = ""
+    out.fio_version = version.strip()
+    for plan, jobs, repeat, fio, fired in result.runs:
+        out.records.append(
+            RunResult(
+                mode=plan.mode.value,
+                jobs=jobs,
+                rw="R" if run.rw is Op.READ else "W",
+                repeat=repeat,
+                ios=fio.ios,
+                runtime_s=fio.runtime_s,
+                iops=fio.iops,
+                lat_mean_us=fio.lat_mean_us,
+                lat_p50_us=fio.lat_p50_us,
+                lat_p99_us=fio.lat_p99_us,
+                lat_p999_us=fio.lat_p999_us,
+                cpu_pct=fio.cpu_pct,
+                ctx=fio.ctx,
+                breakdown=None,
+                switch_stat=None,
+                timeline=None,
+                sleeps_taken=None,
+                sleeps_skipped=None,
+                max_qd=None,
+                d_init_ns=run.d_init_ns,
+                seed=None,
+                events=None,
+                backend="qemu",
+                kernel=result.kernel,
+                device="QEMU NVMe (sparse file)",
+                knobs=dict(plan.knobs),
+                fio_version=out.fio_version,
+                engine=f"{plan.ioengine}{' hipri' if plan.hipri else ''}",
+                note=f"{plan.note}; guest under {accel}",
+                interrupts=fired,
+            )
+        )
+    out.seconds = time.monotonic() - start
+    if not out.records and not out.refused:
+        raise VmError("the guest ran no mode")
+    return out
+
+
+def shell(config: VmConfig) -> int:
+    """Boot the guest with a shell on this terminal; poweroff -f in it ends QEMU."""
+    kernel = _guest_kernel(config)
+    work = config.cache / "shell"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    drive = work / "nvm.img"
+    with drive.open("wb") as f:
+        f.truncate(config.drive_gib << 30)
+    initrd = initramfs.build(kernel, work / "initrd.cpio", None)
+    machine = Machine(kernel.image, initrd, drive, config.run.cpus, config.run.memory)
+    from dpas.vm.guest import kvm_usable
+
+    for accel in (["kvm"] if kvm_usable() else []) + ["tcg"]:
+        start = time.monotonic()
+        code = subprocess.call(machine.argv(accel, ["mon:stdio"]))
+        if accel == "kvm" and code != 0 and time.monotonic() - start < 10:
+            print("dpas: KVM failed at once; booting under TCG")
+            continue
+        return code
+    return 1
