@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -15,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from dpas.bench.sweep import ALL_MODES, BenchConfig, d_init_auto, plan, results_record, run_all
 from dpas.cli.app import InputError, cli
-from dpas.cli.options import switch_options
+from dpas.cli.options import parse_cpus, parse_rw, switch_options
 from dpas.policy import Method, Op, Order, SwitchParams
 from dpas.real.executor import LocalExecutor
 from dpas.real.fio import FioError
@@ -218,16 +217,9 @@ def bench_command(
     prints bench.sh's table per mode; results.json, results.csv and bench.png go to --out.
     """
     modes, rw, repeats = parse_words(words)
-    if rw_text is not None:
-        try:
-            rw = Op.parse(rw_text)
-        except ValueError as err:
-            raise InputError(f"--rw: {err}") from None
+    rw = parse_rw(rw_text, rw)
     repeats = repeat or repeats
-    if not re.fullmatch(r"0|split|\d+(-\d+)?(,\d+(-\d+)?)*", cpus) or (
-        device is None and cpus not in ("0", "split")
-    ):
-        raise InputError(f"--cpus {cpus}: expected 0, split, or (with --device) a list like 0-3")
+    parse_cpus("--cpus", cpus, lists=device is not None)
     if device is not None:
         real = RealConfig(
             device=device,

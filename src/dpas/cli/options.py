@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
 import click
 
-from dpas.policy import Order, SwitchParams
+from dpas.cli.app import InputError
+from dpas.policy import Op, Order, SwitchParams
 
 
 def switch_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -28,3 +30,24 @@ def switch_options(f: Callable[..., Any]) -> Callable[..., Any]:
         show_default=True,
         help="DPAS PAS-exit test order: the kernel's (tf first) or the guide's.",
     )(f)
+
+
+CPU_LIST = re.compile(r"0|split|\d+(-\d+)?(,\d+(-\d+)?)*")
+
+
+def parse_rw(text: str | None, default: Op) -> Op:
+    """--rw as fio names it (randread, randwrite) or as bench.sh does (R, W)."""
+    if text is None:
+        return default
+    try:
+        return Op.parse(text)
+    except ValueError as err:
+        raise InputError(f"--rw: {err}") from None
+
+
+def parse_cpus(option: str, text: str, lists: bool) -> str:
+    """0 (every job on CPU 0), split (one each), or, where ``lists``, a cpus_allowed list."""
+    if not CPU_LIST.fullmatch(text) or (not lists and text not in ("0", "split")):
+        more = ", or a cpus_allowed list like 0-3" if lists else ""
+        raise InputError(f"{option} {text}: expected 0, split{more}")
+    return text

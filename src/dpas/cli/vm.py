@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -12,7 +11,7 @@ from rich.console import Console
 
 from dpas.cli.app import InputError, cli, help_without_subcommand
 from dpas.cli.bench import make_out_dir, parse_d_init, parse_jobs, parse_words, report
-from dpas.cli.options import switch_options
+from dpas.cli.options import parse_cpus, parse_rw, switch_options
 from dpas.policy import Op, SwitchParams
 from dpas.sim import SCHEMA
 from dpas.vm.guest import GuestRun
@@ -119,13 +118,8 @@ def vm_bench_command(
     table shows that CP really polled (no interrupts) and INT did not.
     """
     modes, rw, repeats = parse_words(words)
-    if rw_text is not None:
-        try:
-            rw = Op.parse(rw_text)
-        except ValueError as err:
-            raise InputError(f"--rw: {err}") from None
-    if not re.fullmatch(r"0|split|\d+(-\d+)?(,\d+(-\d+)?)*", pin):
-        raise InputError(f"--pin {pin}: expected 0, split or a list like 0-1")
+    rw = parse_rw(rw_text, rw)
+    parse_cpus("--pin", pin, lists=True)
     d_init = parse_d_init(d_init_text)
     run = GuestRun(
         modes=modes,

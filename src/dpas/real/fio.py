@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dpas.policy import Op
+from dpas.sim.run import RunResult
+
+if TYPE_CHECKING:
+    from dpas.real.modes import ModePlan
 
 
 class FioError(RuntimeError):
@@ -107,4 +111,37 @@ def parse(text: str, rw: Op) -> FioResult:
         lat_p999_us=_percentile(clat, "99.900000"),
         cpu_pct=float(job["usr_cpu"]) + float(job["sys_cpu"]),
         ctx=int(job["ctx"]),
+    )
+
+
+def record(
+    plan: ModePlan, jobs: int, repeat: int, rw: Op, result: FioResult, d_init_ns: int, **where: Any
+) -> RunResult:
+    """The RunResult of one fio run, with what ran where (backend, kernel, device, ...)."""
+    return RunResult(
+        mode=plan.mode.value,
+        jobs=jobs,
+        rw="R" if rw is Op.READ else "W",
+        repeat=repeat,
+        ios=result.ios,
+        runtime_s=result.runtime_s,
+        iops=result.iops,
+        lat_mean_us=result.lat_mean_us,
+        lat_p50_us=result.lat_p50_us,
+        lat_p99_us=result.lat_p99_us,
+        lat_p999_us=result.lat_p999_us,
+        cpu_pct=result.cpu_pct,
+        ctx=result.ctx,
+        breakdown=where.pop("breakdown", None),
+        switch_stat=where.pop("switch_stat", None),
+        timeline=None,
+        sleeps_taken=None,
+        sleeps_skipped=None,
+        max_qd=None,
+        d_init_ns=d_init_ns,
+        seed=None,
+        events=None,
+        knobs=dict(plan.knobs),
+        engine=f"{plan.ioengine}{' hipri' if plan.hipri else ''}",
+        **where,
     )

@@ -15,7 +15,7 @@ from pathlib import Path
 from dpas.policy import Method, Op, SwitchParams
 from dpas.policy.switch_stat import SwitchStatLine, delta, parse
 from dpas.real.executor import Executor
-from dpas.real.fio import FioError, FioJob, FioResult
+from dpas.real.fio import FioError, FioJob, FioResult, record
 from dpas.real.fio import parse as parse_fio
 from dpas.real.guard import holdings
 from dpas.real.kernel import Kernel
@@ -191,35 +191,18 @@ class Runner:
         before = self.switch_stat() if plan.mode is Method.DPAS else []
         result = self.fio(plan, jobs, self.config.runtime_s)
         after = self.switch_stat() if plan.mode is Method.DPAS else []
-        breakdown = delta(before, after) if after else None
-        return RunResult(
-            mode=plan.mode.value,
-            jobs=jobs,
-            rw="R" if self.config.rw is Op.READ else "W",
-            repeat=repeat,
-            ios=result.ios,
-            runtime_s=result.runtime_s,
-            iops=result.iops,
-            lat_mean_us=result.lat_mean_us,
-            lat_p50_us=result.lat_p50_us,
-            lat_p99_us=result.lat_p99_us,
-            lat_p999_us=result.lat_p999_us,
-            cpu_pct=result.cpu_pct,
-            ctx=result.ctx,
-            breakdown=breakdown,
+        return record(
+            plan,
+            jobs,
+            repeat,
+            self.config.rw,
+            result,
+            bench.d_init_ns,
+            breakdown=delta(before, after) if after else None,
             switch_stat=[{"cpu": s.cpu, "text": s.render()} for s in after] or None,
-            timeline=None,
-            sleeps_taken=None,
-            sleeps_skipped=None,
-            max_qd=None,
-            d_init_ns=bench.d_init_ns,
-            seed=None,
-            events=None,
             backend="fio",
             kernel=self.kernel.release,
             device=model,
-            knobs={k: v for k, v in plan.knobs.items()},
             fio_version=bench.fio_version,
-            engine=f"{plan.ioengine}{' hipri' if plan.hipri else ''}",
             note=plan.note,
         )

@@ -8,7 +8,8 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from dpas.policy import Method, Op
+from dpas.policy import Method
+from dpas.real.fio import record
 from dpas.sim.run import RunResult
 from dpas.vm import initramfs
 from dpas.vm.guest import GuestRun, Machine, boot, plan_script, read_results
@@ -87,35 +88,17 @@ def vm_bench(config: VmConfig) -> VmBench:
     out.fio_version = version.strip()
     for plan, jobs, repeat, fio, fired in result.runs:
         out.records.append(
-            RunResult(
-                mode=plan.mode.value,
-                jobs=jobs,
-                rw="R" if run.rw is Op.READ else "W",
-                repeat=repeat,
-                ios=fio.ios,
-                runtime_s=fio.runtime_s,
-                iops=fio.iops,
-                lat_mean_us=fio.lat_mean_us,
-                lat_p50_us=fio.lat_p50_us,
-                lat_p99_us=fio.lat_p99_us,
-                lat_p999_us=fio.lat_p999_us,
-                cpu_pct=fio.cpu_pct,
-                ctx=fio.ctx,
-                breakdown=None,
-                switch_stat=None,
-                timeline=None,
-                sleeps_taken=None,
-                sleeps_skipped=None,
-                max_qd=None,
-                d_init_ns=run.d_init_ns,
-                seed=None,
-                events=None,
+            record(
+                plan,
+                jobs,
+                repeat,
+                run.rw,
+                fio,
+                run.d_init_ns,
                 backend="qemu",
                 kernel=result.kernel,
                 device="QEMU NVMe (sparse file)",
-                knobs=dict(plan.knobs),
                 fio_version=out.fio_version,
-                engine=f"{plan.ioengine}{' hipri' if plan.hipri else ''}",
                 note=f"{plan.note}; guest under {accel}",
                 interrupts=fired,
             )
