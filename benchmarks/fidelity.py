@@ -19,7 +19,12 @@ from dpas.bench.sweep import BenchConfig, d_init_auto, plan, run_all
 from dpas.policy import Method, PasParams
 from dpas.sim import RunConfig, load, simulate
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "qemu_lab.json"
+#: shared/ sits beside the project (../shared), wherever the project was copied to
+REFERENCE = next(
+    p / "shared" / "reference" / "qemu_lab.json"
+    for p in Path(__file__).resolve().parents
+    if (p / "shared" / "reference" / "qemu_lab.json").exists()
+)
 MODES = ("INT", "CP", "PAS", "DPAS")
 JOBS = (1, 2, 4, 8, 16)
 #: the cells the profile's FIT parameters were fitted to (with DPAS's 1-job breakdown)
