@@ -311,7 +311,7 @@ def _real_bench(config: RealConfig, executor: LocalExecutor, out_dir: Path, as_j
     console = Console(stderr=as_json)
     total = len(config.modes) * len(config.jobs) * config.repeats
     try:
-        bench = _run_with_progress(total, console, runner.run_with)
+        bench = _run_with_progress(total, console, runner.run)
     except (Refused, KnobError, FioError) as err:
         raise InputError(str(err)) from None
     for mode, why in bench.refused.items():

@@ -154,9 +154,6 @@ class Runner:
             return nullcontext({})
         return applied(self.knobs, plan.knobs, self.config.journal)
 
-    def run_with(self, done: Callable[[str], None]) -> RealBench:
-        return self.run(done)
-
     def run(self, done: Callable[[str], None] | None = None) -> RealBench:
         self.check_writes()
         bench = RealBench(kernel=self.kernel.release, fio_version=self.fio_version())

@@ -281,7 +281,7 @@ class Job:
             return
         now = self.engine.now
         sleep = self.policy.on_wait_start(io, now)
-        self.sim.tally.wait_started(self.policy, self.cpu.id)
+        self.sim.tally.wait_started(self.cpu.id)
         if sleep <= 0:
             self.policy.on_wait_end(io, now)
             self.cpu.poll(self)

@@ -72,7 +72,8 @@ class Tally:
         self.max_qd: dict[int, int] = {}
         self._dpas = policy if isinstance(policy, DpasPolicy) else None
 
-    def wait_started(self, policy: Policy, cpu: int) -> None:
+    def wait_started(self, cpu: int) -> None:
+        """A polled I/O's wait began on ``cpu``: note DPAS's queue depth there."""
         if self._dpas is not None:
             qd = self._dpas.switch_state(cpu).qd
             if qd > self.max_qd.get(cpu, 0):

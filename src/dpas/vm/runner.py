@@ -12,7 +12,15 @@ from dpas.policy import Method
 from dpas.real.fio import record
 from dpas.sim.run import RunResult
 from dpas.vm import initramfs
-from dpas.vm.guest import GuestRun, Machine, boot, plan_script, read_results
+from dpas.vm.guest import (
+    GuestResult,
+    GuestRun,
+    Machine,
+    boot,
+    kvm_usable,
+    plan_script,
+    read_results,
+)
 from dpas.vm.kernel import GuestKernel, VmError, debian_kernel, given_kernel
 
 #: modes whose sleeps start from pas_d_init (or that sleep at all): they need auto d_init
@@ -53,16 +61,25 @@ def _guest_kernel(config: VmConfig) -> GuestKernel:
     return debian_kernel(config.cache / "kernels")
 
 
-def _boot(config: VmConfig, kernel: GuestKernel, run: GuestRun, name: str):  # type: ignore[no-untyped-def]
+def _machine(
+    config: VmConfig, kernel: GuestKernel, name: str, plan: str | None
+) -> tuple[Path, Machine]:
+    """A fresh work folder with the guest's initramfs and its sparse NVMe drive."""
     work = config.cache / name
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     drive = work / "nvm.img"
     with drive.open("wb") as f:
         f.truncate(config.drive_gib << 30)  # sparse: reads return zeros, nothing is stored
+    initrd = initramfs.build(kernel, work / "initrd.cpio", plan)
+    return work, Machine(kernel.image, initrd, drive, config.run.cpus, config.run.memory)
+
+
+def _boot(
+    config: VmConfig, kernel: GuestKernel, run: GuestRun, name: str
+) -> tuple[str, str, GuestResult]:
     script, plans = plan_script(run, kernel.release)
-    initrd = initramfs.build(kernel, work / "initrd.cpio", script)
-    machine = Machine(kernel.image, initrd, drive, run.cpus, run.memory)
+    work, machine = _machine(config, kernel, name, script)
     runs = len(run.modes) * len(run.jobs) * run.repeats
     accel, why, text = boot(machine, work, BOOT_S + runs * (run.runtime_s + PER_RUN_S))
     return accel, why, read_results(text, plans, run.rw)
@@ -111,17 +128,7 @@ def vm_bench(config: VmConfig) -> VmBench:
 
 def shell(config: VmConfig) -> int:
     """Boot the guest with a shell on this terminal; poweroff -f in it ends QEMU."""
-    kernel = _guest_kernel(config)
-    work = config.cache / "shell"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    drive = work / "nvm.img"
-    with drive.open("wb") as f:
-        f.truncate(config.drive_gib << 30)
-    initrd = initramfs.build(kernel, work / "initrd.cpio", None)
-    machine = Machine(kernel.image, initrd, drive, config.run.cpus, config.run.memory)
-    from dpas.vm.guest import kvm_usable
-
+    _, machine = _machine(config, _guest_kernel(config), "shell", None)
     for accel in (["kvm"] if kvm_usable() else []) + ["tcg"]:
         start = time.monotonic()
         code = subprocess.call(machine.argv(accel, ["mon:stdio"]))
