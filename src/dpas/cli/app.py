@@ -7,6 +7,7 @@ import sys
 import click
 
 from dpas import __version__
+from dpas.errors import DpasError
 
 EXIT_USAGE = 2
 
@@ -48,6 +49,9 @@ def main(argv: list[str] | None = None) -> None:
             hint = f" (see '{err.ctx.command_path} --help')"
         message = " ".join(err.format_message().split())
         click.echo(f"dpas: error: {message}{hint}", err=True)
+        sys.exit(EXIT_USAGE)
+    except DpasError as err:
+        click.echo(f"dpas: error: {' '.join(str(err).split())}", err=True)
         sys.exit(EXIT_USAGE)
     except click.ClickException as err:
         click.echo(f"dpas: error: {' '.join(err.format_message().split())}", err=True)

@@ -9,7 +9,60 @@ from typing import Any
 import click
 
 from dpas.cli.app import InputError
+from dpas.errors import LimitError
+from dpas.limits import INT_MAX, checked
 from dpas.policy import Op, Order, SwitchParams
+
+#: ASCII digits only: str.isdigit() also takes '²' and other scripts' digits
+WHOLE = re.compile(r"[+-]?[0-9]+")
+
+
+class Number(click.ParamType):
+    """A finite number in [low, high] (a whole number where ``integer``), checked as parsed;
+    ``above`` excludes the low end itself (a runtime of 0 s is no run)."""
+
+    def __init__(
+        self, low: float, high: float, *, integer: bool = False, above: bool = False
+    ) -> None:
+        self.low, self.high, self.integer, self.above = low, high, integer, above
+        self.name = "integer" if integer else "number"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):
+            return value
+        what = param.get_error_hint(ctx) if param is not None and ctx is not None else "value"
+        try:
+            return parse_number(what, value, self.low, self.high, self.integer, self.above)
+        except LimitError as err:
+            self.fail(str(err), param, ctx)
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return "N" if self.integer else "X"
+
+
+def parse_number(
+    what: str, text: str, low: float, high: float, integer: bool = False, above: bool = False
+) -> Any:
+    """``text`` as an int (ASCII digits) or a finite float, in range; LimitError otherwise."""
+    text = text.strip()
+    kind = "a whole number" if integer else "a number"
+    bound = f"above {low:g}" if above else f"from {low:g}"
+    accepted = f"expected {kind} {bound} to {high:g}"
+    if integer:
+        if not WHOLE.fullmatch(text):
+            raise LimitError(f"{what} {text!r}: {accepted}")
+        value: float = int(text)
+    else:
+        try:
+            value = float(text)
+        except ValueError:
+            raise LimitError(f"{what} {text!r}: {accepted}") from None
+    if above and value == low:
+        raise LimitError(f"{what} {text}: {accepted}")
+    try:
+        return checked(what, value, low, high, integer=integer)
+    except LimitError:
+        raise LimitError(f"{what} {text}: {accepted}") from None
 
 
 def switch_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -18,7 +71,7 @@ def switch_options(f: Callable[..., Any]) -> Callable[..., Any]:
         default = getattr(SwitchParams(), f"param{i}")
         f = click.option(
             f"--param{i}",
-            type=click.IntRange(min=-1),
+            type=Number(-1, INT_MAX, integer=True),
             default=default,
             show_default=True,
             help=f"DPAS switch_param{i}.",

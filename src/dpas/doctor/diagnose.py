@@ -10,12 +10,13 @@ from dpas.doctor import checks, interrupts, timers
 from dpas.doctor.checks import DeviceReport, Where
 from dpas.doctor.findings import Finding, Status
 from dpas.doctor.timers import TimerRow
+from dpas.errors import DpasError
 from dpas.real.kernel import Kernel
 
 SCHEMA = "dpas.doctor/1"
 
 
-class DoctorError(ValueError):
+class DoctorError(DpasError, ValueError):
     """The device named cannot be examined (one line, for the command)."""
 
 

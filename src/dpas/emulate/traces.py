@@ -19,12 +19,14 @@ from pathlib import Path
 import numpy as np
 
 #: Generated device times never go below this (µs): a device cannot answer in no time.
+from dpas.errors import DpasError
+
 MIN_DEVICE_US = 0.1
 BUILTIN = {"zssd": "zssd.csv"}
 FORMATS = ("auto", "lines", "csv", "fio", "blkparse")
 
 
-class TraceError(ValueError):
+class TraceError(DpasError, ValueError):
     """A trace that cannot be read; the message names the input and the line."""
 
 

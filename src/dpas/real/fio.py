@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dpas.errors import DpasError
 from dpas.policy import Op
 from dpas.sim.run import RunResult
 
@@ -14,7 +15,7 @@ if TYPE_CHECKING:
     from dpas.real.modes import ModePlan
 
 
-class FioError(RuntimeError):
+class FioError(DpasError, RuntimeError):
     """fio did not produce a result; ``errno`` is fio's error code when it reported one."""
 
     def __init__(self, message: str, errno: int = 0) -> None:

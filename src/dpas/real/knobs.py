@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
+from dpas.errors import DpasError
 from dpas.real.executor import Executor
 
 #: the knobs only the DPAS kernel has (reference section 1)
@@ -29,7 +30,7 @@ DPAS_KNOBS = (
 )
 
 
-class KnobError(RuntimeError):
+class KnobError(DpasError, RuntimeError):
     """A knob could not be read or written; the message names it."""
 
 

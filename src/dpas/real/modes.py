@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from dpas.errors import DpasError
 from dpas.policy import Method, SwitchParams
 from dpas.real.kernel import Kernel
 from dpas.real.knobs import Knobs
 
 
-class Refused(ValueError):
+class Refused(DpasError, ValueError):
     """This mode cannot run here; the message says why in one line."""
 
 

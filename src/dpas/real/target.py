@@ -7,10 +7,11 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from dpas.errors import DpasError
 from dpas.real.executor import Executor
 
 
-class TargetError(ValueError):
+class TargetError(DpasError, ValueError):
     """--device names nothing usable."""
 
 

@@ -13,8 +13,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from dpas.errors import DpasError
 
-class ProfileError(ValueError):
+
+class ProfileError(DpasError, ValueError):
     """A profile that cannot be used; the message names the file and the key."""
 
 

@@ -8,12 +8,14 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from dpas.errors import DpasError
+
 #: the NVMe driver, after the crypto providers its CRC modules ask for at load time (soft
 #: dependencies that depends= does not list); the rest comes from the depends= strings
 NVME_MODULES = ("crct10dif_generic", "crc64_rocksoft_generic", "nvme")
 
 
-class VmError(RuntimeError):
+class VmError(DpasError, RuntimeError):
     """A guest could not be prepared or run; one line, naming the step."""
 
 

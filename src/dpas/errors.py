@@ -1,0 +1,16 @@
+"""The one error type dpas explains to a user.
+
+Every error that bad input, a refusal or a failed tool can cause derives from ``DpasError``:
+the command line prints its message as one line and exits 2. Anything else that escapes is a
+bug in dpas, and the fuzz tests look for exactly that.
+"""
+
+from __future__ import annotations
+
+
+class DpasError(Exception):
+    """Something dpas can say in one line: what input or tool, and what is accepted."""
+
+
+class LimitError(DpasError, ValueError):
+    """A number outside what dpas accepts (not finite, or out of its stated range)."""

@@ -1,0 +1,51 @@
+"""What numbers dpas accepts, and the one check every parser applies where it reads them.
+
+The ranges keep every run finite and every integer inside int64: a device time of more than
+10 s per I/O, more than 4096 jobs or an hour of simulated time is a typing mistake, not an
+experiment. The kernel's sysfs knobs take what ``kstrtoint``/``kstrtouint`` take.
+"""
+
+from __future__ import annotations
+
+import math
+
+from dpas.errors import LimitError
+
+#: one I/O's device time, in µs (10 s)
+MAX_IO_US = 10_000_000.0
+#: fio numjobs and job-count lists
+MAX_JOBS = 4096
+#: bench.sh's repeat count
+MAX_REPEATS = 1000
+#: I/Os in one run or trace
+MAX_IOS = 1_000_000_000
+#: simulated seconds in one run
+MAX_SIM_RUNTIME_S = 3600.0
+#: seconds of one real fio run
+MAX_REAL_RUNTIME_S = 86_400.0
+#: what the kernel's int knobs (pas_d_init, switch_param*) accept: kstrtoint
+INT_MAX = 2**31 - 1
+#: seeds: numpy's SeedSequence takes any non-negative integer; keep them in 64 bits
+MAX_SEED = 2**64 - 1
+
+
+def checked(what: str, value: float, low: float, high: float, *, integer: bool = False) -> float:
+    """``value`` if it is finite and in [low, high] (a whole number where ``integer``);
+    otherwise a LimitError naming ``what`` and the accepted range."""
+    kind = "a whole number" if integer else "a number"
+    accepted = f"{kind} from {_show(low)} to {_show(high)}"
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise LimitError(f"{what} {value!r}: expected {accepted}") from None
+    if not math.isfinite(number) or not low <= number <= high:
+        raise LimitError(f"{what} {_show(value)}: expected {accepted}")
+    if integer and (isinstance(value, float) and not value.is_integer()):
+        raise LimitError(f"{what} {_show(value)}: expected {accepted}")
+    return value
+
+
+def _show(x: float) -> str:
+    if isinstance(x, float) and x.is_integer() and abs(x) < 1e15:
+        return str(int(x))
+    return f"{x:g}" if isinstance(x, float) else str(x)
