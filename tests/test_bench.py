@@ -87,7 +87,7 @@ def test_d_init_auto_is_a_tenth_of_a_plain_runs_latency() -> None:
         (["TURBO"], "'TURBO': expected modes (INT CP LHP PAS DPAS EHP or ALL)"),
         (["R", "W"], "R or W was given twice"),
         (["--jobs", "1,x"], "--jobs 1,x: expected job counts"),
-        (["--d-init", "fast"], "--d-init fast: expected auto or a number of ns"),
+        (["--d-init", "fast"], "--d-init fast: expected auto or a whole number of ns"),
         (["--profile", "laptop"], "profile laptop: not a file or a shipped profile"),
         (["--cpus", "3"], "--cpus 3: expected 0, split"),  # lists only with --device
         (["--cpus", "0-x", "--device", "/tmp"], "--cpus 0-x: expected 0, split, or a cpus_allowed"),

@@ -235,7 +235,7 @@ def test_real_fio_int_on_a_file(tmp_path: Path, fio: str, rw: Op) -> None:
         d_init_ns=4000,
         fio=fio,
         journal=tmp_path / "j.json",
-        size="32m",
+        size=32 << 20,
     )
     bench = Runner(config, LocalExecutor()).run()
     assert [(r.mode, r.jobs, r.rw) for r in bench.records] == [
@@ -266,7 +266,7 @@ def test_real_fio_cp_on_a_file_here_is_refused_with_the_kernels_reason(
         d_init_ns=4000,
         fio=fio,
         journal=tmp_path / "j.json",
-        size="32m",
+        size=32 << 20,
     )
     bench = Runner(config, bare).run()
     if bench.records:  # a machine whose disk polls: then CP must have polled-engine records

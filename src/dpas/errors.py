@@ -11,6 +11,9 @@ from __future__ import annotations
 class DpasError(Exception):
     """Something dpas can say in one line: what input or tool, and what is accepted."""
 
+    #: the command's exit status: 2 for bad input and refusals; a stop by signal N is 128 + N
+    exit_code: int = 2
+
 
 class LimitError(DpasError, ValueError):
     """A number outside what dpas accepts (not finite, or out of its stated range)."""

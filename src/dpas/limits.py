@@ -25,6 +25,8 @@ MAX_SIM_RUNTIME_S = 3600.0
 MAX_REAL_RUNTIME_S = 86_400.0
 #: what the kernel's int knobs (pas_d_init, switch_param*) accept: kstrtoint
 INT_MAX = 2**31 - 1
+#: what the kernel's u32 knobs (pas_d_init) accept: kstrtouint
+U32_MAX = 2**32 - 1
 #: seeds: numpy's SeedSequence takes any non-negative integer; keep them in 64 bits
 MAX_SEED = 2**64 - 1
 

@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(EXIT_USAGE)
     except DpasError as err:
         click.echo(f"dpas: error: {' '.join(str(err).split())}", err=True)
-        sys.exit(EXIT_USAGE)
+        sys.exit(err.exit_code)
     except click.ClickException as err:
         click.echo(f"dpas: error: {' '.join(err.format_message().split())}", err=True)
         sys.exit(err.exit_code)

@@ -3,78 +3,70 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from click.core import ParameterSource
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from dpas.bench.sweep import ALL_MODES, BenchConfig, d_init_auto, plan, results_record, run_all
+from dpas.bench.sweep import BenchConfig, d_init_auto, plan, results_record, run_all
 from dpas.cli.app import InputError, cli
-from dpas.cli.options import parse_cpus, parse_rw, switch_options
-from dpas.policy import Method, Op, Order, SwitchParams
+from dpas.cli.options import (
+    BLOCK_SIZE,
+    Number,
+    check_out_dir,
+    parse_cpus,
+    parse_d_init,
+    parse_jobs,
+    parse_number,
+    parse_rw,
+    parse_words,
+    switch_options,
+)
+from dpas.limits import MAX_IOS, MAX_REAL_RUNTIME_S, MAX_REPEATS, MAX_SEED, MAX_SIM_RUNTIME_S
+from dpas.policy import Op, Order, SwitchParams
 from dpas.real.executor import LocalExecutor
-from dpas.real.fio import FioError
-from dpas.real.knobs import KnobError, default_journal
-from dpas.real.modes import Refused
-from dpas.real.runner import RealConfig, Runner
-from dpas.real.target import TargetError
+from dpas.real.runner import Interrupted, RealConfig, Runner
 from dpas.reports.bench import mode_tables, plot, write_csv
 from dpas.sim import SCHEMA, ProfileError, load
 
 T = TypeVar("T")
 
-BENCH_MODES = ("INT", "CP", "LHP", "PAS", "DPAS", "EHP")
+SIZE = re.compile(r"([0-9]{1,16})([kmgt]?)(?:i?b)?")
+MAX_SIZE = 1 << 40
 
 
-def parse_words(words: tuple[str, ...]) -> tuple[tuple[Method, ...], Op, int]:
-    """bench.sh's arguments, in any order: modes (or ALL), R or W, and a repeat count."""
-    modes: list[Method] = []
-    rw: Op | None = None
-    repeats: int | None = None
-    for word in words:
-        key = word.upper()
-        if key == "ALL":
-            modes += [m for m in ALL_MODES if m not in modes]
-        elif key in BENCH_MODES:
-            mode = Method.parse(key)
-            if mode not in modes:
-                modes.append(mode)
-        elif key in ("R", "W"):
-            if rw is not None:
-                raise InputError(f"{word!r}: R or W was given twice")
-            rw = Op.parse(key)
-        elif word.isdigit() and int(word) > 0:
-            if repeats is not None:
-                raise InputError(f"{word!r}: the repeat count was given twice")
-            repeats = int(word)
-        else:
-            raise InputError(
-                f"{word!r}: expected modes ({' '.join(BENCH_MODES)} or ALL), R or W, "
-                "or a repeat count"
-            )
-    return tuple(modes) or ALL_MODES, rw or Op.READ, repeats or 1
+def parse_size(text: str, bs: int) -> int:
+    """A size as fio writes one (256m, 1g, 4096; k, m, g, t in powers of 1024)."""
+    found = SIZE.fullmatch(text.strip().lower())
+    accepted = f"expected a size such as 256m or 1g, from {bs} bytes to 1 TiB"
+    if found is None:
+        raise InputError(f"--size {text!r}: {accepted}")
+    size = int(found[1]) * 1024 ** " kmgt".index(found[2] or " ")
+    if not bs <= size <= MAX_SIZE:
+        raise InputError(f"--size {text}: {accepted}")
+    return size // bs * bs
 
 
-def parse_jobs(text: str) -> tuple[int, ...]:
-    try:
-        jobs = tuple(int(j) for j in text.split(","))
-    except ValueError:
-        jobs = ()
-    if not jobs or min(jobs) < 1:
-        raise InputError(f"--jobs {text}: expected job counts such as 1,2,4,8,16")
-    return tuple(dict.fromkeys(jobs))
+#: what only the simulator reads, and what only a real run (--device) reads
+SIM_ONLY = ("ios", "profile_name", "seed", "order")
+REAL_ONLY = ("bs", "ioengine", "size", "destroy_data", "fio_path", "journal", "sysfs_root")
 
 
-def parse_d_init(text: str) -> int | None:
-    if text == "auto":
-        return None
-    if text.isdigit() and int(text) > 0:
-        return int(text)
-    raise InputError(f"--d-init {text}: expected auto or a number of ns > 0")
+def refuse_unused(ctx: click.Context, device: str | None) -> None:
+    """An option the chosen backend would ignore is an error, not a silent no-op."""
+    unused, why = (
+        (SIM_ONLY, "with --device") if device is not None else (REAL_ONLY, "without --device")
+    )
+    for name in unused:
+        if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE:
+            flag = next(p.opts[0] for p in ctx.command.params if p.name == name)
+            raise InputError(f"{flag} means nothing {why}; leave it out")
 
 
 @cli.command("bench", context_settings={"ignore_unknown_options": False})
@@ -102,18 +94,18 @@ def parse_d_init(text: str) -> int | None:
 )
 @click.option(
     "--runtime",
-    type=click.FloatRange(min=0, min_open=True),
-    default=1.0,
-    show_default=True,
-    help="Simulated seconds per run.",
+    type=Number(0, MAX_REAL_RUNTIME_S, above=True),
+    default=None,
+    help=f"Seconds per run: simulated (default 1, at most {MAX_SIM_RUNTIME_S:g}) or, with "
+    f"--device, of fio (default 10).",
 )
 @click.option(
     "--ios",
-    type=click.IntRange(min=1),
+    type=Number(1, MAX_IOS, integer=True),
     default=None,
     help="Stop each run after this many I/Os instead of --runtime.",
 )
-@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--seed", type=Number(0, MAX_SEED, integer=True), default=1, show_default=True)
 @click.option(
     "--d-init",
     "d_init_text",
@@ -140,7 +132,7 @@ def parse_d_init(text: str) -> int | None:
 )
 @click.option(
     "--repeat",
-    type=click.IntRange(min=1),
+    type=Number(1, MAX_REPEATS, integer=True),
     default=None,
     help="Runs per mode and job count (the same as the REPEATS word).",
 )
@@ -153,7 +145,7 @@ def parse_d_init(text: str) -> int | None:
 )
 @click.option(
     "--bs",
-    type=click.IntRange(min=512),
+    type=BLOCK_SIZE,
     default=4096,
     show_default=True,
     help="Block size in bytes (--device).",
@@ -165,12 +157,13 @@ def parse_d_init(text: str) -> int | None:
     "--size",
     default="256m",
     show_default=True,
-    help="How much of a regular file fio uses (--device FILE).",
+    help="How much of a regular file a run uses (--device FILE): at most this much of an "
+    "existing file, never more than it holds; a missing file is created this large.",
 )
 @click.option(
     "--destroy-data",
     is_flag=True,
-    help="Allow writes (W) to a block device that holds partitions or a filesystem.",
+    help="Allow writes (W) to a block device or an existing file: whatever it holds is lost.",
 )
 @click.option("--fio", "fio_path", default="fio", show_default=True, help="The fio binary.")
 @click.option(
@@ -178,7 +171,7 @@ def parse_d_init(text: str) -> int | None:
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
     help="Where the original knob values are kept until restored "
-    "(default: ~/.local/state/dpas/knobs-journal.json).",
+    "(default: one per device under ~/.local/state/dpas/journals).",
 )
 @click.option(
     "--sysfs-root",
@@ -187,12 +180,14 @@ def parse_d_init(text: str) -> int | None:
     show_default=True,
     help="Where the queue knobs live (a test seam; leave it for real devices).",
 )
+@click.pass_context
 def bench_command(
+    ctx: click.Context,
     words: tuple[str, ...],
     jobs_text: str,
     profile_name: str,
     cpus: str,
-    runtime: float,
+    runtime: float | None,
     ios: int | None,
     seed: int,
     d_init_text: str,
@@ -216,27 +211,31 @@ def bench_command(
     Runs on the simulated host and device of --profile (default: the lab's QEMU guest) and
     prints bench.sh's table per mode; results.json, results.csv and bench.png go to --out.
     """
+    refuse_unused(ctx, device)
     modes, rw, repeats = parse_words(words)
     rw = parse_rw(rw_text, rw)
     repeats = repeat or repeats
     parse_cpus("--cpus", cpus, lists=device is not None)
+    jobs = parse_jobs(jobs_text)
+    d_init_ns = parse_d_init(d_init_text)
+    check_out_dir(out_dir)
     if device is not None:
         real = RealConfig(
             device=device,
             modes=modes,
             rw=rw,
             repeats=repeats,
-            jobs=parse_jobs(jobs_text),
+            jobs=jobs,
             cpus=cpus,
-            runtime_s=runtime,
+            runtime_s=10.0 if runtime is None else runtime,
             bs=bs,
-            d_init_ns=parse_d_init(d_init_text),
+            d_init_ns=d_init_ns,
             switch=SwitchParams(**switch),
             ioengine=ioengine,
             destroy_data=destroy_data,
             fio=fio_path,
-            journal=journal or default_journal(),
-            size=size,
+            journal=journal.absolute() if journal is not None else None,
+            size=parse_size(size, bs),
         )
         _real_bench(real, LocalExecutor(sysfs_root), out_dir, as_json)
         return
@@ -249,16 +248,15 @@ def bench_command(
         modes=modes,
         rw=rw,
         repeats=repeats,
-        jobs=parse_jobs(jobs_text),
+        jobs=jobs,
         cpus=cpus,
-        runtime_s=runtime,
+        runtime_s=sim_runtime(runtime),
         ios=ios,
         seed=seed,
-        d_init_ns=parse_d_init(d_init_text),
+        d_init_ns=d_init_ns,
         switch=SwitchParams(**switch),
         order=Order(order),
     )
-    make_out_dir(out_dir)
     console = Console(stderr=as_json)
     d_init = config.d_init_ns if config.d_init_ns is not None else d_init_auto(config)
     runs = plan(config, d_init)
@@ -273,11 +271,10 @@ def bench_command(
     report(record, out_dir, console, as_json, header, f"dpas bench on {profile.name} (simulated)")
 
 
-def make_out_dir(out_dir: Path) -> None:
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise InputError(f"--out {out_dir}: {err.strerror or err}") from None
+def sim_runtime(runtime: float | None) -> float:
+    if runtime is None:
+        return 1.0
+    return float(parse_number("--runtime", str(runtime), 0, MAX_SIM_RUNTIME_S, above=True))
 
 
 def report(
@@ -303,17 +300,14 @@ def report(
 
 def _real_bench(config: RealConfig, executor: LocalExecutor, out_dir: Path, as_json: bool) -> None:
     """dpas bench --device: real fio runs; every knob is back as found when this returns."""
-    try:
-        runner = Runner(config, executor)
-    except (TargetError, ValueError) as err:
-        raise InputError(str(err)) from None
-    make_out_dir(out_dir)
+    runner = Runner(config, executor)
     console = Console(stderr=as_json)
     total = len(config.modes) * len(config.jobs) * config.repeats
     try:
         bench = _run_with_progress(total, console, runner.run)
-    except (Refused, KnobError, FioError) as err:
-        raise InputError(str(err)) from None
+        ended: Interrupted | None = None
+    except Interrupted as err:  # keep what was measured, then say why it ended
+        bench, ended = err.bench, err
     for mode, why in bench.refused.items():
         console.print(f"[yellow]{mode} refused[/yellow]: {why}")
     record = {
@@ -348,6 +342,8 @@ def _real_bench(config: RealConfig, executor: LocalExecutor, out_dir: Path, as_j
         ]
     )
     report(record, out_dir, console, as_json, header, f"dpas bench on {config.device} (fio)")
+    if ended is not None:
+        raise ended
     if not bench.records:
         raise InputError("every mode was refused: " + "; ".join(bench.refused.values()))
 

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
 
+from dpas.bench.sweep import ALL_MODES
 from dpas.cli.app import InputError
 from dpas.errors import LimitError
-from dpas.limits import INT_MAX, checked
-from dpas.policy import Op, Order, SwitchParams
+from dpas.limits import INT_MAX, MAX_JOBS, MAX_REPEATS, U32_MAX, checked
+from dpas.policy import Method, Op, Order, SwitchParams
+
+BENCH_MODES = ("INT", "CP", "LHP", "PAS", "DPAS", "EHP")
+#: job counts in one sweep
+MAX_JOB_COUNTS = 64
 
 #: ASCII digits only: str.isdigit() also takes '²' and other scripts' digits
 WHOLE = re.compile(r"[+-]?[0-9]+")
@@ -65,25 +72,37 @@ def parse_number(
         raise LimitError(f"{what} {text}: {accepted}") from None
 
 
-def switch_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """--order and --param1 .. --param7: DPAS's switch knobs, with the kernel's defaults."""
-    for i in reversed(range(1, 8)):
-        default = getattr(SwitchParams(), f"param{i}")
-        f = click.option(
-            f"--param{i}",
-            type=Number(-1, INT_MAX, integer=True),
-            default=default,
-            show_default=True,
-            help=f"DPAS switch_param{i}.",
-        )(f)
-    return click.option(
-        "--order",
-        type=click.Choice([o.value for o in Order]),
-        default="kernel",
-        show_default=True,
-        help="DPAS PAS-exit test order: the kernel's (tf first) or the guide's.",
-    )(f)
+def switch_options(
+    f: Callable[..., Any] | None = None, *, order: bool = True
+) -> Callable[..., Any]:
+    """--param1 .. --param7 (DPAS's switch knobs, with the kernel's defaults, in the range its
+    int attributes take) and, where ``order``, --order (the simulator's and emulator's)."""
 
+    def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
+        for i in reversed(range(1, 8)):
+            default = getattr(SwitchParams(), f"param{i}")
+            f = click.option(
+                f"--param{i}",
+                type=Number(-1, INT_MAX, integer=True),
+                default=default,
+                show_default=True,
+                help=f"DPAS switch_param{i}.",
+            )(f)
+        if not order:
+            return f
+        return click.option(
+            "--order",
+            type=click.Choice([o.value for o in Order]),
+            default="kernel",
+            show_default=True,
+            help="DPAS PAS-exit test order: the kernel's (tf first) or the guide's.",
+        )(f)
+
+    return decorate(f) if f is not None else decorate
+
+
+#: fio's block size with direct I/O: whole 512-byte sectors, up to 64 MiB
+BLOCK_SIZE = Number(512, 64 << 20, integer=True)
 
 CPU_LIST = re.compile(r"0|split|\d+(-\d+)?(,\d+(-\d+)?)*")
 
@@ -104,3 +123,78 @@ def parse_cpus(option: str, text: str, lists: bool) -> str:
         more = ", or a cpus_allowed list like 0-3" if lists else ""
         raise InputError(f"{option} {text}: expected 0, split{more}")
     return text
+
+
+def parse_words(words: tuple[str, ...]) -> tuple[tuple[Method, ...], Op, int]:
+    """bench.sh's arguments, in any order: modes (or ALL), R or W, and a repeat count."""
+    modes: list[Method] = []
+    rw: Op | None = None
+    repeats: int | None = None
+    for word in words:
+        key = word.upper()
+        if key == "ALL":
+            modes += [m for m in ALL_MODES if m not in modes]
+        elif key in BENCH_MODES:
+            mode = Method.parse(key)
+            if mode not in modes:
+                modes.append(mode)
+        elif key in ("R", "W"):
+            if rw is not None:
+                raise InputError(f"{word!r}: R or W was given twice")
+            rw = Op.parse(key)
+        elif WHOLE.fullmatch(word):
+            if repeats is not None:
+                raise InputError(f"{word!r}: the repeat count was given twice")
+            repeats = int(parse_number("repeat count", word, 1, MAX_REPEATS, integer=True))
+        else:
+            raise InputError(
+                f"{word!r}: expected modes ({' '.join(BENCH_MODES)} or ALL), R or W, "
+                "or a repeat count"
+            )
+    return tuple(modes) or ALL_MODES, rw or Op.READ, repeats or 1
+
+
+def parse_jobs(text: str) -> tuple[int, ...]:
+    """fio numjobs values, comma-separated: each 1..4096, at most 64 of them."""
+    parts = text.split(",")
+    if len(parts) > MAX_JOB_COUNTS:
+        raise InputError(f"--jobs: {len(parts)} job counts; at most {MAX_JOB_COUNTS} per sweep")
+    accepted = "expected job counts such as 1,2,4,8,16"
+    if not all(WHOLE.fullmatch(p.strip()) for p in parts):
+        raise InputError(f"--jobs {text[:60]}: {accepted}")
+    jobs = tuple(int(parse_number("--jobs", p, 1, MAX_JOBS, integer=True)) for p in parts)
+    return tuple(dict.fromkeys(jobs))
+
+
+def parse_d_init(text: str) -> int | None:
+    """auto, or pas_d_init in ns: the kernel keeps it in a u32."""
+    if text == "auto":
+        return None
+    if not WHOLE.fullmatch(text.strip()):
+        raise InputError(
+            f"--d-init {text}: expected auto or a whole number of ns from 1 to {U32_MAX}"
+        )
+    return int(parse_number("--d-init", text, 1, U32_MAX, integer=True))
+
+
+OUT_FILES = ("results.json", "results.csv", "bench.png")
+
+
+def check_out_dir(out_dir: Path) -> None:
+    """Before any run: the folder exists or can be made, and every file can be written there
+    (a sweep of hours must not end in a traceback about its output)."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name in OUT_FILES:
+            path = out_dir / name
+            if path.exists() and not path.is_file():
+                raise InputError(f"--out {out_dir}: {name} there is not a regular file")
+        probe = out_dir / ".dpas-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise InputError(f"--out {out_dir}: {err.strerror or err}") from None
+    for name in OUT_FILES:
+        path = out_dir / name
+        if path.exists() and not os.access(path, os.W_OK):
+            raise InputError(f"--out {out_dir}: {name} there cannot be written")

@@ -2,21 +2,55 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
 
 from dpas.cli.app import InputError, cli, help_without_subcommand
-from dpas.cli.bench import make_out_dir, parse_d_init, parse_jobs, parse_words, report
-from dpas.cli.options import parse_cpus, parse_rw, switch_options
+from dpas.cli.bench import report
+from dpas.cli.options import (
+    BLOCK_SIZE,
+    Number,
+    check_out_dir,
+    parse_cpus,
+    parse_d_init,
+    parse_jobs,
+    parse_rw,
+    parse_words,
+    switch_options,
+)
+from dpas.limits import MAX_REAL_RUNTIME_S, MAX_REPEATS
 from dpas.policy import Op, SwitchParams
 from dpas.sim import SCHEMA
 from dpas.vm.guest import GuestRun
 from dpas.vm.kernel import VmError
 from dpas.vm.runner import VmConfig, default_cache, shell, vm_bench
+
+#: vCPUs of the guest: QEMU's pc machine takes up to 255 without an IOMMU; 64 is plenty here
+MAX_VCPUS = 64
+
+
+class GuestMemory(click.ParamType):
+    """QEMU's -m size: a whole number of MiB (M) or GiB (G), 128M to 64G."""
+
+    name = "size"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        found = re.fullmatch(r"([0-9]{1,6})([MG])", str(value).strip().upper())
+        mib = int(found[1]) * (1024 if found[2] == "G" else 1) if found else 0
+        if not 128 <= mib <= 64 * 1024:
+            self.fail(
+                f"{value!r}: expected a size such as 512M or 1G, from 128M to 64G", param, ctx
+            )
+        return f"{mib}M"
+
+
+MEMORY = GuestMemory()
 
 
 def guest_options(f):  # type: ignore[no-untyped-def]
@@ -38,12 +72,18 @@ def guest_options(f):  # type: ignore[no-untyped-def]
             click.option(
                 "--cpus",
                 "vcpus",
-                type=click.IntRange(min=1),
+                type=Number(1, MAX_VCPUS, integer=True),
                 default=2,
                 show_default=True,
                 help="vCPUs of the guest.",
             ),
-            click.option("--memory", default="1G", show_default=True, help="Guest memory."),
+            click.option(
+                "--memory",
+                type=MEMORY,
+                default="1G",
+                show_default=True,
+                help="Guest memory, as QEMU's -m takes it (512M, 1G; 128M to 64G).",
+            ),
             click.option(
                 "--cache",
                 type=click.Path(file_okay=False, path_type=Path),
@@ -68,14 +108,14 @@ def vm(ctx: click.Context) -> None:
 @click.option("--jobs", "jobs_text", default="1,2,4,8,16", show_default=True)
 @click.option(
     "--runtime",
-    type=click.FloatRange(min=0, min_open=True),
+    type=Number(0, MAX_REAL_RUNTIME_S, above=True),
     default=10.0,
     show_default=True,
     help="Seconds per fio run in the guest.",
 )
 @click.option("--rw", "rw_text", default=None, metavar="randread|randwrite")
-@click.option("--repeat", type=click.IntRange(min=1), default=None)
-@click.option("--bs", type=click.IntRange(min=512), default=4096, show_default=True)
+@click.option("--repeat", type=Number(1, MAX_REPEATS, integer=True), default=None)
+@click.option("--bs", type=BLOCK_SIZE, default=4096, show_default=True)
 @click.option(
     "--pin",
     default="0",
@@ -83,7 +123,7 @@ def vm(ctx: click.Context) -> None:
     help="fio job pinning in the guest: 0, split, or a cpus_allowed list.",
 )
 @click.option("--d-init", "d_init_text", default="auto", show_default=True)
-@switch_options
+@switch_options(order=False)
 @guest_options
 @click.option(
     "--out",
@@ -102,7 +142,6 @@ def vm_bench_command(
     bs: int,
     pin: str,
     d_init_text: str,
-    order: str,
     out_dir: Path,
     as_json: bool,
     kernel: Path | None,
@@ -121,11 +160,13 @@ def vm_bench_command(
     rw = parse_rw(rw_text, rw)
     parse_cpus("--pin", pin, lists=True)
     d_init = parse_d_init(d_init_text)
+    jobs = parse_jobs(jobs_text)
+    check_out_dir(out_dir)
     run = GuestRun(
         modes=modes,
         rw=rw,
         repeats=repeat or repeats,
-        jobs=parse_jobs(jobs_text),
+        jobs=jobs,
         pin=pin,
         runtime_s=runtime,
         bs=bs,
@@ -170,7 +211,6 @@ def vm_bench_command(
             "irqs: the guest's NVMe interrupts during the run (0 = every completion was polled)",
         ]
     )
-    make_out_dir(out_dir)
     report(record, out_dir, console, as_json, header, f"dpas vm bench ({bench.kernel})")
 
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from dpas.real.stop import run_child
+
 
 class Executor(Protocol):
     sysfs_root: Path
@@ -36,7 +38,8 @@ class LocalExecutor:
     release: str | None = None  # a kernel release to report instead of uname's (a test seam)
 
     def run(self, argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+        """In a process group of its own, which a stopping signal ends (dpas.real.stop)."""
+        return run_child(argv, timeout)
 
     def read(self, path: Path) -> str:
         return path.read_text()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,7 +36,7 @@ class FioJob:
     ioengine: str
     hipri: bool
     cpus: str  # "0", "split" or a cpus_allowed list
-    size: str | None = None  # for a file: how much of it to use
+    size: int | None = None  # for a file: how many bytes of it to use
 
     def argv(self, fio: str, online_cpus: int) -> list[str]:
         args = [
@@ -65,6 +66,8 @@ class FioJob:
             args += [f"--cpus_allowed={self.cpus}", "--cpus_allowed_policy=split"]
         if self.size is not None:
             args.append(f"--size={self.size}")
+        if self.rw is Op.READ:
+            args.append("--readonly")  # fio's own guard: it refuses to write, lay out or trim
         return args
 
 
@@ -83,7 +86,7 @@ class FioResult:
 
 def _percentile(clat: dict[str, Any], key: str) -> float:
     table = clat.get("percentile") or {}
-    return float(table.get(key, 0.0)) / 1000
+    return _number(table.get(key, 0.0)) / 1000
 
 
 def parse(text: str, rw: Op) -> FioResult:
@@ -91,28 +94,51 @@ def parse(text: str, rw: Op) -> FioResult:
     start = text.find("{")
     try:
         data = json.loads(text[start:]) if start >= 0 else None
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         data = None
-    if not data or not data.get("jobs"):
-        first = text.strip().splitlines()[0] if text.strip() else "no output"
+    jobs = data.get("jobs") if isinstance(data, dict) else None
+    if not isinstance(jobs, list) or not jobs or not isinstance(jobs[0], dict):
+        first = text.strip().splitlines()[0][:200] if text.strip() else "no output"
         raise FioError(f"fio gave no JSON result: {first}")
-    job = data["jobs"][0]
-    if job.get("error"):
-        raise FioError(f"fio job failed with error {job['error']}", int(job["error"]))
-    side = job["read" if rw is Op.READ else "write"]
-    runtime_s = side["runtime"] / 1000 if side.get("runtime") else job["job_runtime"] / 1000
+    job = jobs[0]
+    error = job.get("error")
+    if error:
+        code = error if isinstance(error, int) and not isinstance(error, bool) else 0
+        raise FioError(f"fio job failed with error {str(error)[:40]}", code)
+    try:
+        return _result(job, "read" if rw is Op.READ else "write")
+    except (KeyError, TypeError, ValueError, OverflowError) as err:
+        raise FioError(
+            f"fio's JSON result is not what fio writes: {type(err).__name__} {err}"
+        ) from None
+
+
+def _result(job: dict[str, Any], side_name: str) -> FioResult:
+    side = job[side_name]
+    runtime_ms = side.get("runtime") or job["job_runtime"]
     clat = side.get("clat_ns", {})
-    return FioResult(
+    result = FioResult(
         ios=int(side["total_ios"]),
-        runtime_s=runtime_s,
-        iops=float(side["iops"]),
-        lat_mean_us=float(side["lat_ns"]["mean"]) / 1000,
+        runtime_s=_number(runtime_ms) / 1000,
+        iops=_number(side["iops"]),
+        lat_mean_us=_number(side["lat_ns"]["mean"]) / 1000,
         lat_p50_us=_percentile(clat, "50.000000"),
         lat_p99_us=_percentile(clat, "99.000000"),
         lat_p999_us=_percentile(clat, "99.900000"),
-        cpu_pct=float(job["usr_cpu"]) + float(job["sys_cpu"]),
+        cpu_pct=_number(job["usr_cpu"]) + _number(job["sys_cpu"]),
         ctx=int(job["ctx"]),
     )
+    if result.ios <= 0:
+        raise FioError("fio completed no I/O in the run")
+    return result
+
+
+def _number(value: Any) -> float:
+    """A finite, non-negative number from fio's JSON (which holds nothing else)."""
+    number = float(value)
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(f"{value!r} is not a measurement")
+    return number
 
 
 def record(

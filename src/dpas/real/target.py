@@ -20,6 +20,8 @@ class Target:
     path: Path  # what fio opens
     kind: str  # "block" or "file"
     disk: str | None  # the whole disk whose queue/ holds the knobs, when known
+    exists: bool = True  # False: a file dpas will create (and fill) for the run
+    size: int = 0  # bytes: a file's length (a block device's is fio's business)
 
     def queue_dir(self, executor: Executor) -> Path | None:
         if self.disk is None:
@@ -42,25 +44,40 @@ def _disk_of(major: int, minor: int, sysfs_root: Path) -> str | None:
 
 def resolve(spec: str, executor: Executor, dev_root: Path = Path("/dev")) -> Target:
     """A block device by name (nvme0n1) or path (/dev/nvme0n1), or a regular file path
-    (which fio creates if it does not exist yet)."""
+    (which dpas creates and fills if it does not exist yet)."""
     sysfs = executor.sysfs_root
+    if not spec.strip() or "\0" in spec:
+        raise _unusable(repr(spec), "empty or not a path")
     if "/" not in spec and executor.exists(sysfs / "block" / spec):
         return Target(dev_root / spec, "block", spec)
     path = Path(spec)
-    if not path.exists() and path.parent.is_dir():
-        # a new regular file: fio creates it (--size), on the parent directory's device
-        st = path.parent.stat()
-        return Target(path, "file", _disk_of(os.major(st.st_dev), os.minor(st.st_dev), sysfs))
     try:
         st = path.stat()
+    except FileNotFoundError:
+        if "/" not in spec:  # a device name that is not here: never a new file in the cwd
+            raise _unusable(
+                spec,
+                f"no block device of that name in {sysfs / 'block'} and no such file; "
+                f"for a new file give a path such as ./{spec}",
+            ) from None
+        if not path.parent.is_dir():
+            raise _unusable(spec, "no such file or directory") from None
+        # a new regular file: dpas creates and fills it, on the parent directory's device
+        st = path.parent.stat()
+        disk = _disk_of(os.major(st.st_dev), os.minor(st.st_dev), sysfs)
+        return Target(path.absolute(), "file", disk, exists=False)
     except OSError as err:
-        raise TargetError(
-            f"--device {spec}: {err.strerror or err} (expected a block device such as nvme0n1 "
-            "or a regular file)"
-        ) from None
+        raise _unusable(spec, err.strerror or str(err)) from None
     if stat.S_ISBLK(st.st_mode):
         disk = _disk_of(os.major(st.st_rdev), os.minor(st.st_rdev), sysfs)
         return Target(path, "block", disk)
     if stat.S_ISREG(st.st_mode):
-        return Target(path, "file", _disk_of(os.major(st.st_dev), os.minor(st.st_dev), sysfs))
-    raise TargetError(f"--device {spec}: not a block device or a regular file")
+        disk = _disk_of(os.major(st.st_dev), os.minor(st.st_dev), sysfs)
+        return Target(path.absolute(), "file", disk, size=st.st_size)
+    raise _unusable(spec, "not a block device or a regular file")
+
+
+def _unusable(spec: str, why: str) -> TargetError:
+    return TargetError(
+        f"--device {spec}: {why} (expected a block device such as nvme0n1 or a regular file)"
+    )

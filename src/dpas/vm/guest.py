@@ -20,6 +20,7 @@ from dpas.real.fio import FioError, FioJob, FioResult, parse
 from dpas.real.kernel import Kernel
 from dpas.real.knobs import DPAS_KNOBS
 from dpas.real.modes import ModePlan, Refused, plan_mode
+from dpas.real.stop import check, run_child
 from dpas.vm.kernel import VmError
 
 QUEUE = "/sys/block/nvme0n1/queue"
@@ -221,18 +222,16 @@ def boot(machine: Machine, work: Path, timeout_s: float) -> tuple[str, str, str]
         argv = machine.argv(accel, [f"file:{console}", f"file:{results}"])
         start = time.monotonic()
         try:
-            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            proc = run_child(argv, timeout_s)
         except FileNotFoundError:
             raise VmError("qemu-system-x86_64 not found: apt-get install qemu-system-x86") from None
-        try:
-            _, err = proc.communicate(timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
             raise VmError(
                 f"the guest ({accel}) did not finish in {timeout_s:.0f} s; its "
                 f"console log is kept at {console}"
             ) from None
+        check()  # a stopping signal ended QEMU: what it wrote means nothing
+        err = proc.stderr
         text = results.read_text(errors="replace")
         if accel == "kvm" and "@@UNAME" not in text:
             first = (err.strip().splitlines() or [f"exit {proc.returncode}"])[0]

@@ -8,8 +8,10 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from dpas.errors import DpasError
 from dpas.policy import Method
 from dpas.real.fio import record
+from dpas.real.stop import stopped, stopping
 from dpas.sim.run import RunResult
 from dpas.vm import initramfs
 from dpas.vm.guest import (
@@ -86,6 +88,15 @@ def _boot(
 
 
 def vm_bench(config: VmConfig) -> VmBench:
+    """Boot, run, power off; a stopping signal ends QEMU and this raises Stopped."""
+    with stopping():
+        try:
+            return _vm_bench(config)
+        except DpasError as err:
+            raise stopped() or err from None
+
+
+def _vm_bench(config: VmConfig) -> VmBench:
     start = time.monotonic()
     kernel = _guest_kernel(config)
     run = config.run

@@ -1,0 +1,101 @@
+"""Stopping a run on a signal without leaving anything behind.
+
+While ``stopping()`` is active, SIGINT, SIGTERM, SIGHUP and SIGQUIT do not raise: the handler
+kills every child's process group (fio and its job processes, QEMU) and records the signal. The
+run sees it at its next ``check()``, raises ``Stopped``, and its ``finally`` blocks restore the
+knobs. Because the handler never raises, a second signal cannot cut a restore short: it is
+only recorded again.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+from dpas.errors import DpasError
+
+CAUGHT = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+
+
+class Stopped(DpasError):
+    """A signal asked the run to stop; by the time this reaches the user, knobs are back."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        name = signal.Signals(signum).name
+        super().__init__(f"stopped by {name}: fio ended, every knob restored as found")
+
+        self.exit_code = 128 + signum
+
+
+class _State:
+    """Process-wide, as signals are: the signal seen and the process groups to end."""
+
+    signum: int | None = None
+    groups: set[int] = set()
+
+
+def _handle(signum: int, frame: FrameType | None) -> None:
+    if _State.signum is None:
+        _State.signum = signum
+    for group in list(_State.groups):
+        _kill(group)
+
+
+def _kill(group: int) -> None:
+    try:
+        os.killpg(group, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+@contextmanager
+def stopping() -> Iterator[None]:
+    """Catch the stopping signals for the duration of a run (main thread only)."""
+    previous = {s: signal.signal(s, _handle) for s in CAUGHT}
+    _State.signum = None
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def stopped() -> Stopped | None:
+    """The stop a signal asked for, if one came."""
+    return None if _State.signum is None else Stopped(_State.signum)
+
+
+def check() -> None:
+    """Raise Stopped if a signal came; called between the steps of a run."""
+    if _State.signum is not None:
+        raise Stopped(_State.signum)
+
+
+def run_child(argv: list[str], timeout: float, **popen: object) -> subprocess.CompletedProcess[str]:
+    """``subprocess.run`` in a process group of its own, which a signal, a timeout or any
+    exception here ends as a whole (fio's job processes with it)."""
+    proc = subprocess.Popen(  # type: ignore[call-overload]
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        errors="replace",
+        start_new_session=True,
+        **popen,
+    )
+    _State.groups.add(proc.pid)
+    try:
+        if _State.signum is not None:  # the signal came while it was starting
+            _kill(proc.pid)
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        _State.groups.discard(proc.pid)
+        _kill(proc.pid)  # stragglers: job processes fio left behind
+        proc.kill()
+        proc.wait()
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
