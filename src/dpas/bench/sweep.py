@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from dpas.children import dying_with_me
 from dpas.policy import Method, Op, Order, PasParams, SwitchParams
 from dpas.sim import SCHEMA, Profile, RunConfig, RunResult, simulate
 
@@ -119,7 +120,7 @@ def run_all(
     # longest first keeps both cores busy to the end
     order = sorted(range(len(runs)), key=lambda i: -_cost(runs[i]))
     results_by_index: dict[int, RunResult] = {}
-    with ProcessPoolExecutor(max_workers=n) as pool:
+    with ProcessPoolExecutor(max_workers=n, initializer=dying_with_me()) as pool:
         futures = {pool.submit(simulate, runs[i]): i for i in order}
         for future in as_completed(futures):
             i = futures[future]

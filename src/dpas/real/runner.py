@@ -263,9 +263,11 @@ class Runner:
     def _one(
         self, plan: ModePlan, jobs: int, repeat: int, bench: RealBench, model: str
     ) -> RunResult:
-        before = self.switch_stat() if plan.mode is Method.DPAS else []
+        dpas = plan.mode is Method.DPAS
+        before, unread = self._snapshot() if dpas else ([], "")
         result = self.fio(plan, jobs, self.config.runtime_s)
-        after = self.switch_stat() if plan.mode is Method.DPAS else []
+        after, unread_after = self._snapshot() if dpas else ([], "")
+        breakdown, why = _breakdown(before, after, unread or unread_after)
         return record(
             plan,
             jobs,
@@ -273,14 +275,35 @@ class Runner:
             self.config.rw,
             result,
             bench.d_init_ns,
-            breakdown=delta(before, after) if after else None,
+            breakdown=breakdown,
             switch_stat=[{"cpu": s.cpu, "text": s.render()} for s in after] or None,
             backend="fio",
             kernel=self.kernel.release,
             device=model,
             fio_version=bench.fio_version,
-            note=plan.note,
+            note="; ".join(filter(None, (plan.note, why))),
         )
+
+    def _snapshot(self) -> tuple[list[SwitchStatLine], str]:
+        """switch_stat now, or why its text could not be read as switch_stat lines."""
+        try:
+            return self.switch_stat(), ""
+        except KnobError:
+            raise
+        except (DpasError, ValueError) as err:
+            return [], f"switch_stat unreadable ({err}): no breakdown"
+
+
+def _breakdown(
+    before: list[SwitchStatLine], after: list[SwitchStatLine], unread: str
+) -> tuple[dict[str, int] | None, str]:
+    """The I/Os per mode during a run, or None and why there is none."""
+    if unread or not after:
+        return None, unread
+    counts = delta(before, after)
+    if min(counts.values()) < 0:
+        return None, "switch_stat counters went backwards during the run: no breakdown"
+    return counts, ""
 
 
 def fio_timeout(runtime_s: float) -> float:

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
+from dpas.children import dying_with_me
 from dpas.errors import DpasError
 
 CAUGHT = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
@@ -61,8 +62,11 @@ def stopping() -> Iterator[None]:
     try:
         yield
     finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+        if _State.signum is None:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+        else:  # on its way out: later signals wait unseen, so that it can say what it did
+            signal.pthread_sigmask(signal.SIG_BLOCK, CAUGHT)
 
 
 def stopped() -> Stopped | None:
@@ -78,7 +82,8 @@ def check() -> None:
 
 def run_child(argv: list[str], timeout: float, **popen: object) -> subprocess.CompletedProcess[str]:
     """``subprocess.run`` in a process group of its own, which a signal, a timeout or any
-    exception here ends as a whole (fio's job processes with it)."""
+    exception here ends as a whole (fio's job processes with it); a SIGKILLed dpas takes
+    the child with it."""
     proc = subprocess.Popen(  # type: ignore[call-overload]
         argv,
         stdout=subprocess.PIPE,
@@ -86,6 +91,7 @@ def run_child(argv: list[str], timeout: float, **popen: object) -> subprocess.Co
         text=True,
         errors="replace",
         start_new_session=True,
+        preexec_fn=dying_with_me(),
         **popen,
     )
     _State.groups.add(proc.pid)
