@@ -4,7 +4,6 @@ the destroy-data guard on a loop device, and switch_stat deltas."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -301,55 +300,3 @@ def test_bench_device_cli_prints_tables_and_refusals(tmp_path: Path, fio: str) -
     data = json.loads((tmp_path / "out" / "results.json").read_text())
     assert data["backend"] == "fio" and data["records"][0]["mode"] == "INT"
     assert "CP" in data["refused"]
-
-
-def _loop_device(image: Path) -> str:
-    if os.geteuid() != 0 or shutil.which("losetup") is None or shutil.which("mkfs.ext4") is None:
-        pytest.skip("loop devices need root, losetup and mkfs.ext4")
-    image.write_bytes(b"")
-    os.truncate(image, 32 << 20)
-    made = subprocess.run(["losetup", "-f", "--show", str(image)], capture_output=True, text=True)
-    if made.returncode != 0:
-        pytest.skip(f"no loop device here: {made.stderr.strip()}")
-    return made.stdout.strip()
-
-
-def test_destroy_data_guard_on_a_loop_device_with_a_filesystem(tmp_path: Path) -> None:
-    loop = _loop_device(tmp_path / "img")
-    try:
-        subprocess.run(["mkfs.ext4", "-q", loop], check=True, capture_output=True)
-        config = RealConfig(loop, (Method.INT,), rw=Op.WRITE, journal=tmp_path / "j.json")
-        with pytest.raises(Refused, match=r"holds a ext4 filesystem: random writes would destroy"):
-            Runner(config, LocalExecutor()).check_writes()
-        mnt = tmp_path / "mnt"
-        mnt.mkdir()
-        if subprocess.run(["mount", loop, str(mnt)], capture_output=True).returncode == 0:
-            try:
-                with pytest.raises(Refused, match=f"mounted on {mnt}"):
-                    Runner(config, LocalExecutor()).check_writes()
-            finally:
-                subprocess.run(["umount", str(mnt)], check=False)
-        reads = RealConfig(loop, (Method.INT,), rw=Op.READ, journal=tmp_path / "j.json")
-        Runner(reads, LocalExecutor()).check_writes()  # reads never destroy
-        allowed = RealConfig(
-            loop, (Method.INT,), rw=Op.WRITE, destroy_data=True, journal=tmp_path / "j.json"
-        )
-        Runner(allowed, LocalExecutor()).check_writes()
-        out = run_dpas(
-            "bench",
-            "INT",
-            "W",
-            "--device",
-            loop,
-            "--jobs",
-            "1",
-            "--runtime",
-            "1",
-            "--out",
-            str(tmp_path / "o"),
-            "--journal",
-            str(tmp_path / "j.json"),
-        )
-        assert out.returncode == 2 and "add --destroy-data" in out.stderr
-    finally:
-        subprocess.run(["losetup", "-d", loop], check=False)

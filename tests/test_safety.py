@@ -611,3 +611,62 @@ def test_pool_workers_end_with_a_killed_dpas_bench(tmp_path: Path) -> None:
     proc.kill()
     proc.wait()
     assert gone(workers), "pool workers outlived a SIGKILLed dpas bench"
+
+
+def test_plain_restore_puts_back_every_journal_left_behind(rig: Rig) -> None:
+    state = rig.tmp / "state"
+    env = {**rig.env("sleep"), "XDG_STATE_HOME": str(state)}
+    args = rig.args("PAS")
+    del args[args.index("--journal") : args.index("--journal") + 2]  # the default journal
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dpas", "bench", *args], env=env, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 60
+    while "job " not in (rig.log.read_text() if rig.log.exists() else ""):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    (journal,) = (state / "dpas" / "journals").glob("nvme0n1-*.json")
+    assert rig.values()["pas_enabled"] == "1"
+    out = subprocess.run(
+        [sys.executable, "-m", "dpas", "restore"], env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert f"removed {journal}" in out.stdout and rig.values() == rig.original
+    again = subprocess.run(
+        [sys.executable, "-m", "dpas", "restore"], env=env, capture_output=True, text=True
+    )
+    assert again.returncode == 0 and "nothing to restore" in again.stdout
+
+
+def test_a_stop_after_some_runs_keeps_what_was_measured(rig: Rig) -> None:
+    """The first job count finishes, the second hangs and is stopped: results.json holds the
+    first and says why the sweep ended; the command ends with the stop's line and status."""
+    rig.fio.write_text(
+        rig.fio.read_text().replace(
+            'mode = os.environ.get("FAKE_FIO", "ok")',
+            'mode = "sleep" if "--numjobs=2" in sys.argv else "ok"',
+        )
+    )
+    args = rig.args("DPAS")
+    args[args.index("--jobs") + 1] = "1,2"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dpas", "bench", *args],
+        env=rig.env("ok"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while "job " not in (rig.log.read_text() if rig.log.exists() else ""):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert err.strip().splitlines()[-1].startswith("dpas: error: stopped by SIGTERM")
+    saved = json.loads((rig.tmp / "out" / "results.json").read_text())
+    assert [(r["mode"], r["jobs"]) for r in saved["records"]] == [("DPAS", 1)]
+    assert "stopped by SIGTERM" in saved["ended_early"]
+    assert rig.values() == rig.original

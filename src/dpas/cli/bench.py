@@ -96,8 +96,8 @@ def refuse_unused(ctx: click.Context, device: str | None) -> None:
     "--runtime",
     type=Number(0, MAX_REAL_RUNTIME_S, above=True),
     default=None,
-    help=f"Seconds per run: simulated (default 1, at most {MAX_SIM_RUNTIME_S:g}) or, with "
-    f"--device, of fio (default 10).",
+    help=f"Seconds per run (default 1): simulated (at most {MAX_SIM_RUNTIME_S:g}) or, with "
+    "--device, of each fio run.",
 )
 @click.option(
     "--ios",
@@ -227,7 +227,7 @@ def bench_command(
             repeats=repeats,
             jobs=jobs,
             cpus=cpus,
-            runtime_s=10.0 if runtime is None else runtime,
+            runtime_s=1.0 if runtime is None else runtime,
             bs=bs,
             d_init_ns=d_init_ns,
             switch=SwitchParams(**switch),
@@ -325,6 +325,7 @@ def _real_bench(config: RealConfig, executor: LocalExecutor, out_dir: Path, as_j
         },
         "d_init_ns": bench.d_init_ns,
         "refused": bench.refused,
+        "ended_early": None if ended is None else str(ended),
         "records": [asdict(r) for r in bench.records],
     }
     notes = sorted({r.note for r in bench.records if r.note})

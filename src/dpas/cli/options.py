@@ -53,8 +53,8 @@ def parse_number(
     """``text`` as an int (ASCII digits) or a finite float, in range; LimitError otherwise."""
     text = text.strip()
     kind = "a whole number" if integer else "a number"
-    bound = f"above {low:g}" if above else f"from {low:g}"
-    accepted = f"expected {kind} {bound} to {high:g}"
+    bound = f"above {_bound(low)}" if above else f"from {_bound(low)}"
+    accepted = f"expected {kind} {bound} to {_bound(high)}"
     if integer:
         if not WHOLE.fullmatch(text):
             raise LimitError(f"{what} {text!r}: {accepted}")
@@ -70,6 +70,11 @@ def parse_number(
         return checked(what, value, low, high, integer=integer)
     except LimitError:
         raise LimitError(f"{what} {text}: {accepted}") from None
+
+
+def _bound(x: float) -> str:
+    """A range's end as typed: every digit of an int (4294967295, not 4.29497e+09)."""
+    return str(x) if isinstance(x, int) else f"{x:g}"
 
 
 def switch_options(

@@ -85,7 +85,7 @@ class FioResult:
 
 
 def _percentile(clat: dict[str, Any], key: str) -> float:
-    table = clat.get("percentile") or {}
+    table = _object(clat.get("percentile") or {})
     return _number(table.get(key, 0.0)) / 1000
 
 
@@ -94,7 +94,7 @@ def parse(text: str, rw: Op) -> FioResult:
     start = text.find("{")
     try:
         data = json.loads(text[start:]) if start >= 0 else None
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # ValueError: also an int beyond Python's digit limit
         data = None
     jobs = data.get("jobs") if isinstance(data, dict) else None
     if not isinstance(jobs, list) or not jobs or not isinstance(jobs[0], dict):
@@ -114,9 +114,9 @@ def parse(text: str, rw: Op) -> FioResult:
 
 
 def _result(job: dict[str, Any], side_name: str) -> FioResult:
-    side = job[side_name]
+    side = _object(job[side_name])
     runtime_ms = side.get("runtime") or job["job_runtime"]
-    clat = side.get("clat_ns", {})
+    clat = _object(side.get("clat_ns", {}))
     result = FioResult(
         ios=int(side["total_ios"]),
         runtime_s=_number(runtime_ms) / 1000,
@@ -126,11 +126,18 @@ def _result(job: dict[str, Any], side_name: str) -> FioResult:
         lat_p99_us=_percentile(clat, "99.000000"),
         lat_p999_us=_percentile(clat, "99.900000"),
         cpu_pct=_number(job["usr_cpu"]) + _number(job["sys_cpu"]),
-        ctx=int(job["ctx"]),
+        ctx=int(_number(job["ctx"])),
     )
     if result.ios <= 0:
         raise FioError("fio completed no I/O in the run")
     return result
+
+
+def _object(value: Any) -> dict[str, Any]:
+    """A JSON object of fio's output (a TypeError for anything else, as indexing would be)."""
+    if not isinstance(value, dict):
+        raise TypeError(f"expected an object, found {type(value).__name__}")
+    return value
 
 
 def _number(value: Any) -> float:

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -174,7 +175,10 @@ def applied(knobs: QueueKnobs, writes: dict[str, str], journal: Path) -> Iterato
 def read_journal(journal: Path) -> tuple[Path, dict[str, str]]:
     """A journal's queue folder and original values; KnobError for a missing or corrupt one."""
     try:
-        with journal.open("rb") as f:
+        fd = os.open(journal, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO must not hang the open
+        with open(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise KnobError(f"journal {journal}: unreadable (not a regular file)")
             raw = f.read(MAX_JOURNAL_BYTES + 1)
     except FileNotFoundError:
         raise KnobError(f"journal {journal}: no such file, so nothing to restore") from None

@@ -65,8 +65,9 @@ def stopping() -> Iterator[None]:
         if _State.signum is None:
             for s, handler in previous.items():
                 signal.signal(s, handler)
-        else:  # on its way out: later signals wait unseen, so that it can say what it did
-            signal.pthread_sigmask(signal.SIG_BLOCK, CAUGHT)
+        else:  # on its way out: later signals are ignored, so that it can say what it did
+            for s in CAUGHT:  # (ignored, not blocked: blocking would miss other threads)
+                signal.signal(s, signal.SIG_IGN)
 
 
 def stopped() -> Stopped | None:
