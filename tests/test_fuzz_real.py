@@ -378,3 +378,15 @@ def test_restore_refuses_a_corrupt_journal_and_keeps_it(raw: bytes, tmp_path: Pa
     assert "is corrupt" in out.stderr and "inspect it, then delete it" in out.stderr
     assert str(journal) in out.stderr
     assert journal.read_bytes() == raw
+
+
+@pytest.mark.parametrize(
+    "queue_dir",
+    ["/etc", "/sys/block/nvme0n1", "/sys/block/../../etc/queue", "/tmp/x/queue", "queue"],
+)
+def test_a_journal_may_only_name_a_queue_folder(tmp_path: Path, queue_dir: str) -> None:
+    """restore writes every knob it names into queue_dir: /etc/passwd must be out of reach."""
+    journal = tmp_path / "j.json"
+    journal.write_text(json.dumps({"queue_dir": queue_dir, "knobs": {"passwd": "x"}}))
+    with pytest.raises(KnobError, match="is corrupt: queue_dir is not an absolute path"):
+        read_journal(journal)

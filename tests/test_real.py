@@ -191,7 +191,8 @@ with applied(knobs, {{"pas_enabled": "1", "switch_enabled": "1", "pas_d_init": "
 
 def test_restore_journal_names_unwritable_knobs(tmp_path: Path) -> None:
     journal = tmp_path / "j.json"
-    journal.write_text(json.dumps({"queue_dir": str(tmp_path / "gone"), "knobs": {"x": "1"}}))
+    gone = tmp_path / "block" / "gone" / "queue"
+    journal.write_text(json.dumps({"queue_dir": str(gone), "knobs": {"x": "1"}}))
     with pytest.raises(KnobError, match="could not restore x"):
         restore_journal(LocalExecutor(), journal)
     assert journal.exists()

@@ -670,3 +670,23 @@ def test_a_stop_after_some_runs_keeps_what_was_measured(rig: Rig) -> None:
     assert [(r["mode"], r["jobs"]) for r in saved["records"]] == [("DPAS", 1)]
     assert "stopped by SIGTERM" in saved["ended_early"]
     assert rig.values() == rig.original
+
+
+def test_ctrl_c_ends_a_simulated_sweep_at_once(tmp_path: Path) -> None:
+    """Not after the queued runs: the pool is terminated, its workers with it."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dpas", "bench", "ALL", "--runtime", "30", "--out", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    workers: list[int] = []
+    while len(workers) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+        workers = [int(p) for p in children.read_text().split()] if children.exists() else []
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)  # a run alone takes minutes at --runtime 30
+    assert proc.returncode == 130 and err.strip() == "dpas: aborted"
+    assert gone(workers)

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import signal
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
-from dpas.children import dying_with_me
+from dpas.children import die_with
 from dpas.policy import Method, Op, Order, PasParams, SwitchParams
 from dpas.sim import SCHEMA, Profile, RunConfig, RunResult, simulate
 
@@ -120,14 +121,26 @@ def run_all(
     # longest first keeps both cores busy to the end
     order = sorted(range(len(runs)), key=lambda i: -_cost(runs[i]))
     results_by_index: dict[int, RunResult] = {}
-    with ProcessPoolExecutor(max_workers=n, initializer=dying_with_me()) as pool:
-        futures = {pool.submit(simulate, runs[i]): i for i in order}
-        for future in as_completed(futures):
-            i = futures[future]
-            results_by_index[i] = future.result()
+    # a Pool, not a ProcessPoolExecutor: leaving the block on Ctrl-C or any error terminates
+    # the workers at once, where an executor would first finish every queued run
+    with multiprocessing.Pool(n, initializer=_worker_start, initargs=(os.getpid(),)) as pool:
+        tasks = [(i, runs[i]) for i in order]
+        for i, result in pool.imap_unordered(_simulate_indexed, tasks):
+            results_by_index[i] = result
             if done:
                 done(runs[i])
     return [results_by_index[i] for i in range(len(runs))]
+
+
+def _worker_start(parent: int) -> None:
+    """A worker dies with its parent, and leaves Ctrl-C (sent to the whole terminal's
+    process group) to the parent, which ends the pool."""
+    die_with(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _simulate_indexed(task: tuple[int, RunConfig]) -> tuple[int, RunResult]:
+    return task[0], simulate(task[1])
 
 
 def _cost(run: RunConfig) -> float:

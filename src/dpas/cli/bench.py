@@ -94,8 +94,9 @@ def refuse_unused(ctx: click.Context, device: str | None) -> None:
 )
 @click.option(
     "--runtime",
-    type=Number(0, MAX_REAL_RUNTIME_S, above=True),
+    "runtime_text",
     default=None,
+    metavar="SECONDS",
     help=f"Seconds per run (default 1): simulated (at most {MAX_SIM_RUNTIME_S:g}) or, with "
     "--device, of each fio run.",
 )
@@ -187,7 +188,7 @@ def bench_command(
     jobs_text: str,
     profile_name: str,
     cpus: str,
-    runtime: float | None,
+    runtime_text: str | None,
     ios: int | None,
     seed: int,
     d_init_text: str,
@@ -218,6 +219,7 @@ def bench_command(
     parse_cpus("--cpus", cpus, lists=device is not None)
     jobs = parse_jobs(jobs_text)
     d_init_ns = parse_d_init(d_init_text)
+    runtime = parse_runtime(runtime_text, real=device is not None)
     check_out_dir(out_dir)
     if device is not None:
         real = RealConfig(
@@ -227,7 +229,7 @@ def bench_command(
             repeats=repeats,
             jobs=jobs,
             cpus=cpus,
-            runtime_s=1.0 if runtime is None else runtime,
+            runtime_s=runtime,
             bs=bs,
             d_init_ns=d_init_ns,
             switch=SwitchParams(**switch),
@@ -250,7 +252,7 @@ def bench_command(
         repeats=repeats,
         jobs=jobs,
         cpus=cpus,
-        runtime_s=sim_runtime(runtime),
+        runtime_s=runtime,
         ios=ios,
         seed=seed,
         d_init_ns=d_init_ns,
@@ -271,10 +273,12 @@ def bench_command(
     report(record, out_dir, console, as_json, header, f"dpas bench on {profile.name} (simulated)")
 
 
-def sim_runtime(runtime: float | None) -> float:
-    if runtime is None:
+def parse_runtime(text: str | None, real: bool) -> float:
+    """Seconds per run, default 1: up to an hour simulated, a day of real fio."""
+    if text is None:
         return 1.0
-    return float(parse_number("--runtime", str(runtime), 0, MAX_SIM_RUNTIME_S, above=True))
+    high = MAX_REAL_RUNTIME_S if real else MAX_SIM_RUNTIME_S
+    return float(parse_number("--runtime", text, 0, high, above=True))
 
 
 def report(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import click
@@ -10,9 +11,9 @@ from click.core import ParameterSource
 from rich.console import Console
 
 from dpas.cli.app import InputError, cli
-from dpas.cli.options import switch_options
+from dpas.cli.options import Number, switch_options
 from dpas.emulate import EmulateConfig, Emulation, Model, TraceError, emulate, load
-from dpas.emulate.config import kernel_rates
+from dpas.emulate.config import RANGES, kernel_rates
 from dpas.emulate.traces import FORMATS
 from dpas.policy import Adaptive, Method, Order, PasParams, PolicyConfig, SwitchParams
 from dpas.reports.emulation import summary_tables, write_per_io
@@ -21,6 +22,15 @@ EMULATED = ("pas", "lhp", "ehp", "dpas", "cp", "int")
 #: options that only one model reads; giving one to the other model is refused
 PAGE_ONLY = ("initial_sleep_us", "attenuation")
 KERNEL_ONLY = ("d_init", "adaptive", "order", "io_poll_delay", *(f"param{i}" for i in range(1, 8)))
+#: --plot-ios: ASCII digits only (str.isdigit() also takes '²', which int() refuses), and
+#: no more of them than an I/O count has (int() refuses thousands with a traceback)
+SPAN = re.compile(r"([0-9]{1,10}):([0-9]{1,10})")
+
+
+def number(name: str) -> Number:
+    """The option type of one number of ``dpas emulate``, ranged by the emulator's RANGES."""
+    r = RANGES[name]
+    return Number(r.low, r.high, integer=r.integer)
 
 
 def parse_methods(text: str) -> list[Method]:
@@ -84,78 +94,80 @@ def _flag(name: str) -> str:
 @click.option("--track", is_flag=True, help="The pure PAS tracker: no context-switch overhead.")
 @click.option(
     "--ios",
-    type=click.IntRange(min=1),
+    type=number("ios"),
     default=None,
     help="I/Os to run: patterns make this many; files are cut or cycled to it "
     "(default: at least 20000, so that LHP's 100 ms windows close).",
 )
-@click.option("--seed", type=int, default=1, show_default=True, help="Seed of random patterns.")
+@click.option(
+    "--seed", type=number("seed"), default=1, show_default=True, help="Seed of random patterns."
+)
 @click.option(
     "--up",
-    type=click.FloatRange(min=0),
+    type=number("up"),
     default=0.01,
     show_default=True,
     help="PAS up rate (kernel model: up_init = UP x 1e6).",
 )
 @click.option(
     "--dn",
-    type=click.FloatRange(min=0),
+    type=number("dn"),
     default=0.1,
     show_default=True,
     help="PAS down rate (kernel model: dn_init = DN x 1e6).",
 )
 @click.option(
     "--initial-sleep-us",
-    type=click.FloatRange(min=0),
+    type=number("initial_sleep_us"),
     default=4.0,
     show_default=True,
     help="First sleep of PAS and LHP (page model).",
 )
 @click.option(
     "--cs-overhead-us",
-    type=click.FloatRange(min=0),
+    type=number("cs_overhead_us"),
     default=2.0,
     show_default=True,
     help="Wake-up context switch after a sleep.",
 )
 @click.option(
     "--int-overhead-us",
-    type=click.FloatRange(min=0),
+    type=number("int_overhead_us"),
     default=2.0,
     show_default=True,
     help="INT: interrupt and wakeup cost added to the device time.",
 )
 @click.option(
     "--attenuation",
-    type=click.FloatRange(min=0),
+    type=number("attenuation"),
     default=0.5,
     show_default=True,
     help="LHP sleep = attenuation x last epoch's mean latency (page model).",
 )
 @click.option(
     "--epoch-ms",
-    type=click.FloatRange(min=0, min_open=True),
+    type=number("epoch_ms"),
     default=100.0,
     show_default=True,
     help="LHP epoch / statistics window of emulated time.",
 )
 @click.option(
     "--d-init",
-    type=click.IntRange(min=1),
+    type=number("d_init"),
     default=100,
     show_default=True,
     help="PAS initial and minimum sleep, ns (kernel model: pas_d_init).",
 )
 @click.option(
     "--adaptive",
-    type=click.IntRange(0, 2),
+    type=number("adaptive"),
     default=1,
     show_default=True,
     help="pas_adaptive_enabled (kernel model).",
 )
 @click.option(
     "--io-poll-delay",
-    type=click.IntRange(min=0),
+    type=number("io_poll_delay"),
     default=0,
     show_default=True,
     help="LHP: 0 adaptive, N > 0 a fixed N µs sleep (kernel model).",
@@ -253,10 +265,10 @@ def emulate_command(
 def _span(text: str | None) -> tuple[int, int] | None:
     if text is None:
         return None
-    start, sep, end = text.partition(":")
-    if not (sep and start.isdigit() and end.isdigit() and int(start) < int(end)):
+    m = SPAN.fullmatch(text)
+    if m is None or int(m[1]) >= int(m[2]):
         raise InputError(f"--plot-ios {text}: expected START:END, whole numbers, START < END")
-    return int(start), int(end)
+    return int(m[1]), int(m[2])
 
 
 def _refuse_other_models_options(ctx: click.Context, model: Model) -> None:
@@ -278,7 +290,8 @@ def _save(result: Emulation, per_io: Path | None) -> None:
 
 def _show(result: Emulation, as_json: bool) -> None:
     if as_json:
-        click.echo(json.dumps(result.records(), indent=1))
+        # allow_nan=False: NaN is no JSON; a statistic that becomes one must fail, not print
+        click.echo(json.dumps(result.records(), indent=1, allow_nan=False))
         return
     console = Console()
     trace = result.trace

@@ -25,21 +25,26 @@ WHOLE = re.compile(r"[+-]?[0-9]+")
 
 
 class Number(click.ParamType):
-    """A finite number in [low, high] (a whole number where ``integer``), checked as parsed;
-    ``above`` excludes the low end itself (a runtime of 0 s is no run)."""
+    """A finite number in [low, high] (a whole number where ``integer``, a multiple of
+    ``step``), checked as parsed; ``above`` excludes the low end (a runtime of 0 s is no run)."""
 
     def __init__(
-        self, low: float, high: float, *, integer: bool = False, above: bool = False
+        self,
+        low: float,
+        high: float,
+        *,
+        integer: bool = False,
+        above: bool = False,
+        step: int = 1,
     ) -> None:
-        self.low, self.high, self.integer, self.above = low, high, integer, above
+        self.low, self.high, self.integer, self.above, self.step = low, high, integer, above, step
         self.name = "integer" if integer else "number"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if not isinstance(value, str):
             return value
-        what = param.get_error_hint(ctx) if param is not None and ctx is not None else "value"
-        try:
-            return parse_number(what, value, self.low, self.high, self.integer, self.above)
+        try:  # click names the option itself: "Invalid value for '--seed': -1: expected ..."
+            return parse_number("", value, self.low, self.high, self.integer, self.above, self.step)
         except LimitError as err:
             self.fail(str(err), param, ctx)
 
@@ -48,28 +53,40 @@ class Number(click.ParamType):
 
 
 def parse_number(
-    what: str, text: str, low: float, high: float, integer: bool = False, above: bool = False
+    what: str,
+    text: str,
+    low: float,
+    high: float,
+    integer: bool = False,
+    above: bool = False,
+    step: int = 1,
 ) -> Any:
-    """``text`` as an int (ASCII digits) or a finite float, in range; LimitError otherwise."""
+    """``text`` as an int (ASCII digits) or a finite float, in range; LimitError otherwise,
+    naming ``what`` (when given) and the value as typed."""
     text = text.strip()
     kind = "a whole number" if integer else "a number"
     bound = f"above {_bound(low)}" if above else f"from {_bound(low)}"
-    accepted = f"expected {kind} {bound} to {_bound(high)}"
+    multiple = f", a multiple of {step}" if step > 1 else ""
+    refusal = LimitError(
+        f"{what + ' ' if what else ''}{text or repr(text)}: "
+        f"expected {kind} {bound} to {_bound(high)}{multiple}"
+    )
     if integer:
         if not WHOLE.fullmatch(text):
-            raise LimitError(f"{what} {text!r}: {accepted}")
+            raise refusal
         value: float = int(text)
     else:
         try:
             value = float(text)
         except ValueError:
-            raise LimitError(f"{what} {text!r}: {accepted}") from None
-    if above and value == low:
-        raise LimitError(f"{what} {text}: {accepted}")
+            raise refusal from None
     try:
-        return checked(what, value, low, high, integer=integer)
+        checked(what, value, low, high, integer=integer)
     except LimitError:
-        raise LimitError(f"{what} {text}: {accepted}") from None
+        raise refusal from None
+    if (above and value == low) or (integer and int(value) % step):
+        raise refusal
+    return value
 
 
 def _bound(x: float) -> str:
@@ -107,7 +124,7 @@ def switch_options(
 
 
 #: fio's block size with direct I/O: whole 512-byte sectors, up to 64 MiB
-BLOCK_SIZE = Number(512, 64 << 20, integer=True)
+BLOCK_SIZE = Number(512, 64 << 20, integer=True, step=512)
 
 CPU_LIST = re.compile(r"0|split|\d+(-\d+)?(,\d+(-\d+)?)*")
 

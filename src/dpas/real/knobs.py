@@ -202,9 +202,12 @@ def _journal_fields(raw: bytes) -> tuple[Path, dict[str, str]]:
         raise ValueError(f"not JSON ({type(err).__name__})") from None
     if not isinstance(record, dict):
         raise ValueError(f"expected an object, found {type(record).__name__}")
+    if record.get("schema", JOURNAL_SCHEMA) != JOURNAL_SCHEMA:
+        raise ValueError(f"schema {str(record['schema'])[:40]!r} is not {JOURNAL_SCHEMA}")
     queue_dir, knobs = record.get("queue_dir"), record.get("knobs")
-    if not isinstance(queue_dir, str) or "\0" in queue_dir or not Path(queue_dir).is_absolute():
-        raise ValueError("queue_dir is not an absolute path")
+    if not isinstance(queue_dir, str) or "\0" in queue_dir or not _is_queue(Path(queue_dir)):
+        # restore writes files there: nothing but a queue folder may be named
+        raise ValueError("queue_dir is not an absolute path of the form .../block/DISK/queue")
     if not isinstance(knobs, dict) or not knobs:
         raise ValueError("knobs is not an object of knob values")
     for name, value in knobs.items():
@@ -213,6 +216,17 @@ def _journal_fields(raw: bytes) -> tuple[Path, dict[str, str]]:
         if not isinstance(value, str) or len(value) > 4096 or "\n" in value:
             raise ValueError(f"the value of {name} is not a knob value")
     return Path(queue_dir), dict(knobs)
+
+
+def _is_queue(path: Path) -> bool:
+    parts = path.parts
+    return (
+        path.is_absolute()
+        and ".." not in parts
+        and len(parts) >= 4
+        and parts[-1] == "queue"
+        and parts[-3] == "block"
+    )
 
 
 def restore_journal(executor: Executor, journal: Path) -> dict[str, str]:
