@@ -186,3 +186,21 @@ def test_doctor_cli_json_and_errors(tmp_path: Path) -> None:
     bad = run_dpas("doctor", "nosuchdisk")
     assert bad.returncode == 2 and "no /sys/block/nosuchdisk" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_records_read_back_into_the_same_examination() -> None:
+    """A guest's doctor sends its records home; the host shows them as its own."""
+    from dpas.doctor.checks import DeviceReport
+    from dpas.doctor.diagnose import DoctorError, Examination, examination, records
+    from dpas.doctor.findings import Finding, Status
+    from dpas.doctor.timers import TimerRow
+
+    exam = Examination(
+        host=[Finding(Status.OK, "kernel", "7.2.13", ""), Finding(Status.WARN, "cpu", "x", "y")],
+        timers=[TimerRow("clock_nanosleep", 1000, 3, 297, 812.5, 2400.0)],
+        devices=[DeviceReport("nvme0n1", "block", [Finding(Status.FAIL, "io_poll", "0", "fix")])],
+    )
+    text = json.dumps(records(exam))
+    assert records(examination(json.loads(text))) == records(exam)
+    with pytest.raises(DoctorError, match="not a dpas doctor record"):
+        examination({"schema": "dpas.doctor/1", "host": [{"status": "MAYBE"}]})

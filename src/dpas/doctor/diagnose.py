@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from dpas.doctor import checks, interrupts, timers
 from dpas.doctor.checks import DeviceReport, Where
@@ -126,3 +127,27 @@ def records(exam: Examination) -> dict[str, object]:
             {"device": d.name, "kind": d.kind, "findings": rows(d.findings)} for d in exam.devices
         ],
     }
+
+
+def examination(record: dict[str, Any]) -> Examination:
+    """The inverse of ``records``: an examination made elsewhere (in a guest), to show here."""
+    try:
+        if record.get("schema") != SCHEMA:
+            raise ValueError(f"schema {record.get('schema')!r}")
+
+        def findings(rows: list[dict[str, str]]) -> list[Finding]:
+            return [Finding(Status(r["status"]), r["check"], r["evidence"], r["fix"]) for r in rows]
+
+        return Examination(
+            host=findings(record["host"]),
+            timers=[
+                TimerRow(**{k: v for k, v in row.items() if k != "sleep_ratio"})
+                for row in record["timers"]
+            ],
+            devices=[
+                DeviceReport(d["device"], d["kind"], findings(d["findings"]))
+                for d in record["devices"]
+            ],
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise DoctorError(f"not a dpas doctor record ({type(err).__name__}: {err})") from None
