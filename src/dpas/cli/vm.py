@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from dpas.cli.app import InputError, cli, help_without_subcommand
 from dpas.cli.bench import report
@@ -29,6 +31,7 @@ from dpas.policy import Op, SwitchParams
 from dpas.sim import SCHEMA
 from dpas.vm.guest import GuestRun
 from dpas.vm.kernel import VmError
+from dpas.vm.kernels import parse_kernel
 from dpas.vm.runner import VmConfig, default_cache, shell, vm_bench
 
 #: vCPUs of the guest: QEMU's pc machine takes up to 255 without an IOMMU; 64 is plenty here
@@ -59,15 +62,29 @@ def guest_options(f):  # type: ignore[no-untyped-def]
         [
             click.option(
                 "--kernel",
-                type=click.Path(dir_okay=False, path_type=Path),
-                default=None,
-                help="Boot this kernel image (a DPAS build) instead of Debian's.",
+                "kernel_spec",
+                metavar="SPEC",
+                default="debian",
+                show_default=True,
+                help="The guest kernel: debian (the host's suite, newest), debian:SUITE "
+                "(debian:sid), debian:SUITE:VERSION (debian:sid:7.2.13), PATH.deb (a kernel "
+                "image package, e.g. the lab's linux-image-5.18.0-dpas_*.deb), "
+                "build:VERSION (build:7.2: built from Debian's linux-source, NVMe built "
+                "in, with --patch), or PATH to a "
+                "bzImage (with --modules). Fetched or built once, cached under --cache.",
             ),
             click.option(
                 "--modules",
                 type=click.Path(file_okay=False, path_type=Path),
                 default=None,
-                help="lib/modules/<release> of --kernel, for the nvme driver.",
+                help="lib/modules/<release> of a bzImage given as --kernel PATH.",
+            ),
+            click.option(
+                "--patch",
+                "patches",
+                multiple=True,
+                type=click.Path(dir_okay=False, path_type=Path),
+                help="A patch for --kernel build:VERSION (repeatable, applied in order).",
             ),
             click.option(
                 "--cpus",
@@ -94,6 +111,24 @@ def guest_options(f):  # type: ignore[no-untyped-def]
     ):
         f = option(f)
     return f
+
+
+def check_kernel(spec: str, modules: Path | None, patches: tuple[Path, ...]) -> None:
+    """--kernel, --modules and --patch together, refused before anything is fetched."""
+    try:
+        parse_kernel(spec, modules, patches)
+    except VmError as err:
+        raise InputError(str(err)) from None
+
+
+def progress_lines(console: Console) -> Callable[[str], None]:
+    """Fetch and build steps as they happen (a kernel build takes minutes), one dim line
+    each (above the spinner while there is one)."""
+
+    def say(line: str) -> None:
+        console.print(f"[dim]{escape(line)}[/dim]", highlight=False)
+
+    return say
 
 
 @cli.group("vm", invoke_without_command=True)
@@ -144,8 +179,9 @@ def vm_bench_command(
     d_init_text: str,
     out_dir: Path,
     as_json: bool,
-    kernel: Path | None,
+    kernel_spec: str,
     modules: Path | None,
+    patches: tuple[Path, ...],
     vcpus: int,
     memory: str,
     cache: Path | None,
@@ -162,6 +198,7 @@ def vm_bench_command(
     d_init = parse_d_init(d_init_text)
     jobs = parse_jobs(jobs_text)
     check_out_dir(out_dir)
+    check_kernel(kernel_spec, modules, patches)
     run = GuestRun(
         modes=modes,
         rw=rw,
@@ -175,10 +212,18 @@ def vm_bench_command(
         cpus=vcpus,
         memory=memory,
     )
-    config = VmConfig(run, kernel, modules, cache or default_cache(), d_init is None)
     console = Console(stderr=as_json)
     try:
         with console.status("building and booting the guest (TCG takes a minute)"):
+            config = VmConfig(
+                run,
+                kernel_spec,
+                modules,
+                cache or default_cache(),
+                d_init is None,
+                patches=patches,
+                progress=progress_lines(console),
+            )
             bench = vm_bench(config)
     except VmError as err:
         raise InputError(str(err)) from None
@@ -196,7 +241,7 @@ def vm_bench_command(
             **asdict(run),
             "modes": [m.value for m in run.modes],
             "rw": "R" if rw is Op.READ else "W",
-            "kernel": str(kernel or "debian"),
+            "kernel": kernel_spec,
         },
         "refused": bench.refused,
         "records": [asdict(r) for r in bench.records],
@@ -217,11 +262,22 @@ def vm_bench_command(
 @vm.command("shell")
 @guest_options
 def vm_shell_command(
-    kernel: Path | None, modules: Path | None, vcpus: int, memory: str, cache: Path | None
+    kernel_spec: str,
+    modules: Path | None,
+    patches: tuple[Path, ...],
+    vcpus: int,
+    memory: str,
+    cache: Path | None,
 ) -> None:
     """Boot the guest with a shell on this terminal (poweroff -f leaves it)."""
+    check_kernel(kernel_spec, modules, patches)
     config = VmConfig(
-        GuestRun(modes=(), cpus=vcpus, memory=memory), kernel, modules, cache or default_cache()
+        GuestRun(modes=(), cpus=vcpus, memory=memory),
+        kernel_spec,
+        modules,
+        cache or default_cache(),
+        patches=patches,
+        progress=progress_lines(Console(stderr=True)),
     )
     try:
         sys.exit(shell(config))

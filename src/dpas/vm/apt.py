@@ -59,7 +59,16 @@ class PrivateApt:
         signed = f"[signed-by={KEYRING}] " if KEYRING.exists() else ""
         self.sources.write_text(f"deb {signed}{self.mirror} {self.suite} main\n")
         done = self._run(["apt-get", *self.options(), "update"], f"apt-get update ({self.suite})")
-        failed = [line for line in done.splitlines() if line.startswith(("Err:", "E:"))]
+        # apt-get update exits 0 on a fetch failure: its reason is on the line after "Err:"
+        # or in a "W: Failed to fetch" line, not on the "Err:" line itself
+        lines = done.splitlines()
+        failed = [line for line in lines if line.startswith("E:")]
+        failed += [line for line in lines if line.startswith("W: Failed to fetch")]
+        failed += [
+            f"{line.strip()}: {lines[i + 1].strip()}" if i + 1 < len(lines) else line
+            for i, line in enumerate(lines)
+            if line.startswith("Err:")
+        ]
         if failed or not any(self.lists.glob("*_Packages*")):
             why = failed[0] if failed else "no package list arrived"
             raise VmError(f"debian:{self.suite}: apt-get update failed: {why}")

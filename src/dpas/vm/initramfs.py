@@ -8,7 +8,14 @@ import subprocess
 from pathlib import Path
 
 from dpas.vm.cpio import Cpio
-from dpas.vm.kernel import GuestKernel, VmError, module_order
+from dpas.vm.kernel import (
+    GuestKernel,
+    VmError,
+    module_bytes,
+    module_file_name,
+    module_name,
+    module_order,
+)
 
 INIT = """#!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -21,6 +28,16 @@ for m in {modules}; do insmod /lib/modules/$m; done
 {nvme_load}
 n=0
 while [ ! -e /sys/block/nvme0n1 ] && [ $n -lt 200 ]; do sleep 0.1; n=$((n+1)); done
+if [ ! -e /sys/block/nvme0n1 ]; then
+    # no drive after 20 s: say whether the driver is there (built in or loaded, it has
+    # /sys/module/nvme); the host turns the marker into its error
+    if [ -d /sys/module/nvme ]; then driver=loaded; else driver=missing; fi
+    echo "dpas guest: no /sys/block/nvme0n1 (nvme driver $driver)"
+    if [ -e /dpas/plan.sh ]; then
+        echo "@@NO_NVME $driver" > /dev/ttyS1
+        poweroff -f
+    fi
+fi
 if [ -e /dpas/plan.sh ]; then
     . /dpas/plan.sh > /dev/ttyS1 2>&1
     poweroff -f
@@ -54,10 +71,10 @@ def build(kernel: GuestKernel, out: Path, plan: str | None, poll_queues: int = 2
     if fio is None:
         raise VmError("fio not found: apt-get install fio")
     modules = module_order(kernel.modules) if kernel.modules is not None else []
-    nvme = next((m for m in modules if m.name == "nvme.ko"), None)
-    load = [m.name for m in modules if m is not nvme]
+    nvme = next((m for m in modules if module_name(m) == "nvme"), None)
+    load = [module_file_name(m) for m in modules if m is not nvme]
     nvme_load = (
-        f"insmod /lib/modules/nvme.ko poll_queues={poll_queues}"
+        f"insmod /lib/modules/{module_file_name(nvme)} poll_queues={poll_queues}"
         if nvme is not None
         else f"echo {poll_queues} > /sys/module/nvme/parameters/poll_queues 2>/dev/null"
     )
@@ -69,8 +86,8 @@ def build(kernel: GuestKernel, out: Path, plan: str | None, poll_queues: int = 2
         cpio.copy(Path(fio), "usr/bin/fio")
         for lib in _libraries(Path(fio)):
             cpio.copy(lib)
-        for module in modules:
-            cpio.copy(module, f"lib/modules/{module.name}")
+        for module in modules:  # decompressed: busybox insmod reads no .ko.xz
+            cpio.file(f"lib/modules/{module_file_name(module)}", module_bytes(module))
         if plan is not None:
             cpio.file("dpas/plan.sh", plan.encode(), 0o755)
         cpio.close()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -23,7 +25,8 @@ from dpas.vm.guest import (
     plan_script,
     read_results,
 )
-from dpas.vm.kernel import GuestKernel, VmError, debian_kernel, given_kernel
+from dpas.vm.kernel import GuestKernel, VmError
+from dpas.vm.kernels import resolve_kernel
 
 #: modes whose sleeps start from pas_d_init (or that sleep at all): they need auto d_init
 SLEEPERS = (Method.LHP, Method.EHP, Method.PAS, Method.DPAS)
@@ -38,11 +41,13 @@ def default_cache() -> Path:
 @dataclass(frozen=True, slots=True)
 class VmConfig:
     run: GuestRun
-    kernel: Path | None = None
+    kernel: str | Path | None = "debian"  # a --kernel spec (dpas.vm.kernels); None: debian
     modules: Path | None = None
     cache: Path = field(default_factory=default_cache)
     d_init_auto: bool = True
     drive_gib: int = 1
+    patches: tuple[Path, ...] = ()  # --patch, for a build:VERSION kernel
+    progress: Callable[[str], None] | None = field(default=None, compare=False)
 
 
 @dataclass(slots=True)
@@ -58,9 +63,10 @@ class VmBench:
 
 
 def _guest_kernel(config: VmConfig) -> GuestKernel:
-    if config.kernel is not None:
-        return given_kernel(config.kernel, config.modules)
-    return debian_kernel(config.cache / "kernels")
+    spec = "debian" if config.kernel is None else str(config.kernel)
+    return resolve_kernel(
+        spec, config.modules, config.patches, config.cache / "kernels", config.progress
+    )
 
 
 def _machine(
@@ -84,6 +90,17 @@ def _boot(
     work, machine = _machine(config, kernel, name, script)
     runs = len(run.modes) * len(run.jobs) * run.repeats
     accel, why, text = boot(machine, work, BOOT_S + runs * (run.runtime_s + PER_RUN_S))
+    no_nvme = re.search(r"^@@NO_NVME (\w+)", text, re.M)  # init's marker: no drive in 20 s
+    if no_nvme and no_nvme[1] == "missing":
+        raise VmError(
+            f"the guest kernel {kernel.release} has no NVMe driver (no nvme module and "
+            f"/sys/block/nvme0n1 never appeared); console log at {work / 'console.log'}"
+        )
+    if no_nvme:
+        raise VmError(
+            f"the guest's nvme driver is there but /sys/block/nvme0n1 never appeared; "
+            f"console log at {work / 'console.log'}"
+        )
     return accel, why, read_results(text, plans, run.rw)
 
 
