@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from conftest import Clock, steps
 from hypothesis import given
 from hypothesis import strategies as st
 
+from dpas.errors import DpasError
 from dpas.policy import DpasPolicy, Mode, SwitchParams
 from dpas.policy.switch_stat import SwitchStatLine, latest, parse, render
 
@@ -83,3 +86,50 @@ def test_params_shown_are_the_policys() -> None:
     policy = DpasPolicy(switch=SwitchParams(param1=2, param2=5, param3=30))
     line = SwitchStatLine.of(3, policy.switch_state(3), policy.switch)
     assert "param1: 2 param2: 5 param3: 30" in line.render()
+
+
+RECORD = EXPECTED.splitlines()[0]
+
+#: ~1 MB each: the regex was searched from every position of a line, and its leading .*?
+#: scanned to the line's end from each: a 40 KB line took 8.8 s, a 1 MB one hours.
+ADVERSARIAL = {
+    "no record": "x" * 1_000_000,
+    "CPU[ only": "CPU[" * 250_000,
+    "timestamps": "[ 1.0] " * 140_000,
+    "records cut short": (RECORD[:-12] + " ") * 10_000,
+    "one long digit run": "[ 1." + "1" * 1_000_000,
+    "spaces after int io": RECORD.rpartition(" ")[0] + " " * 1_000_000,
+}
+
+
+@pytest.mark.parametrize("name", list(ADVERSARIAL))
+def test_parse_is_linear_on_adversarial_input(name: str) -> None:
+    text = ADVERSARIAL[name]
+    start = time.perf_counter()
+    assert parse(text) == []
+    assert time.perf_counter() - start < 10  # a hang guard only: it takes milliseconds
+
+
+def test_parse_finds_a_record_after_a_megabyte_of_noise() -> None:
+    noise = "x" * 1_000_000
+    lines = parse(f"{noise} {RECORD}\n[ 5.25] {RECORD}\n{noise}\n")
+    assert [line.timestamp for line in lines] == [None, 5.25] and lines[0].cp_io == 10
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (RECORD.replace("polled io: 10", "polled io: 18446744073709551616"), "cp_io 1844"),
+        (RECORD.replace("polled io: 10", "polled io: " + "9" * 5000), "cp_io 9999"),
+        (RECORD.replace("param2: 10", "param2: 2147483648"), "param2 2147483648"),
+        (RECORD.replace("QD[ 0]", "QD[-2147483649]"), "qd -2147483649"),
+        (RECORD.replace("MODE[1]", "MODE[" + "1" * 5000 + "]"), "MODE 1111"),
+        ("[" + "9" * 400 + ".0] " + RECORD, "timestamp 9999"),
+    ],
+    ids=["u64+1", "5000 digits", "int+1", "int-1", "mode of 5000 digits", "inf timestamp"],
+)
+def test_parse_refuses_values_the_kernel_cannot_print(line: str, message: str) -> None:
+    """int() of 5000 digits was a bare ValueError; a u64 count above 2**64-1 was kept."""
+    with pytest.raises(DpasError, match=message) as err:
+        parse(line)
+    assert len(str(err.value)) < 300  # the line is quoted cut short

@@ -13,7 +13,8 @@ from rich.console import Console
 from dpas.cli.app import InputError, cli
 from dpas.cli.options import Number, switch_options
 from dpas.emulate import EmulateConfig, Emulation, Model, TraceError, emulate, load
-from dpas.emulate.config import RANGES, kernel_rates
+from dpas.emulate.config import kernel_rates
+from dpas.emulate.ranges import RANGES
 from dpas.emulate.traces import FORMATS
 from dpas.policy import Adaptive, Method, Order, PasParams, PolicyConfig, SwitchParams
 from dpas.reports.emulation import summary_tables, write_per_io

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
+from dpas.emulate.ranges import RANGES, Range, check
 from dpas.policy import Method, PasParams, PolicyConfig, SwitchParams
 
 
@@ -17,6 +18,18 @@ class Model(Enum):
 
 #: The methods each model can run; the pages have no EHP or DPAS emulator.
 PAGE_METHODS = (Method.PAS, Method.LHP, Method.CP, Method.INT)
+
+
+#: The numbers of RANGES that EmulateConfig holds (the rest go to the trace and the policy).
+CONFIG_NUMBERS = (
+    "cs_overhead_us",
+    "int_overhead_us",
+    "initial_sleep_us",
+    "up",
+    "dn",
+    "attenuation",
+    "epoch_ms",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +53,12 @@ class EmulateConfig:
     # the kernel model
     policy: PolicyConfig = field(default_factory=PolicyConfig)
 
+    def __post_init__(self) -> None:
+        """Refuse numbers out of RANGES here too: the models loop on what they are given
+        (an infinite first sleep never ends an LHP epoch)."""
+        for name in CONFIG_NUMBERS:
+            check(name, getattr(self, name))
+
     @property
     def cs_us(self) -> float:
         return 0.0 if self.track else self.cs_overhead_us
@@ -54,4 +73,14 @@ def kernel_rates(up: float, dn: float, base: PasParams) -> PasParams:
     return replace(base, up_init=round(up * 1e6), dn_init=round(dn * 1e6))
 
 
-__all__ = ["PAGE_METHODS", "EmulateConfig", "Model", "PolicyConfig", "SwitchParams", "kernel_rates"]
+__all__ = [
+    "PAGE_METHODS",
+    "RANGES",
+    "EmulateConfig",
+    "Model",
+    "PolicyConfig",
+    "Range",
+    "SwitchParams",
+    "check",
+    "kernel_rates",
+]

@@ -7,6 +7,8 @@ issues the next I/O when the last completes, as in the kernel model.
 
 from __future__ import annotations
 
+import math
+
 from dpas.emulate.config import EmulateConfig
 from dpas.emulate.iolog import IoLog, IoLogBuilder, Outcome, pair_cases
 from dpas.emulate.traces import Trace
@@ -59,11 +61,20 @@ def run_lhp(trace: Trace, config: EmulateConfig) -> IoLog:
             sleep = config.attenuation * total / count
             total, count = 0.0, 0
             epoch += 1
-            while epoch_end <= now:
-                epoch_end += epoch_us
+            epoch_end = next_boundary(now, epoch_us)
     result = log.build()
     result.case = pair_cases(result.outcome)
     return result
+
+
+def next_boundary(now: float, epoch_us: float) -> float:
+    """The first epoch boundary (a multiple of ``epoch_us``) after ``now``.
+
+    Computed, not stepped to: one long I/O may cross millions of short epochs, and once
+    ``epoch_us`` is below the float spacing at ``now`` a step would not move at all.
+    """
+    boundary = (math.floor(now / epoch_us) + 1) * epoch_us
+    return boundary if boundary > now else math.nextafter(now, math.inf)
 
 
 def run_fixed(method: Method, trace: Trace, config: EmulateConfig) -> IoLog:

@@ -8,8 +8,8 @@ from dpas.emulate.config import PAGE_METHODS, EmulateConfig, Model
 from dpas.emulate.iolog import IoLog
 from dpas.emulate.kernel import run_kernel
 from dpas.emulate.page import run_page
-from dpas.emulate.summary import MethodSummary, summarize
-from dpas.emulate.traces import Trace
+from dpas.emulate.summary import MethodSummary, mean, summarize
+from dpas.emulate.traces import Trace, TraceError, device_times
 from dpas.policy import Method
 
 SCHEMA = "dpas.emulate/1"
@@ -32,7 +32,7 @@ class Emulation:
                 "name": self.trace.name,
                 "source": self.trace.source,
                 "ios": len(self.trace),
-                "device_mean_us": float(self.trace.device_us.mean()),
+                "device_mean_us": mean(self.trace.device_us),
             },
             "config": _config_record(self.config),
             "methods": [asdict(s) for s in self.summaries],
@@ -61,8 +61,17 @@ def check_methods(methods: list[Method], config: EmulateConfig) -> None:
         raise ValueError("--track is the PAS tracker: use it with --method pas alone")
 
 
+def check_trace(trace: Trace) -> None:
+    """The models' precondition, whoever built the trace: I/Os, each a device time (a time
+    of 0 makes a run of no time, one of 1e18 µs overflows the kernel model's int64 ns)."""
+    if not len(trace):
+        raise TraceError(f"trace {trace.name}: no device times found")
+    device_times(trace.device_us, f"trace {trace.name}")
+
+
 def emulate(trace: Trace, methods: list[Method], config: EmulateConfig) -> Emulation:
     check_methods(methods, config)
+    check_trace(trace)
     result = Emulation(trace, config)
     for method in methods:
         if config.model is Model.PAGE:

@@ -6,10 +6,12 @@ kernel log, where each gets a timestamp prefix. ``parse`` accepts both.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from dpas.errors import DpasError
 from dpas.policy.switch import Mode, SwitchParams, SwitchState
 
 FORMAT = (
@@ -18,6 +20,9 @@ FORMAT = (
     "int io: {int_io:d}"
 )
 
+#: Matched at the start of each line (``match``, not ``search``): the leading ``.*?`` already
+#: finds the record anywhere in the line, and a search would retry it from every position,
+#: quadratic in the line's length. The timestamp is only ever taken at the line's start.
 _LINE = re.compile(
     r"(?:\[\s*(?P<ts>\d+\.\d+)\]\s*)?.*?"
     r"CPU\[\s*(?P<cpu>-?\d+)\]\s+MODE\[(?P<mode>\d+)\]\s+QD\[\s*(?P<qd>-?\d+)\]\s+"
@@ -25,6 +30,25 @@ _LINE = re.compile(
     r"polled io:\s*(?P<cp_io>\d+),\s*pas io:\s*(?P<pas_io>\d+),\s*ol io:\s*(?P<ol_io>\d+),\s*"
     r"int io:\s*(?P<int_io>\d+)"
 )
+
+#: What the kernel prints each field with: %d (int) or %llu (u64)
+_INT = (-(2**31), 2**31 - 1)
+_U64 = (0, 2**64 - 1)
+FIELD_RANGES = {
+    "cpu": _INT,
+    "qd": _INT,
+    "param1": _INT,
+    "param2": _INT,
+    "param3": _INT,
+    "cp_io": _U64,
+    "pas_io": _U64,
+    "ol_io": _U64,
+    "int_io": _U64,
+}
+
+
+class SwitchStatError(DpasError, ValueError):
+    """A switch_stat line with a value the kernel cannot print; the message shows the line."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,19 +114,43 @@ def parse(text: str) -> list[SwitchStatLine]:
     """Every switch_stat line in ``text``, in order; other lines (log noise) are skipped."""
     records = []
     for raw in text.splitlines():
-        m = _LINE.search(raw)
-        if m is None:
-            continue
-        g = m.groupdict()
-        ts = g.pop("ts")
-        mode = int(g.pop("mode"))
-        if mode not in Mode._value2member_map_:
-            raise ValueError(f"switch_stat line {raw.strip()!r}: MODE[{mode}] is not 0-3")
-        values = {k: int(v) for k, v in g.items()}
-        records.append(
-            SwitchStatLine(mode=Mode(mode), timestamp=None if ts is None else float(ts), **values)
-        )
+        m = _LINE.match(raw)
+        if m is not None:
+            records.append(_record(raw, m))
     return records
+
+
+def _record(raw: str, m: re.Match[str]) -> SwitchStatLine:
+    g = m.groupdict()
+    ts = g.pop("ts")
+    mode = _field(raw, "MODE", g.pop("mode"), (0, 2**31 - 1))
+    if mode not in Mode._value2member_map_:
+        raise SwitchStatError(f"switch_stat line {_shown(raw)}: MODE[{mode}] is not 0-3")
+    values = {k: _field(raw, k, v, FIELD_RANGES[k]) for k, v in g.items()}
+    timestamp = None if ts is None else float(ts)
+    if timestamp is not None and not math.isfinite(timestamp):
+        raise SwitchStatError(
+            f"switch_stat line {_shown(raw)}: timestamp {ts[:24]}: expected finite seconds"
+        )
+    return SwitchStatLine(mode=Mode(mode), timestamp=timestamp, **values)
+
+
+def _field(raw: str, name: str, digits: str, accepted: tuple[int, int]) -> int:
+    """A field's value if the kernel's format can print it (checked before int(), which
+    refuses strings of thousands of digits with a ValueError of its own)."""
+    low, high = accepted
+    value = int(digits) if len(digits) <= 21 else None
+    if value is None or not low <= value <= high:
+        raise SwitchStatError(
+            f"switch_stat line {_shown(raw)}: {name} {digits[:24]}: expected {low} to {high}"
+        )
+    return value
+
+
+def _shown(raw: str) -> str:
+    """The line as the message quotes it: on one line and cut short."""
+    line = raw.strip()
+    return repr(line if len(line) <= 120 else line[:117] + "...")
 
 
 def latest(records: Iterable[SwitchStatLine]) -> dict[int, SwitchStatLine]:

@@ -25,12 +25,13 @@ PER_IO_COLUMNS = (
 )
 
 
-def _us(value: float) -> str:
-    return f"{value:.2f}"
+def _us(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
-def _pct(value: float) -> str:
-    return f"{100 * value:.1f}%"
+def _pct(value: float | None) -> str:
+    """A share as a percentage; "-" where it is undefined (a wait of no time)."""
+    return "-" if value is None else f"{100 * value:.1f}%"
 
 
 def summary_tables(result: Emulation) -> list[Table]:

@@ -26,6 +26,11 @@ def default_span(ios: int) -> tuple[int, int]:
     return max(0, ios - DEFAULT_SPAN), ios
 
 
+def _shown(value: float | None, spec: str, scale: float = 1.0) -> str:
+    """``value`` x ``scale`` formatted by ``spec``, or "-" where the statistic is undefined."""
+    return "-" if value is None else format(value * scale, spec)
+
+
 def plot_emulation(result: Emulation, path: Path, span: tuple[int, int] | None = None) -> None:
     """One row per method: device time, sleep, wake and app latency over the I/Os of ``span``
     (start, end) with LHP's window boundaries dotted, and beside it the counts of the four
@@ -64,8 +69,8 @@ def plot_emulation(result: Emulation, path: Path, span: tuple[int, int] | None =
         summary = result.summaries[row]
         windows = int(log.epoch.max()) if log.epoch.max() > 0 else 0
         ax.set_title(
-            f"{method.upper()}: mean app latency {summary.app_mean_us:.1f} µs over the run, "
-            f"busy {100 * summary.busy_share:.0f}% of the wait"
+            f"{method.upper()}: mean app latency {_shown(summary.app_mean_us, '.1f')} µs over the "
+            f"run, busy {_shown(summary.busy_share, '.0f', 100)}% of the wait"
             + (f"; LHP windows closed: {windows} (dotted)" if windows else ""),
             fontsize=9,
             loc="left",

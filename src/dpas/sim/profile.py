@@ -13,7 +13,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from dpas.errors import DpasError
+from dpas.errors import DpasError, LimitError
+from dpas.limits import INT_MAX, checked
 
 
 class ProfileError(DpasError, ValueError):
@@ -94,6 +95,58 @@ SECTIONS = {
     "pitfalls": Pitfalls,
 }
 
+#: Top-level keys besides the sections: free text.
+TEXT_KEYS = ("name", "description")
+
+#: 10 s in ns: no single cost or device time of a 4 KiB I/O comes near it
+MAX_NS = 10_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Range:
+    """What one number of a profile accepts: finite, in [low, high]."""
+
+    low: float
+    high: float
+    why: str = ""
+
+
+_COST = Range(0, MAX_NS)  # a CPU cost or a delay: none is possible, 10 s is not
+_CV = Range(0, 10)  # a coefficient of variation: 10 is already a shape of 0.01
+
+#: Every number of a profile, by (section, key); booleans take true or false.
+RANGES: dict[tuple[str, str], Range] = {
+    # the fastest drives take several µs for 4 KiB; below 1 µs a simulated second would be
+    # millions of events per job (at 1 ns a run never ends)
+    ("device", "read_ns"): Range(1000, MAX_NS, "no drive answers 4 KiB in under 1 µs"),
+    ("device", "write_ns"): Range(1000, MAX_NS, "no drive answers 4 KiB in under 1 µs"),
+    ("device", "serial_ns"): _COST,
+    ("device", "serial_cv"): _CV,
+    ("device", "cv"): _CV,
+    ("device", "tail_p"): Range(0, 1, "a probability"),
+    ("device", "tail_x"): Range(1, 1000, "a tail I/O is no faster than others"),
+    ("device", "parallelism"): Range(1, 65_536),
+    ("device", "bandwidth_mb_s"): Range(1, 10_000_000, "1 MB/s to 10 TB/s"),
+    ("host", "cpus"): Range(1, 4096),
+    ("host", "submit_ns"): _COST,
+    ("host", "complete_ns"): _COST,
+    ("host", "poll_ns"): _COST,
+    ("host", "isr_ns"): _COST,
+    ("host", "irq_latency_ns"): _COST,
+    ("host", "ctx_switch_ns"): _COST,
+    ("host", "idle_exit_ns"): _COST,
+    # the kernel's own bounds of sched_latency_ns and sched_min_granularity_ns (0.1 ms to 1 s):
+    # shorter slices would preempt a poll loop every few ns
+    ("host", "sched_latency_ns"): Range(100_000, 1_000_000_000, "the kernel's sysctl bounds"),
+    ("host", "min_granularity_ns"): Range(100_000, 1_000_000_000, "the kernel's sysctl bounds"),
+    ("timer", "arm_mean_ns"): _COST,
+    ("timer", "arm_sd_ns"): _COST,
+    ("timer", "slack_ns"): _COST,
+    ("timer", "isr_ns"): _COST,
+    ("timer", "cancel_ns"): _COST,
+    ("pitfalls", "io_poll_delay"): Range(-1, INT_MAX, "-1: classic polling; N >= 0 µs"),
+}
+
 
 def shipped() -> list[str]:
     """Names of the profiles shipped with dpas."""
@@ -103,44 +156,79 @@ def shipped() -> list[str]:
     )
 
 
+def _value(where: str, section: str, key: str, kind: str, value: Any) -> Any:
+    """One key's value if it has the field's type and range; a ProfileError otherwise, in
+    the form ``profile FILE: [section] key = value: expected ...``."""
+    at = f"profile {where}: [{section}] {key} = {_toml(value)}"
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ProfileError(f"{at}: expected bool (true or false)")
+        return value
+    r = RANGES[(section, key)]
+    accepted = f"expected {kind} from {r.low:,} to {r.high:,}".replace(",", "_")
+    accepted += f" ({r.why})" if r.why else ""
+    number = (int, float) if kind == "float" else (int,)
+    if not isinstance(value, number) or isinstance(value, bool):
+        raise ProfileError(f"{at}: {accepted}")
+    try:
+        checked(key, value, r.low, r.high)
+    except LimitError:
+        raise ProfileError(f"{at}: {accepted}") from None
+    return float(value) if kind == "float" else value
+
+
+def _toml(value: Any) -> str:
+    """A value as the file spells it, cut short: messages are one line."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    text = repr(value) if isinstance(value, str | float) else str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _section(where: str, name: str, cls: type, table: Any) -> Any:
     if not isinstance(table, dict):
-        raise ProfileError(f"profile {where}: [{name}] is missing")
-    wanted = {f.name: f for f in fields(cls)}
+        raise ProfileError(f"profile {where}: [{name}] is missing (or not a table)")
+    wanted = {f.name: str(f.type) for f in fields(cls)}
     unknown = sorted(set(table) - set(wanted))
     if unknown:
-        raise ProfileError(f"profile {where}: [{name}] has no key {unknown[0]!r}")
+        raise ProfileError(f"profile {where}: [{name}] has no key {unknown[0][:40]!r}")
     values = {}
-    for key, f in wanted.items():
+    for key, kind in wanted.items():
         if key not in table:
             raise ProfileError(f"profile {where}: [{name}] {key} is missing")
-        value, kind = table[key], f.type
-        ok = (
-            (kind == "bool" and isinstance(value, bool))
-            or (kind == "int" and isinstance(value, int) and not isinstance(value, bool))
-            or (kind == "float" and isinstance(value, int | float) and not isinstance(value, bool))
-        )
-        if not ok:
-            raise ProfileError(f"profile {where}: [{name}] {key} = {value!r}: expected {kind}")
-        if kind != "bool" and value < 0 and key != "io_poll_delay":
-            raise ProfileError(f"profile {where}: [{name}] {key} = {value!r}: expected >= 0")
-        values[key] = float(value) if kind == "float" else value
+        values[key] = _value(where, name, key, kind, table[key])
     return cls(**values)
 
 
+def _text(where: str, data: dict[str, Any], key: str, default: str) -> str:
+    value = data.get(key, default)
+    if not isinstance(value, str):
+        raise ProfileError(f"profile {where}: {key} = {_toml(value)}: expected a string")
+    return value
+
+
 def parse(text: str, where: str) -> Profile:
+    """The profile in ``text`` (TOML); ``where`` names it in errors."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ProfileError(f"profile {where}: {err}") from None
+    except RecursionError:
+        raise ProfileError(f"profile {where}: nested too deeply to be a profile") from None
+    unknown = sorted(set(data) - set(SECTIONS) - set(TEXT_KEYS))
+    if unknown:
+        key = unknown[0]
+        what = f"table [{key[:40]}]" if isinstance(data[key], dict) else f"key {key[:40]!r}"
+        known = ", ".join([*TEXT_KEYS, *(f"[{s}]" for s in SECTIONS)])
+        raise ProfileError(f"profile {where}: unknown {what} (known: {known})")
     parts = {name: _section(where, name, cls, data.get(name)) for name, cls in SECTIONS.items()}
     device = parts["device"]
-    if device.parallelism < 1 or parts["host"].cpus < 1:
-        raise ProfileError(f"profile {where}: parallelism and cpus must be at least 1")
     if device.serial_ns > min(device.read_ns, device.write_ns):
         raise ProfileError(f"profile {where}: [device] serial_ns is part of read_ns and write_ns")
     return Profile(
-        name=str(data.get("name", where)), description=str(data.get("description", "")), **parts
+        name=_text(where, data, "name", where),
+        description=_text(where, data, "description", ""),
+        **parts,
     )
 
 
@@ -150,8 +238,22 @@ def load(spec: str) -> Profile:
         text = (resources.files("dpas.sim") / "profiles" / f"{spec}.toml").read_text()
         return parse(text, spec)
     path = Path(spec)
-    if not path.is_file():
+    if not _is_file(path):
         raise ProfileError(
             f"profile {spec}: not a file or a shipped profile ({', '.join(shipped())})"
         )
-    return parse(path.read_text(), str(path))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ProfileError(f"profile {path}: {err.strerror or err}") from None
+    except UnicodeDecodeError:
+        raise ProfileError(f"profile {path}: not a UTF-8 text file") from None
+    return parse(text, str(path))
+
+
+def _is_file(path: Path) -> bool:
+    """Whether ``path`` is a file (a name the OS cannot take names none)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
