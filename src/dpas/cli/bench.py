@@ -33,7 +33,7 @@ from dpas.policy import Op, Order, SwitchParams
 from dpas.real.executor import LocalExecutor
 from dpas.real.runner import Interrupted, RealConfig, Runner
 from dpas.reports.bench import mode_tables, plot, write_csv
-from dpas.sim import SCHEMA, ProfileError, load
+from dpas.sim import SCHEMA, load
 
 T = TypeVar("T")
 
@@ -220,6 +220,8 @@ def bench_command(
     jobs = parse_jobs(jobs_text)
     d_init_ns = parse_d_init(d_init_text)
     runtime = parse_runtime(runtime_text, real=device is not None)
+    profile = load(profile_name) if device is None else None  # a bad one: before any output
+    file_size = parse_size(size, bs)
     check_out_dir(out_dir)
     if device is not None:
         real = RealConfig(
@@ -237,14 +239,11 @@ def bench_command(
             destroy_data=destroy_data,
             fio=fio_path,
             journal=journal.absolute() if journal is not None else None,
-            size=parse_size(size, bs),
+            size=file_size,
         )
         _real_bench(real, LocalExecutor(sysfs_root), out_dir, as_json)
         return
-    try:
-        profile = load(profile_name)
-    except ProfileError as err:
-        raise InputError(str(err)) from None
+    assert profile is not None
     config = BenchConfig(
         profile=profile,
         modes=modes,
@@ -285,10 +284,10 @@ def report(
     record: dict[str, Any], out_dir: Path, console: Console, as_json: bool, header: str, title: str
 ) -> None:
     """Files first (results.json before anything can fail), then the screen, then the figure."""
-    (out_dir / "results.json").write_text(json.dumps(record, indent=1))
+    (out_dir / "results.json").write_text(json.dumps(record, indent=1, allow_nan=False))
     write_csv(record["records"], out_dir / "results.csv")
     if as_json:
-        click.echo(json.dumps(record, indent=1))
+        click.echo(json.dumps(record, indent=1, allow_nan=False))
     else:
         console.print(header)
         for table in mode_tables(record["records"]):

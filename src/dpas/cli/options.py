@@ -91,6 +91,8 @@ def parse_number(
 
 def _bound(x: float) -> str:
     """A range's end as typed: every digit of an int (4294967295, not 4.29497e+09)."""
+    if isinstance(x, float) and x.is_integer() and abs(x) < 1e16:
+        x = int(x)
     return str(x) if isinstance(x, int) else f"{x:g}"
 
 

@@ -13,6 +13,9 @@ class Mode(IntEnum):
     CP = 1
     PAS = 2
     OL = 3
+    #: the artifact kernel's EHP leaves 4 in switch_stat (reference §9); the switch never
+    #: enters it, so it only ever comes from parsing
+    EHP = 4
 
 
 class Order(Enum):

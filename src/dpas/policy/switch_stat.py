@@ -125,7 +125,7 @@ def _record(raw: str, m: re.Match[str]) -> SwitchStatLine:
     ts = g.pop("ts")
     mode = _field(raw, "MODE", g.pop("mode"), (0, 2**31 - 1))
     if mode not in Mode._value2member_map_:
-        raise SwitchStatError(f"switch_stat line {_shown(raw)}: MODE[{mode}] is not 0-3")
+        raise SwitchStatError(f"switch_stat line {_shown(raw)}: MODE[{mode}] is not 0-4")
     values = {k: _field(raw, k, v, FIELD_RANGES[k]) for k, v in g.items()}
     timestamp = None if ts is None else float(ts)
     if timestamp is not None and not math.isfinite(timestamp):

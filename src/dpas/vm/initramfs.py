@@ -16,6 +16,7 @@ from dpas.vm.kernel import (
     module_name,
     module_order,
 )
+from dpas.vm.python import GuestPython
 
 INIT = """#!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -61,9 +62,15 @@ def _libraries(binary: Path) -> list[Path]:
     return libs
 
 
-def build(kernel: GuestKernel, out: Path, plan: str | None, poll_queues: int = 2) -> Path:
+def build(
+    kernel: GuestKernel,
+    out: Path,
+    plan: str | None,
+    poll_queues: int = 2,
+    python: GuestPython | None = None,
+) -> Path:
     """Write the initramfs to ``out``: with a plan it runs it and powers off, without one
-    it leaves a shell (dpas vm shell)."""
+    it leaves a shell (dpas vm shell); with ``python``, dpas's in-guest Python too."""
     busybox = shutil.which("busybox")
     fio = shutil.which("fio")
     if busybox is None:
@@ -84,7 +91,14 @@ def build(kernel: GuestKernel, out: Path, plan: str | None, poll_queues: int = 2
         cpio.file("init", INIT.format(modules=" ".join(load), nvme_load=nvme_load).encode(), 0o755)
         cpio.copy(Path(busybox), "bin/busybox")
         cpio.copy(Path(fio), "usr/bin/fio")
-        for lib in _libraries(Path(fio)):
+        libraries = set(_libraries(Path(fio)))
+        if python is not None:
+            for path in python.files:
+                cpio.copy(path)
+                if path.suffix == ".so" or ".so." in path.name or path == python.interpreter:
+                    libraries.update(_libraries(path))
+            libraries -= set(python.files)
+        for lib in sorted(libraries):
             cpio.copy(lib)
         for module in modules:  # decompressed: busybox insmod reads no .ko.xz
             cpio.file(f"lib/modules/{module_file_name(module)}", module_bytes(module))
