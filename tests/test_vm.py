@@ -132,3 +132,70 @@ def test_guest_boots_under_tcg_and_cp_polls(tmp_path: Path) -> None:
     assert runs["INT"]["interrupts"] >= 0.9 * runs["INT"]["ios"]  # one interrupt per I/O
     assert runs["CP"]["interrupts"] == 0  # every completion polled
     assert runs["CP"]["engine"] == "io_uring hipri"
+    # Debian 12's 6.1 predates io_uring hybrid polling (6.13): the guest's kernel says no
+    assert data["hybrid_iopoll"] == "refused (Invalid argument)"
+    assert {r["hybrid_iopoll"] for r in data["records"]} == {data["hybrid_iopoll"]}
+
+
+def test_the_plan_asks_the_guest_about_hybrid_polling_and_reads_the_answer() -> None:
+    from dpas.vm.guest import hybrid_answer
+    from dpas.vm.python import GuestPython
+
+    python = GuestPython(Path("/usr/bin/python3.11"), (), "/opt/dpas")
+    script, _ = plan_script(GuestRun(modes=(Method.INT,), jobs=(1,)), "7.2.13", python)
+    assert 'echo "@@HYBRID $(PYTHONPATH=/opt/dpas ' in script
+    assert "/usr/bin/python3.11 -m dpas.vm.inguest hybrid)" in script
+    assert hybrid_answer('{"accepted": true, "reason": "accepted"}') == "accepted"
+    assert hybrid_answer('{"accepted": false, "reason": "Invalid argument"}') == (
+        "refused (Invalid argument)"
+    )
+    assert hybrid_answer("") == hybrid_answer("Traceback (most recent") == "not probed"
+
+
+def test_the_in_guest_entry_answers_here_as_it_would_there() -> None:
+    """The same module the guest runs: its JSON is what the host reads back."""
+    import json
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "dpas.vm.inguest", "hybrid"], capture_output=True, text=True
+    )
+    answer = json.loads(out.stdout)
+    assert set(answer) == {"accepted", "reason"}
+    bad = subprocess.run(
+        [sys.executable, "-m", "dpas.vm.inguest", "nonsense"], capture_output=True, text=True
+    )
+    assert bad.returncode == 2 and "usage" in bad.stderr
+
+
+def test_the_guest_python_holds_dpas_numpy_and_the_interpreter() -> None:
+    from dpas.vm.python import guest_python
+
+    python = guest_python()
+    names = {p.name for p in python.files}
+    assert python.interpreter in python.files
+    assert "inguest.py" in names and "diagnose.py" in names and "os.py" in names
+    assert any("numpy" in p.parts for p in python.files)
+    assert not any("tests" in p.parts or "idlelib" in p.parts for p in python.files)
+
+
+@pytest.mark.slow
+def test_vm_doctor_runs_the_doctor_in_debians_newest_kernel(tmp_path: Path) -> None:
+    """The issue's check: io_poll 1 and HYBRID_IOPOLL accepted, found inside the guest."""
+    import json
+
+    out = run_dpas("vm", "doctor", "--kernel", "debian:sid", "--json", timeout=900)
+    assert out.returncode == 0, out.stderr
+    record = json.loads(out.stdout)
+    assert record["guest"]["kernel"].startswith("7.")
+    host = {f["check"]: f for f in record["host"]}
+    assert host["io_uring HYBRID_IOPOLL setup"]["status"] == "OK"
+    assert "accepted" in host["io_uring HYBRID_IOPOLL setup"]["evidence"]
+    (drive,) = record["devices"]
+    checks = {f["check"]: f for f in drive["findings"]}
+    assert drive["device"] == "nvme0n1"
+    assert checks["poll queues"]["evidence"].endswith("io_poll = 1")
+    assert checks["interrupts while polling"]["status"] == "OK"
+    text = run_dpas("vm", "doctor", "--kernel", "debian:sid", timeout=900)
+    assert text.returncode == 0 and "guest kernel 7." in text.stdout
+    assert "FAIL, " in text.stdout.splitlines()[-1]  # the doctor's own summary line

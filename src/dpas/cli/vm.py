@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from collections.abc import Callable
@@ -26,13 +27,15 @@ from dpas.cli.options import (
     parse_words,
     switch_options,
 )
+from dpas.doctor.diagnose import examination
 from dpas.limits import MAX_REAL_RUNTIME_S, MAX_REPEATS
 from dpas.policy import Op, SwitchParams
+from dpas.reports.doctor import show
 from dpas.sim import SCHEMA
 from dpas.vm.guest import GuestRun
 from dpas.vm.kernel import VmError
 from dpas.vm.kernels import parse_kernel
-from dpas.vm.runner import VmConfig, default_cache, shell, vm_bench
+from dpas.vm.runner import VmConfig, default_cache, shell, vm_bench, vm_doctor
 
 #: vCPUs of the guest: QEMU's pc machine takes up to 255 without an IOMMU; 64 is plenty here
 MAX_VCPUS = 64
@@ -235,6 +238,7 @@ def vm_bench_command(
         "kernel": bench.kernel,
         "accelerator": bench.accelerator,
         "why_not_kvm": bench.why_not_kvm,
+        "hybrid_iopoll": bench.hybrid_iopoll,
         "fio_version": bench.fio_version,
         "d_init_ns": bench.d_init_ns,
         "config": {
@@ -250,8 +254,9 @@ def vm_bench_command(
     notes = sorted({r.note.split(";")[0] for r in bench.records if r.note})
     header = "\n".join(
         [
-            f"guest kernel {bench.kernel} under {accel}, {vcpus} vCPUs, {memory}, NVMe with "
-            f"poll_queues=2; {runtime:g} s per run; finished in {bench.seconds:.0f} s",
+            f"guest kernel {bench.kernel} (io_uring HYBRID_IOPOLL {bench.hybrid_iopoll}) under "
+            f"{accel}, {vcpus} vCPUs, {memory}, NVMe with poll_queues=2; {runtime:g} s per "
+            f"run; finished in {bench.seconds:.0f} s",
             *notes,
             "irqs: the guest's NVMe interrupts during the run (0 = every completion was polled)",
         ]
@@ -283,3 +288,46 @@ def vm_shell_command(
         sys.exit(shell(config))
     except VmError as err:
         raise InputError(str(err)) from None
+
+
+@vm.command("doctor")
+@click.argument("devices", nargs=-1, metavar="[DEV]...")
+@guest_options
+@click.option("--json", "as_json", is_flag=True, help="Print the guest's findings as JSON.")
+def vm_doctor_command(
+    devices: tuple[str, ...],
+    kernel_spec: str,
+    modules: Path | None,
+    patches: tuple[Path, ...],
+    vcpus: int,
+    memory: str,
+    cache: Path | None,
+    as_json: bool,
+) -> None:
+    """`dpas doctor` inside the guest, against its polled NVMe drive (default nvme0n1).
+
+    Boots the guest with dpas and its Python in the initramfs, runs every check there (io_poll,
+    poll queues, the io_uring IOPOLL and HYBRID_IOPOLL probes, the interrupt probe, the timer
+    table) and prints the findings as `dpas doctor` does.
+    """
+    for device in devices:
+        if not re.fullmatch(r"[\w./-]{1,64}", device):
+            raise InputError(f"{device!r}: expected a guest block device such as nvme0n1")
+    check_kernel(kernel_spec, modules, patches)
+    console = Console(stderr=as_json)
+    config = VmConfig(
+        GuestRun(modes=(), cpus=vcpus, memory=memory),
+        kernel_spec,
+        modules,
+        cache or default_cache(),
+        patches=patches,
+        progress=progress_lines(console),
+    )
+    with console.status("booting the guest to run dpas doctor in it (TCG takes a minute)"):
+        record = vm_doctor(config, devices)
+    if as_json:
+        click.echo(json.dumps(record, indent=1, allow_nan=False))
+        return
+    guest = record["guest"]
+    console.print(f"guest kernel {guest['kernel']} under {str(guest['accelerator']).upper()}")
+    show(examination(record), console)

@@ -120,6 +120,8 @@ class RunResult:
     note: str | None = None
     #: the device's interrupts during the run (guest runs: from /proc/interrupts)
     interrupts: int | None = None
+    #: guest runs: whether the guest kernel accepted io_uring's HYBRID_IOPOLL (6.13+)
+    hybrid_iopoll: str | None = None
 
 
 def simulate(config: RunConfig) -> RunResult:

@@ -7,6 +7,7 @@ its queue matches. Results come back on the second serial port, away from kernel
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -22,6 +23,7 @@ from dpas.real.knobs import DPAS_KNOBS
 from dpas.real.modes import ModePlan, Refused, plan_mode
 from dpas.real.stop import check, run_child
 from dpas.vm.kernel import VmError
+from dpas.vm.python import GuestPython
 
 QUEUE = "/sys/block/nvme0n1/queue"
 DRIVE = Path("/dev/nvme0n1")
@@ -66,6 +68,8 @@ class GuestResult:
     variant: str = ""
     runs: list[tuple[ModePlan, int, int, FioResult, int]] = field(default_factory=list)
     refused: dict[str, str] = field(default_factory=dict)
+    #: io_uring_setup(IOPOLL | HYBRID_IOPOLL) in the guest: "accepted" or why not
+    hybrid_iopoll: str = "not probed"
 
 
 def _variant(run: GuestRun, release: str, queue: dict[str, str]) -> tuple[str, dict[str, ModePlan]]:
@@ -101,6 +105,7 @@ PLAN = """run() {{
     echo "@@END"
 }}
 echo "@@UNAME $(uname -r)"
+echo "@@HYBRID $({hybrid})"
 if [ -e {queue}/pas_enabled ]; then
     echo "@@VARIANT dpas"
     {dpas}
@@ -112,11 +117,15 @@ echo "@@DONE"
 """
 
 
-def plan_script(run: GuestRun, release: str) -> tuple[str, dict[str, dict[str, ModePlan]]]:
+def plan_script(
+    run: GuestRun, release: str, python: GuestPython | None = None
+) -> tuple[str, dict[str, dict[str, ModePlan]]]:
+    """The guest's script; with ``python`` it also asks the kernel about hybrid polling."""
     stock, stock_plans = _variant(run, release, STOCK_QUEUE)
     dpas, dpas_plans = _variant(run, release, DPAS_QUEUE)
+    hybrid = python.command("hybrid") if python is not None else "echo"
     return (
-        PLAN.format(queue=QUEUE, dpas=dpas, stock=stock),
+        PLAN.format(queue=QUEUE, dpas=dpas, stock=stock, hybrid=hybrid),
         {"stock": stock_plans, "dpas": dpas_plans},
     )
 
@@ -133,12 +142,26 @@ def nvme_interrupts(text: str) -> int:
     return total
 
 
+def hybrid_answer(line: str) -> str:
+    """The in-guest probe's JSON as a phrase: accepted, or refused with the kernel's reason."""
+    try:
+        answer = json.loads(line)
+        accepted, reason = answer["accepted"], str(answer["reason"])
+    except (ValueError, KeyError, TypeError):
+        return "not probed"
+    if accepted is None:
+        return reason
+    return "accepted" if accepted else f"refused ({reason})"
+
+
 def read_results(text: str, plans: dict[str, dict[str, ModePlan]], rw: Op) -> GuestResult:
     result = GuestResult()
     m = re.search(r"^@@UNAME (\S+)", text, re.M)
     result.kernel = m[1] if m else ""
     m = re.search(r"^@@VARIANT (\w+)", text, re.M)
     result.variant = m[1] if m else "stock"
+    m = re.search(r"^@@HYBRID (.+)$", text, re.M)
+    result.hybrid_iopoll = hybrid_answer(m[1] if m else "")
     for line in re.findall(r"^@@REFUSED (.*)$", text, re.M):
         mode, _, why = line.partition(" ")
         result.refused[mode] = why

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -27,11 +28,13 @@ from dpas.vm.guest import (
 )
 from dpas.vm.kernel import GuestKernel, VmError
 from dpas.vm.kernels import resolve_kernel
+from dpas.vm.python import GuestPython, guest_python
 
 #: modes whose sleeps start from pas_d_init (or that sleep at all): they need auto d_init
 SLEEPERS = (Method.LHP, Method.EHP, Method.PAS, Method.DPAS)
 BOOT_S = 120  # unpacking ~90 MB of initramfs and booting under TCG, with margin
 PER_RUN_S = 20  # fio's start and end in a TCG guest, beyond its runtime
+DOCTOR_S = 120  # the doctor's timer table and 2 s interrupt probe, under TCG
 
 
 def default_cache() -> Path:
@@ -60,6 +63,7 @@ class VmBench:
     d_init_ns: int = 0
     fio_version: str = ""
     seconds: float = 0.0
+    hybrid_iopoll: str = ""
 
 
 def _guest_kernel(config: VmConfig) -> GuestKernel:
@@ -70,7 +74,11 @@ def _guest_kernel(config: VmConfig) -> GuestKernel:
 
 
 def _machine(
-    config: VmConfig, kernel: GuestKernel, name: str, plan: str | None
+    config: VmConfig,
+    kernel: GuestKernel,
+    name: str,
+    plan: str | None,
+    python: GuestPython | None = None,
 ) -> tuple[Path, Machine]:
     """A fresh work folder with the guest's initramfs and its sparse NVMe drive."""
     work = config.cache / name
@@ -79,17 +87,36 @@ def _machine(
     drive = work / "nvm.img"
     with drive.open("wb") as f:
         f.truncate(config.drive_gib << 30)  # sparse: reads return zeros, nothing is stored
-    initrd = initramfs.build(kernel, work / "initrd.cpio", plan)
+    initrd = initramfs.build(kernel, work / "initrd.cpio", plan, python=python)
     return work, Machine(kernel.image, initrd, drive, config.run.cpus, config.run.memory)
 
 
 def _boot(
-    config: VmConfig, kernel: GuestKernel, run: GuestRun, name: str
+    config: VmConfig,
+    kernel: GuestKernel,
+    run: GuestRun,
+    name: str,
+    python: GuestPython | None = None,
 ) -> tuple[str, str, GuestResult]:
-    script, plans = plan_script(run, kernel.release)
-    work, machine = _machine(config, kernel, name, script)
+    script, plans = plan_script(run, kernel.release, python)
     runs = len(run.modes) * len(run.jobs) * run.repeats
-    accel, why, text = boot(machine, work, BOOT_S + runs * (run.runtime_s + PER_RUN_S))
+    text, accel, why = _run_guest(
+        config, kernel, name, script, python, runs * (run.runtime_s + PER_RUN_S)
+    )
+    return accel, why, read_results(text, plans, run.rw)
+
+
+def _run_guest(
+    config: VmConfig,
+    kernel: GuestKernel,
+    name: str,
+    script: str,
+    python: GuestPython | None,
+    work_s: float,
+) -> tuple[str, str, str]:
+    """Boot with ``script`` as the plan; (what it printed, accelerator, why not KVM)."""
+    work, machine = _machine(config, kernel, name, script, python)
+    accel, why, text = boot(machine, work, BOOT_S + work_s)
     no_nvme = re.search(r"^@@NO_NVME (\w+)", text, re.M)  # init's marker: no drive in 20 s
     if no_nvme and no_nvme[1] == "missing":
         raise VmError(
@@ -101,7 +128,7 @@ def _boot(
             f"the guest's nvme driver is there but /sys/block/nvme0n1 never appeared; "
             f"console log at {work / 'console.log'}"
         )
-    return accel, why, read_results(text, plans, run.rw)
+    return text, accel, why
 
 
 def vm_bench(config: VmConfig) -> VmBench:
@@ -123,8 +150,9 @@ def _vm_bench(config: VmConfig) -> VmBench:
         _, _, first = _boot(config, kernel, probe, "probe")
         run = replace(run, d_init_ns=max(round(first.runs[0][3].lat_mean_us * 100), 1))
     out.d_init_ns = run.d_init_ns
-    accel, why, result = _boot(config, kernel, run, "run")
+    accel, why, result = _boot(config, kernel, run, "run", guest_python())
     out.kernel, out.accelerator, out.why_not_kvm = result.kernel, accel, why
+    out.hybrid_iopoll = result.hybrid_iopoll
     out.refused = result.refused
     try:
         version = subprocess.run(["fio", "--version"], capture_output=True, text=True).stdout
@@ -146,6 +174,7 @@ def _vm_bench(config: VmConfig) -> VmBench:
                 fio_version=out.fio_version,
                 note=f"{plan.note}; guest under {accel}",
                 interrupts=fired,
+                hybrid_iopoll=result.hybrid_iopoll,
             )
         )
     out.seconds = time.monotonic() - start
@@ -165,3 +194,36 @@ def shell(config: VmConfig) -> int:
             continue
         return code
     return 1
+
+
+def vm_doctor(config: VmConfig, devices: tuple[str, ...]) -> dict[str, object]:
+    """``dpas doctor`` inside the guest, against its NVMe drive by default: its records, with
+    the guest's kernel and accelerator. A stopping signal ends QEMU and raises Stopped."""
+    with stopping():
+        try:
+            kernel = _guest_kernel(config)
+            python = guest_python()
+            script = (
+                'echo "@@UNAME $(uname -r)"\n'
+                f'echo "@@DOCTOR $({python.command("doctor", *(devices or ("nvme0n1",)))})"\n'
+                'echo "@@DONE"\n'
+            )
+            text, accel, why = _run_guest(config, kernel, "doctor", script, python, DOCTOR_S)
+        except DpasError as err:
+            raise stopped() or err from None
+    found = re.search(r"^@@DOCTOR (.*)$", text, re.M)
+    try:
+        record = json.loads(found[1]) if found else None
+    except ValueError:
+        record = None
+    if not isinstance(record, dict):
+        raise VmError(
+            f"the guest's doctor printed no record; console log at {config.cache / 'doctor'}"
+        )
+    uname = re.search(r"^@@UNAME (\S+)", text, re.M)
+    record["guest"] = {
+        "kernel": uname[1] if uname else kernel.release,
+        "accelerator": accel,
+        "why_not_kvm": why,
+    }
+    return record
