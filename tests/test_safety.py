@@ -152,12 +152,16 @@ class Rig:
             stderr=subprocess.PIPE,
             text=True,
         )
+        self.wait_for_fio(proc)
+        return proc
+
+    def wait_for_fio(self, proc: subprocess.Popen[str]) -> None:
+        """Until the stand-in fio's job process runs (the knobs are set by then)."""
         deadline = time.monotonic() + 60
         while "job " not in (self.log.read_text() if self.log.exists() else ""):
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "fio never started"
             time.sleep(0.05)
-        return proc
 
     def fio_pids(self) -> list[int]:
         return [int(line.split()[1]) for line in self.log.read_text().splitlines()]
@@ -248,11 +252,7 @@ def test_a_killed_run_with_a_relative_sysfs_root_is_restored_from_anywhere(rig: 
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.monotonic() + 60
-    while "job " not in (rig.log.read_text() if rig.log.exists() else ""):
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    rig.wait_for_fio(proc)
     proc.kill()
     proc.wait()
     assert rig.values()["pas_enabled"] == "1"
@@ -367,9 +367,9 @@ def test_odd_switch_stat_never_gives_a_traceback(rig: Rig, case: str) -> None:
         stat.write_text(SWITCH_LINE.format(mode=2, cp=900000))
         rig.fio.write_text(
             rig.fio.read_text().replace(
-                "if mode == \"fail\"",
+                'if mode == "fail"',
                 f"open({str(stat)!r}, 'w').write({SWITCH_LINE.format(mode=2, cp=10)!r})\n"
-                "if mode == \"fail\"",
+                'if mode == "fail"',
             )
         )
     else:
@@ -595,18 +595,24 @@ def test_a_partition_table_on_a_loop_device_names_its_partitions(tmp_path: Path)
 
 
 # -- the simulator's workers ----------------------------------------------------------------
-def test_pool_workers_end_with_a_killed_dpas_bench(tmp_path: Path) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dpas", "bench", "ALL", "--runtime", "20", "--out", str(tmp_path)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+def pool_workers(proc: subprocess.Popen[str] | subprocess.Popen[bytes]) -> list[int]:
+    """The pids of a dpas bench's two pool workers, once both have started."""
     deadline = time.monotonic() + 60
     workers: list[int] = []
     while len(workers) < 2 and time.monotonic() < deadline:
         time.sleep(0.2)
         children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
         workers = [int(p) for p in children.read_text().split()] if children.exists() else []
+    return workers
+
+
+def test_pool_workers_end_with_a_killed_dpas_bench(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dpas", "bench", "ALL", "--runtime", "20", "--out", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    workers = pool_workers(proc)
     assert workers, "dpas bench started no worker"
     proc.kill()
     proc.wait()
@@ -621,10 +627,7 @@ def test_plain_restore_puts_back_every_journal_left_behind(rig: Rig) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "dpas", "bench", *args], env=env, stderr=subprocess.DEVNULL
     )
-    deadline = time.monotonic() + 60
-    while "job " not in (rig.log.read_text() if rig.log.exists() else ""):
-        assert proc.poll() is None and time.monotonic() < deadline
-        time.sleep(0.05)
+    rig.wait_for_fio(proc)
     proc.kill()
     proc.wait()
     (journal,) = (state / "dpas" / "journals").glob("nvme0n1-*.json")
@@ -658,10 +661,7 @@ def test_a_stop_after_some_runs_keeps_what_was_measured(rig: Rig) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.monotonic() + 60
-    while "job " not in (rig.log.read_text() if rig.log.exists() else ""):
-        assert proc.poll() is None and time.monotonic() < deadline
-        time.sleep(0.05)
+    rig.wait_for_fio(proc)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + signal.SIGTERM
@@ -680,12 +680,7 @@ def test_ctrl_c_ends_a_simulated_sweep_at_once(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.monotonic() + 60
-    workers: list[int] = []
-    while len(workers) < 2 and time.monotonic() < deadline:
-        time.sleep(0.2)
-        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
-        workers = [int(p) for p in children.read_text().split()] if children.exists() else []
+    workers = pool_workers(proc)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)  # a run alone takes minutes at --runtime 30
     assert proc.returncode == 130 and err.strip() == "dpas: aborted"

@@ -8,10 +8,9 @@ cache, all under the dpas cache folder; only the host's keyring is read, to chec
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
-from dpas.vm.kernel import VmError
+from dpas.vm.kernel import VmError, run_tool
 
 KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
@@ -96,18 +95,5 @@ class PrivateApt:
         return debs[-1]
 
     def _run(self, argv: list[str], what: str, cwd: Path | None = None) -> str:
-        try:
-            done = subprocess.run(
-                argv, cwd=cwd or self.root, capture_output=True, text=True, timeout=1800
-            )
-        except FileNotFoundError:
-            raise VmError(
-                f"{what}: {argv[0]} not found (a Debian-based machine is needed)"
-            ) from None
-        except subprocess.TimeoutExpired:
-            raise VmError(f"{what}: no answer in 30 minutes") from None
-        if done.returncode != 0:
-            lines = (done.stderr.strip() or done.stdout.strip()).splitlines()
-            errors = [line for line in lines if line.startswith("E:")] or lines[-1:]
-            raise VmError(f"{what} failed: {errors[0] if errors else f'exit {done.returncode}'}")
+        done = run_tool(argv, cwd or self.root, what)
         return done.stdout + done.stderr

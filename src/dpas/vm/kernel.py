@@ -24,6 +24,23 @@ class VmError(DpasError, RuntimeError):
     """A guest could not be prepared or run; one line, naming the step."""
 
 
+def run_tool(argv: list[str], cwd: Path, what: str) -> subprocess.CompletedProcess[str]:
+    """apt, dpkg-deb and the like: their output, or a VmError with their own E: line."""
+    try:
+        done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=1800)
+    except FileNotFoundError:
+        raise VmError(
+            f"{what}: {argv[0]} not found (a Debian-based machine with apt is needed)"
+        ) from None
+    except subprocess.TimeoutExpired:
+        raise VmError(f"{what}: no answer in 30 minutes") from None
+    if done.returncode != 0:
+        lines = (done.stderr.strip() or done.stdout.strip()).splitlines()
+        errors = [line for line in lines if line.startswith("E:")] or lines[-1:]
+        raise VmError(f"{what} failed: {errors[0] if errors else f'exit {done.returncode}'}")
+    return done
+
+
 @dataclass(frozen=True, slots=True)
 class GuestKernel:
     image: Path

@@ -25,7 +25,6 @@ import hashlib
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -36,7 +35,14 @@ from typing import Protocol
 
 from dpas.vm.apt import PrivateApt
 from dpas.vm.build import build_kernel
-from dpas.vm.kernel import GuestKernel, VmError, check_nvme, given_kernel, image_release
+from dpas.vm.kernel import (
+    GuestKernel,
+    VmError,
+    check_nvme,
+    given_kernel,
+    image_release,
+    run_tool,
+)
 
 Progress = Callable[[str], None] | None
 
@@ -380,19 +386,7 @@ def _filling(root: Path) -> Iterator[Path]:
 
 
 def _run(argv: list[str], cwd: Path, what: str) -> str:
-    try:
-        done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=1800)
-    except FileNotFoundError:
-        raise VmError(
-            f"{what}: {argv[0]} not found (a Debian-based machine with apt is needed)"
-        ) from None
-    except subprocess.TimeoutExpired:
-        raise VmError(f"{what}: no answer in 30 minutes") from None
-    if done.returncode != 0:
-        lines = (done.stderr.strip() or done.stdout.strip()).splitlines()
-        errors = [line for line in lines if line.startswith("E:")] or lines[-1:]
-        raise VmError(f"{what} failed: {errors[0] if errors else f'exit {done.returncode}'}")
-    return done.stdout
+    return run_tool(argv, cwd, what).stdout
 
 
 # --- built from source ----------------------------------------------------------------------
