@@ -201,7 +201,6 @@ def vm_bench_command(
     d_init = parse_d_init(d_init_text)
     jobs = parse_jobs(jobs_text)
     check_out_dir(out_dir)
-    check_kernel(kernel_spec, modules, patches)
     run = GuestRun(
         modes=modes,
         rw=rw,
@@ -216,17 +215,9 @@ def vm_bench_command(
         memory=memory,
     )
     console = Console(stderr=as_json)
+    config = guest_config(run, kernel_spec, modules, patches, cache, console, d_init is None)
     try:
         with console.status("building and booting the guest (TCG takes a minute)"):
-            config = VmConfig(
-                run,
-                kernel_spec,
-                modules,
-                cache or default_cache(),
-                d_init is None,
-                patches=patches,
-                progress=progress_lines(console),
-            )
             bench = vm_bench(config)
     except VmError as err:
         raise InputError(str(err)) from None
@@ -264,6 +255,28 @@ def vm_bench_command(
     report(record, out_dir, console, as_json, header, f"dpas vm bench ({bench.kernel})")
 
 
+def guest_config(
+    run: GuestRun,
+    kernel_spec: str,
+    modules: Path | None,
+    patches: tuple[Path, ...],
+    cache: Path | None,
+    console: Console,
+    d_init_auto: bool = True,
+) -> VmConfig:
+    """The guest of the shared options, its kernel options checked before anything is fetched."""
+    check_kernel(kernel_spec, modules, patches)
+    return VmConfig(
+        run,
+        kernel_spec,
+        modules,
+        cache or default_cache(),
+        d_init_auto,
+        patches=patches,
+        progress=progress_lines(console),
+    )
+
+
 @vm.command("shell")
 @guest_options
 def vm_shell_command(
@@ -275,15 +288,8 @@ def vm_shell_command(
     cache: Path | None,
 ) -> None:
     """Boot the guest with a shell on this terminal (poweroff -f leaves it)."""
-    check_kernel(kernel_spec, modules, patches)
-    config = VmConfig(
-        GuestRun(modes=(), cpus=vcpus, memory=memory),
-        kernel_spec,
-        modules,
-        cache or default_cache(),
-        patches=patches,
-        progress=progress_lines(Console(stderr=True)),
-    )
+    run = GuestRun(modes=(), cpus=vcpus, memory=memory)
+    config = guest_config(run, kernel_spec, modules, patches, cache, Console(stderr=True))
     try:
         sys.exit(shell(config))
     except VmError as err:
@@ -313,16 +319,9 @@ def vm_doctor_command(
     for device in devices:
         if not re.fullmatch(r"[\w./-]{1,64}", device):
             raise InputError(f"{device!r}: expected a guest block device such as nvme0n1")
-    check_kernel(kernel_spec, modules, patches)
     console = Console(stderr=as_json)
-    config = VmConfig(
-        GuestRun(modes=(), cpus=vcpus, memory=memory),
-        kernel_spec,
-        modules,
-        cache or default_cache(),
-        patches=patches,
-        progress=progress_lines(console),
-    )
+    run = GuestRun(modes=(), cpus=vcpus, memory=memory)
+    config = guest_config(run, kernel_spec, modules, patches, cache, console)
     with console.status("booting the guest to run dpas doctor in it (TCG takes a minute)"):
         record = vm_doctor(config, devices)
     if as_json:
