@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+
+import pytest
 
 from dpas.policy import Io, Op, Policy, Request
 
@@ -57,3 +60,12 @@ def run_dpas(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[st
         check=False,
         timeout=timeout,
     )
+
+
+@pytest.fixture(scope="module")
+def fio() -> str:
+    """Real fio: the README's test command installs it."""
+    path = shutil.which("fio")
+    if path is None:
+        pytest.fail("fio is not installed: apt-get install -y fio (the README's test command does)")
+    return path

@@ -4,7 +4,6 @@ the destroy-data guard on a loop device, and switch_stat deltas."""
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import subprocess
 import sys
@@ -214,14 +213,6 @@ def test_switch_stat_delta_from_two_real_format_snapshots() -> None:
         "pas io: 50, ol io: 0, int io: 0\n"
     )
     assert delta(before, after) == {"cp": 1000, "pas": 150, "ol": 100, "int": 4000}
-
-
-@pytest.fixture(scope="module")
-def fio() -> str:
-    path = shutil.which("fio")
-    if path is None:
-        pytest.fail("fio is not installed: apt-get install -y fio (the README's test command does)")
-    return path
 
 
 @pytest.mark.parametrize("rw", [Op.READ, Op.WRITE])

@@ -143,6 +143,16 @@ class Rig:
     def env(self, fio: str) -> dict[str, str]:
         return {**os.environ, "FAKE_FIO": fio, "FAKE_FIO_LOG": str(self.log)}
 
+    def bench(self, args: list[str], fio: str = "ok") -> subprocess.CompletedProcess[str]:
+        """dpas bench with these arguments, to its end, with the stand-in fio in mode ``fio``."""
+        return subprocess.run(
+            [sys.executable, "-m", "dpas", "bench", *args],
+            env=self.env(fio),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
     def start(self, *modes: str, fio: str = "sleep", **kw: object) -> subprocess.Popen[str]:
         """dpas bench in the background; returns once fio is running with the knobs set."""
         proc = subprocess.Popen(
@@ -293,13 +303,7 @@ def test_the_lock_is_dropped_when_its_holder_dies(tmp_path: Path) -> None:
 
 # -- real-run errors ------------------------------------------------------------------------
 def test_a_failing_fio_is_an_error_with_its_message_and_writes_no_zeros(rig: Rig) -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "dpas", "bench", *rig.args("DPAS")],
-        env=rig.env("fail"),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    out = rig.bench(rig.args("DPAS"), "fail")
     assert out.returncode == 2
     assert out.stderr.strip().splitlines()[-1].endswith("fio: pretend failure: No such device")
     assert not (rig.tmp / "out" / "results.json").exists()
@@ -339,13 +343,7 @@ def test_a_bad_fio_is_one_line(rig: Rig, what: str) -> None:
 
 def test_an_unwritable_journal_is_one_line_before_any_knob_changes(rig: Rig) -> None:
     args = rig.args("DPAS", journal=Path("/proc/dpas-nowhere/journal.json"))
-    out = subprocess.run(
-        [sys.executable, "-m", "dpas", "bench", *args],
-        env=rig.env("ok"),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    out = rig.bench(args, "ok")
     assert out.returncode == 2 and "cannot write the journal" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
     assert rig.values() == rig.original and not rig.log.exists()
@@ -374,13 +372,7 @@ def test_odd_switch_stat_never_gives_a_traceback(rig: Rig, case: str) -> None:
         )
     else:
         stat.write_text(SWITCH_LINE.format(mode=case.split()[1], cp=10))
-    out = subprocess.run(
-        [sys.executable, "-m", "dpas", "bench", *rig.args("DPAS")],
-        env=rig.env("ok"),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    out = rig.bench(rig.args("DPAS"), "ok")
     assert "Traceback" not in out.stderr, out.stderr
     assert rig.values() == rig.original
     if case == "folder":
@@ -398,14 +390,6 @@ def test_odd_switch_stat_never_gives_a_traceback(rig: Rig, case: str) -> None:
 
 
 # -- data: reads never write, writes need --destroy-data -------------------------------------
-@pytest.fixture(scope="module")
-def fio() -> str:
-    path = shutil.which("fio")
-    if path is None:
-        pytest.fail("fio is not installed: apt-get install -y fio (the README's test command does)")
-    return path
-
-
 def digest(path: Path) -> tuple[int, str]:
     return path.stat().st_size, hashlib.sha256(path.read_bytes()).hexdigest()
 
