@@ -14,6 +14,7 @@ import sys
 def preload() -> None:
     """Import what the commands load, so that the host can list what the guest needs."""
     from dpas.doctor import diagnose, syscalls  # noqa: F401
+    from dpas.engine import run  # noqa: F401
 
 
 def hybrid() -> dict[str, object]:

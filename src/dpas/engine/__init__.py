@@ -1,0 +1,33 @@
+"""The userspace completion engine: every completion method completing real I/Os on a stock
+kernel with io_uring (5.19+), its hot loop compiled (``_engine.c``) and its decisions those of
+dpas.policy, bit for bit (``policy_core.c`` is the compiled copy; a differential test and a
+replay of every logged run prove it).
+
+    from dpas.engine import EngineRun, run
+    result = run(EngineRun(Path("/dev/nvme0n1"), "PAS", region_bytes=1 << 30, cpus=(0,)))
+    print(result.iops, result.cpu_pct, result.lat_percentiles_us())
+"""
+
+from dpas.engine.run import (
+    KERNEL_WAITS,
+    MODES,
+    CpuState,
+    EngineError,
+    EngineRefused,
+    EngineResult,
+    EngineRun,
+    JobResult,
+    run,
+)
+
+__all__ = [
+    "KERNEL_WAITS",
+    "MODES",
+    "CpuState",
+    "EngineError",
+    "EngineRefused",
+    "EngineResult",
+    "EngineRun",
+    "JobResult",
+    "run",
+]

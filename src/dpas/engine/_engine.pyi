@@ -1,0 +1,15 @@
+from collections.abc import Callable
+from typing import Any
+
+HIST_BITS: int
+HIST_NR: int
+LOG_SIZE: int
+LOG_POLLED: int
+LOG_SLEPT: int
+LOG_FOUND_FIRST: int
+
+def run(
+    run: dict[str, Any], policy: dict[str, int], should_stop: Callable[[], bool]
+) -> dict[str, Any]: ...
+def replay(policy: dict[str, int], events: Any, ncpus: int) -> tuple[Any, Any, Any, Any]: ...
+def bookkeeping(policy: dict[str, int], n: int, op: int, size: int) -> float: ...

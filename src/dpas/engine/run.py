@@ -1,0 +1,268 @@
+"""One engine run: jobs doing synchronous depth-1 direct I/O, waiting as the mode says.
+
+The Python API of the engine: ``run(EngineRun(...))`` returns an ``EngineResult`` with the
+jobs' counts, the latency percentiles, each CPU's DPAS state and, when asked for, the
+per-I/O log. The jobs run on native threads in the compiled loop (dpas.engine._engine);
+this module opens the target, builds the loop's configuration and reads its answers.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from dpas.engine.iolog import as_log
+from dpas.engine.latency import percentiles
+from dpas.engine.native import native
+from dpas.engine.rules import config_dict
+from dpas.errors import DpasError
+from dpas.policy import Method, Mode, Op, PolicyConfig
+
+#: every mode the engine runs, in the order tables list them
+MODES = ("INT", "CP", "HYB", "LHP", "EHP", "PAS", "DPAS")
+#: the waits the kernel makes on its own (the engine only submits and waits in one call)
+KERNEL_WAITS = ("INT", "CP", "HYB")
+
+
+class EngineError(DpasError):
+    """The engine could not run; the message says what the kernel or the target answered."""
+
+
+class EngineRefused(EngineError):
+    """The kernel cannot do what this mode needs (no polling on the target, no hybrid polling,
+    io_uring off); the message says why in one line."""
+
+    def __init__(self, message: str, errno_: int = 0) -> None:
+        super().__init__(message)
+        self.errno = errno_
+
+
+@dataclass(frozen=True, slots=True)
+class EngineRun:
+    """What one run does: fio's randread/randwrite, iodepth=1, direct=1, numjobs=jobs."""
+
+    target: Path
+    mode: str
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    rw: Op = Op.READ
+    bs: int = 4096
+    #: one CPU per job: each job's thread is pinned there
+    cpus: tuple[int, ...] = (0,)
+    runtime_s: float = 1.0
+    #: stop each job after this many I/Os (0: run for runtime_s)
+    ios_per_job: int = 0
+    #: the bytes the offsets fall in: [region_start, region_start + region_bytes)
+    region_start: int = 0
+    region_bytes: int = 0
+    seed: int = 1
+    #: keep a per-I/O log of up to this many I/Os per job (0: none)
+    log_ios: int = 0
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"engine mode {self.mode!r}: expected one of {', '.join(MODES)}")
+
+    @property
+    def jobs(self) -> int:
+        return len(self.cpus)
+
+    def policy_config(self) -> PolicyConfig:
+        """The policy the compiled loop runs: the mode's method (HYB: the kernel decides)."""
+        method = Method.CP if self.mode == "HYB" else Method(self.mode)
+        return PolicyConfig(
+            method=method,
+            pas=self.policy.pas,
+            switch=self.policy.switch,
+            order=self.policy.order,
+            io_poll_delay=self.policy.io_poll_delay,
+            lhp_window_ns=self.policy.lhp_window_ns,
+            ehp=self.policy.ehp,
+            bucketing=self.policy.bucketing,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class JobResult:
+    cpu: int
+    ios: int
+    sleeps: int
+    overslept: int
+    underslept: int
+    lat_sum_ns: int
+    cpu_ns: int
+    ctx_voluntary: int
+    ctx_involuntary: int
+    hist: np.ndarray
+    log: np.ndarray
+    elapsed_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class CpuState:
+    """One CPU's DPAS state after the run, as switch_stat shows it, and its transitions."""
+
+    cpu: int
+    mode: Mode
+    qd: int
+    totals: dict[str, int]
+    transitions: list[tuple[int, int, int, int, int, int, int]]
+    skipped: int
+
+
+@dataclass(frozen=True, slots=True)
+class EngineResult:
+    run: EngineRun
+    jobs: list[JobResult]
+    cpus: list[CpuState]
+    #: from the start of the I/Os to the last job's last completion
+    runtime_ns: int
+
+    @property
+    def ios(self) -> int:
+        return sum(j.ios for j in self.jobs)
+
+    @property
+    def iops(self) -> float:
+        return self.ios / (self.runtime_ns / 1e9) if self.runtime_ns else 0.0
+
+    @property
+    def lat_mean_us(self) -> float:
+        return sum(j.lat_sum_ns for j in self.jobs) / self.ios / 1000 if self.ios else 0.0
+
+    def lat_percentiles_us(self, wanted: tuple[float, ...] = (50, 99, 99.9)) -> list[float]:
+        hist = np.sum([j.hist for j in self.jobs], axis=0)
+        return [v / 1000 for v in percentiles(hist, wanted)]
+
+    @property
+    def cpu_pct(self) -> float:
+        """As fio reports it: the jobs' own CPU time over jobs x runtime."""
+        if not self.runtime_ns:
+            return 0.0
+        return 100 * sum(j.cpu_ns for j in self.jobs) / (len(self.jobs) * self.runtime_ns)
+
+    @property
+    def logged_all(self) -> bool:
+        """Every I/O of the run is in the log (a replay needs all of them)."""
+        return all(len(j.log) == j.ios for j in self.jobs)
+
+
+def run(config: EngineRun, should_stop: Callable[[], bool] = lambda: False) -> EngineResult:
+    """One run on native threads; ``should_stop`` is asked every 20 ms (a signal arrived)."""
+    engine = native()
+    if config.region_bytes < config.bs:
+        raise EngineError(
+            f"{config.target}: the region the I/Os fall in is {config.region_bytes} bytes, "
+            f"smaller than one block ({config.bs})"
+        )
+    flags = os.O_DIRECT | (os.O_RDONLY if config.rw is Op.READ else os.O_WRONLY)
+    try:
+        fd = os.open(config.target, flags)
+    except OSError as err:
+        raise EngineError(_open_failure(config.target, err)) from None
+    try:
+        answer = engine.run(
+            {
+                "fd": fd,
+                "op": int(config.rw),
+                "wait_kind": 1 if config.mode == "HYB" else 0,
+                "jobs": config.jobs,
+                "bs": config.bs,
+                "region_start": config.region_start,
+                "region_blocks": config.region_bytes // config.bs,
+                "runtime_ns": max(round(config.runtime_s * 1e9), 1),
+                "ios_per_job": config.ios_per_job,
+                "log_cap": config.log_ios,
+                "seed": config.seed,
+                "cpus": list(config.cpus),
+            },
+            config_dict(config.policy_config()),
+            should_stop,
+        )
+    finally:
+        os.close(fd)
+    jobs = [_job(j) for j in answer["jobs"]]
+    failed = next((j for j in answer["jobs"] if j["error"]), None)
+    if failed is not None:
+        raise _failure(config, failed["error"], failed["failed"])
+    cpus = [_cpu(cpu, state) for cpu, state in sorted(answer["cpus"].items()) if state]
+    return EngineResult(config, jobs, cpus, max((j.elapsed_ns for j in jobs), default=0))
+
+
+def _job(raw: dict[str, object]) -> JobResult:
+    hist = np.frombuffer(raw["hist"], dtype=np.uint64)  # type: ignore[arg-type]
+    return JobResult(
+        cpu=int(raw["cpu"]),  # type: ignore[call-overload]
+        ios=int(raw["ios"]),  # type: ignore[call-overload]
+        sleeps=int(raw["sleeps"]),  # type: ignore[call-overload]
+        overslept=int(raw["overslept"]),  # type: ignore[call-overload]
+        underslept=int(raw["underslept"]),  # type: ignore[call-overload]
+        lat_sum_ns=int(raw["lat_sum_ns"]),  # type: ignore[call-overload]
+        cpu_ns=int(raw["cpu_ns"]),  # type: ignore[call-overload]
+        ctx_voluntary=int(raw["ctx_voluntary"]),  # type: ignore[call-overload]
+        ctx_involuntary=int(raw["ctx_involuntary"]),  # type: ignore[call-overload]
+        hist=hist,
+        log=as_log(raw["log"]),  # type: ignore[arg-type]
+        elapsed_ns=int(raw["elapsed_ns"]),  # type: ignore[call-overload]
+    )
+
+
+def _cpu(cpu: int, state: dict[str, object]) -> CpuState:
+    cp, pas, ol, int_ = state["totals"]  # type: ignore[misc]
+    return CpuState(
+        cpu=cpu,
+        mode=Mode(state["mode"]),
+        qd=int(state["qd"]),  # type: ignore[call-overload]
+        totals={"cp": cp, "pas": pas, "ol": ol, "int": int_},
+        transitions=list(state["transitions"]),  # type: ignore[call-overload]
+        skipped=int(state["skipped"]),  # type: ignore[call-overload]
+    )
+
+
+def _open_failure(target: Path, err: OSError) -> str:
+    if err.errno == errno.EINVAL:
+        return (
+            f"{target}: the file system refuses O_DIRECT (EINVAL); use a block device or ext4/xfs"
+        )
+    return f"{target}: cannot open it for direct I/O: {err.strerror or err}"
+
+
+def io_uring_disabled() -> str | None:
+    """kernel.io_uring_disabled, where the kernel has it (6.6+): 0 on, 1 root only, 2 off."""
+    try:
+        return Path("/proc/sys/kernel/io_uring_disabled").read_text().strip()
+    except OSError:
+        return None
+
+
+def _failure(config: EngineRun, code: int, what: str) -> EngineError:
+    """The first failure of a job as a one-line refusal or error, with the kernel's answer."""
+    name = errno.errorcode.get(code, str(code))
+    release = os.uname().release
+    if what.startswith("setting up") and code == errno.ENOSYS:
+        return EngineRefused(f"{config.mode}: this kernel ({release}) has no io_uring (ENOSYS)")
+    if what.startswith("setting up") and code == errno.EPERM:
+        setting = io_uring_disabled()
+        return EngineRefused(
+            f"{config.mode}: io_uring is disabled here (EPERM; kernel.io_uring_disabled = "
+            f"{setting if setting is not None else '?'}): sysctl kernel.io_uring_disabled=0"
+        )
+    if config.mode == "HYB" and what.startswith("setting up") and code == errno.EINVAL:
+        return EngineRefused(
+            f"HYB: the kernel ({release}) refused IORING_SETUP_HYBRID_IOPOLL (EINVAL): "
+            "io_uring hybrid polling needs Linux 6.13 or newer",
+            code,
+        )
+    if what == "an I/O" and code == errno.EOPNOTSUPP and config.mode != "INT":
+        return EngineRefused(
+            f"{config.mode}: the kernel cannot poll {config.target} (EOPNOTSUPP): polled I/O "
+            "needs a block device with poll queues (NVMe: nvme.poll_queues=N)",
+            code,
+        )
+    return EngineError(
+        f"{config.mode} on {config.target}: {what} failed: {name} ({os.strerror(code)})"
+    )
