@@ -7,9 +7,15 @@ them in: replaying them through dpas.policy must give the same decisions.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
+from dpas.engine.rules import replay_reference
 from dpas.policy import Method, PolicyConfig
+
+if TYPE_CHECKING:
+    from dpas.engine.run import EngineResult
 
 #: the C struct io_log, field for field (64 bytes)
 LOG_DTYPE = np.dtype(
@@ -68,3 +74,46 @@ def events(logs: list[np.ndarray], config: PolicyConfig, op: int, size: int) -> 
             io += 1
     order = sorted(range(len(rows)), key=keys.__getitem__)
     return np.array([rows[i] for i in order], dtype=np.int64).reshape(-1, 8)
+
+
+def replay_differences(result: EngineResult) -> list[str]:
+    """Where the engine's decisions differ from dpas.policy's for the feedback it saw.
+
+    Every logged I/O goes back through the reference, in the order the compiled copy applied
+    its events; the policy must make the same choice (polled or interrupt, the mode, the
+    sleep) for each, and end in the same switch_stat totals and transitions. Empty: identical.
+    Needs the whole run in the log (EngineRun.log_ios at least the I/Os of each job).
+    """
+    run = result.run
+    if not result.logged_all:
+        return ["the log does not hold every I/O of the run: raise log_ios"]
+    config = run.policy_config()
+    logs = [job.log for job in result.jobs]
+    rows = events(logs, config, int(run.rw), run.bs)
+    ncpus = max(run.cpus) + 1
+    replayed = replay_reference(config, rows, ncpus)
+    entries = np.concatenate(logs) if logs else np.empty(0, dtype=LOG_DTYPE)
+    found: list[str] = []
+    for row, out in zip(rows.tolist(), replayed.outputs.tolist(), strict=True):
+        kind, io = row[0], row[1]
+        entry = entries[io]
+        if kind == SUBMIT:
+            logged = (int(bool(entry["flags"] & POLLED)), int(entry["mode"]))
+            if logged != (out[0], out[1]):
+                found.append(f"I/O {io}: engine polled/mode {logged}, policy {tuple(out[:2])}")
+        elif kind == WAIT_START and int(entry["sleep_ns"]) != out[0]:
+            found.append(f"I/O {io}: engine slept {int(entry['sleep_ns'])} ns, policy {out[0]}")
+        if len(found) >= 10:
+            return found
+    if config.method is Method.DPAS:
+        for cpu in result.cpus:
+            totals = tuple(replayed.switch_stat[cpu.cpu][:4])
+            if totals != tuple(cpu.totals.values()):
+                found.append(f"CPU {cpu.cpu}: engine totals {cpu.totals}, policy {totals}")
+        engine_transitions = [t for cpu in result.cpus for t in cpu.transitions]
+        if [tuple(t) for t in engine_transitions] != replayed.transitions:
+            found.append(
+                f"transitions: engine {len(engine_transitions)}, policy "
+                f"{len(replayed.transitions)} (or the same number, differing)"
+            )
+    return found

@@ -14,20 +14,21 @@ BITS = 6
 VAL = 1 << BITS
 
 
-def bucket_value(index: int) -> float:
-    """The value a bucket stands for: exact below 2 * VAL, else the middle of its range."""
+def bucket_value(index: int) -> int:
+    """The value a bucket stands for: exact below 2 * VAL, else the middle of its range,
+    truncated to whole ns as fio's unsigned result is."""
     if index < (VAL << 1):
-        return float(index)
+        return index
     error_bits = (index >> BITS) - 1
     base = 1 << (error_bits + BITS)
-    return base + (index % VAL + 0.5) * (1 << error_bits)
+    return int(base + (index % VAL + 0.5) * (1 << error_bits))
 
 
-def percentiles(hist: np.ndarray, wanted: tuple[float, ...]) -> list[float]:
+def percentiles(hist: np.ndarray, wanted: tuple[float, ...]) -> list[int]:
     """fio's rule: the first bucket where the running count reaches p% of all samples."""
     total = int(hist.sum())
     if total == 0:
-        return [0.0 for _ in wanted]
+        return [0 for _ in wanted]
     cumulative = np.cumsum(hist)
     out = []
     for p in wanted:
