@@ -15,7 +15,8 @@ import json
 import sys
 from pathlib import Path
 
-from dpas.bench.sweep import BenchConfig, d_init_auto, plan, run_all
+from dpas.bench.backend import Sweep
+from dpas.bench.sweep import d_init_auto, plan, run_all
 from dpas.policy import Method, PasParams
 from dpas.sim import RunConfig, load, simulate
 
@@ -34,15 +35,14 @@ TOLERANCE = 0.25
 
 def model_table(runtime: float, repeats: int) -> tuple[dict, dict, int]:
     profile = load("qemu-lab")
-    config = BenchConfig(
-        profile,
+    sweep = Sweep(
         modes=tuple(Method.parse(m) for m in MODES),
         jobs=JOBS,
         runtime_s=runtime,
         repeats=repeats,
     )
-    d_init = d_init_auto(config)
-    runs = plan(config, d_init)
+    d_init = d_init_auto(profile, sweep)
+    runs = plan(profile, sweep, d_init)
     iops: dict = {}
     breakdown: dict = {}
     for run, result in zip(runs, run_all(runs), strict=True):

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from conftest import run_dpas
 
-from dpas.bench.sweep import BenchConfig, d_init_auto, plan, run_seed
+from dpas.bench.backend import Sweep
+from dpas.bench.sweep import d_init_auto, plan, run_seed
 from dpas.cli import main
-from dpas.cli.bench import parse_words
+from dpas.cli.options import parse_words
 from dpas.policy import Method, Op
 from dpas.sim import load
 
@@ -52,8 +53,10 @@ def test_bench_prints_tables_and_writes_files(
     assert "CP (mean of 2 runs)" in out and "DPAS (mean of 2 runs)" in out
     assert "Jobs" in out and "breakdown" in out and "cp:" in out
     data = json.loads((tmp_path / "results.json").read_text())
-    assert data["schema"] == "dpas.bench/1" and data["backend"] == "simulator"
+    assert data["schema"] == "dpas.bench/2" and data["backend"] == "simulator"
     assert data["config"]["d_init"] == "auto" and data["d_init_ns"] > 1000
+    assert data["profile"]["name"] == "qemu-lab" and "profile" not in data["config"]
+    assert data["refused"] == {} and data["ended_early"] is None
     keys = {(r["mode"], r["jobs"], r["repeat"]) for r in data["records"]}
     assert keys == {(m, j, k) for m in ("CP", "DPAS") for j in (1, 2) for k in (1, 2)}
     rows = list(csv.DictReader((tmp_path / "results.csv").open()))
@@ -70,14 +73,13 @@ def test_bench_json_is_deterministic(capsys: pytest.CaptureFixture[str], tmp_pat
 
 
 def test_seeds_differ_per_run_and_do_not_depend_on_order() -> None:
-    config = BenchConfig(load("qemu-lab"), repeats=2)
-    runs = plan(config, 4000)
+    runs = plan(load("qemu-lab"), Sweep(repeats=2), 4000)
     assert len({r.seed for r in runs}) == len(runs) == 5 * 5 * 2
     assert runs[0].seed == run_seed(1, Method.INT, 1, Op.READ, 1)
 
 
 def test_d_init_auto_is_a_tenth_of_a_plain_runs_latency() -> None:
-    d_init = d_init_auto(BenchConfig(load("qemu-lab")))
+    d_init = d_init_auto(load("qemu-lab"), Sweep())
     assert 4000 < d_init < 5000  # INT at one job takes about 45.7 µs in the lab's guest
 
 

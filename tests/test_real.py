@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import run_dpas
 
+from dpas.bench.backend import Sweep
 from dpas.policy import Method, Op, SwitchParams
 from dpas.policy.switch_stat import delta, parse
 from dpas.real.executor import LocalExecutor
@@ -141,20 +142,13 @@ def test_runner_restores_when_fio_fails_mid_run(tmp_path: Path) -> None:
     target = tmp_path / "data"
     target.write_bytes(b"\0" * 4096)
     (root / "dev" / "block").mkdir(parents=True)
-    config = RealConfig(
-        str(target),
-        (Method.PAS,),
-        jobs=(1,),
-        runtime_s=1,
-        d_init_ns=5000,
-        fio="/bin/false",
-        journal=tmp_path / "j.json",
-    )
+    config = RealConfig(str(target), fio="/bin/false", journal=tmp_path / "j.json")
+    sweep = Sweep((Method.PAS,), jobs=(1,), runtime_s=1, d_init_ns=5000)
     runner = Runner(config, LocalExecutor(root, release="5.18.0-dpas"))
     runner.knobs = QueueKnobs(runner.executor, queue)  # the file's disk is nvme0n1 here
     runner.fio_version = lambda: "fio-false"  # type: ignore[method-assign]
     with pytest.raises(FioError, match="fio gave no JSON result"):
-        runner.run()
+        runner.run(sweep)
     assert values(queue) == before and not (tmp_path / "j.json").exists()
 
 
@@ -217,18 +211,9 @@ def test_switch_stat_delta_from_two_real_format_snapshots() -> None:
 
 @pytest.mark.parametrize("rw", [Op.READ, Op.WRITE])
 def test_real_fio_int_on_a_file(tmp_path: Path, fio: str, rw: Op) -> None:
-    config = RealConfig(
-        str(tmp_path / "data"),
-        (Method.INT,),
-        rw=rw,
-        jobs=(1, 2),
-        runtime_s=2,
-        d_init_ns=4000,
-        fio=fio,
-        journal=tmp_path / "j.json",
-        size=32 << 20,
-    )
-    bench = Runner(config, LocalExecutor()).run()
+    config = RealConfig(str(tmp_path / "data"), fio=fio, journal=tmp_path / "j.json", size=32 << 20)
+    sweep = Sweep((Method.INT,), rw=rw, jobs=(1, 2), runtime_s=2, d_init_ns=4000)
+    bench = Runner(config, LocalExecutor()).run(sweep)
     assert [(r.mode, r.jobs, r.rw) for r in bench.records] == [
         ("INT", 1, "R" if rw is Op.READ else "W"),
         ("INT", 2, "R" if rw is Op.READ else "W"),
@@ -248,18 +233,9 @@ def test_real_fio_cp_on_a_file_here_is_refused_with_the_kernels_reason(
     """This machine has no polled block device: io_uring hipri on its files gets EOPNOTSUPP."""
     # without a sysfs view of the file's disk, the preflight cannot tell: fio really runs
     bare = LocalExecutor(sysfs_root=tmp_path / "empty-sys")
-    config = RealConfig(
-        str(tmp_path / "data"),
-        (Method.CP,),
-        rw=rw,
-        jobs=(1, 2),
-        runtime_s=2,
-        d_init_ns=4000,
-        fio=fio,
-        journal=tmp_path / "j.json",
-        size=32 << 20,
-    )
-    bench = Runner(config, bare).run()
+    config = RealConfig(str(tmp_path / "data"), fio=fio, journal=tmp_path / "j.json", size=32 << 20)
+    sweep = Sweep((Method.CP,), rw=rw, jobs=(1, 2), runtime_s=2, d_init_ns=4000)
+    bench = Runner(config, bare).run(sweep)
     if bench.records:  # a machine whose disk polls: then CP must have polled-engine records
         assert all(r.engine == "io_uring hipri" and r.iops > 0 for r in bench.records)
         return

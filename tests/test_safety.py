@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import run_dpas
 
+from dpas.bench.backend import Sweep
 from dpas.policy import Method, Op
 from dpas.real import runner as runner_module
 from dpas.real.executor import LocalExecutor
@@ -316,13 +317,11 @@ def test_fio_past_its_timeout_is_stopped_and_named(
     monkeypatch.setenv("FAKE_FIO", "sleep")
     monkeypatch.setenv("FAKE_FIO_LOG", str(rig.log))
     monkeypatch.setattr(runner_module, "fio_timeout", lambda runtime_s: 2.0)
-    config = RealConfig(
-        str(rig.data), (Method.PAS,), jobs=(1,), runtime_s=1, d_init_ns=5000,
-        fio=str(rig.fio), journal=rig.journal, size=1 << 20,
-    )  # fmt: skip
+    config = RealConfig(str(rig.data), fio=str(rig.fio), journal=rig.journal, size=1 << 20)
+    sweep = Sweep((Method.PAS,), jobs=(1,), runtime_s=1, d_init_ns=5000)
     runner = Runner(config, LocalExecutor(rig.root, release="5.18.0-dpas"))
     with pytest.raises(FioError, match=r"fio did not finish a 1 s run within 2 s"):
-        runner.run()
+        runner.run(sweep)
     assert rig.values() == rig.original and gone(rig.fio_pids())
 
 
@@ -537,24 +536,25 @@ def test_the_write_guard_on_a_loop_device(tmp_path: Path, fio: str) -> None:
     image = tmp_path / "img"
     loop = _loop_device(image)
     try:
-        config = RealConfig(loop, (Method.INT,), rw=Op.WRITE, journal=tmp_path / "j.json")
+        config = RealConfig(loop, journal=tmp_path / "j.json")
+        writes = Sweep((Method.INT,), rw=Op.WRITE)
         with pytest.raises(Refused, match="a block device: dpas found nothing on it"):
-            Runner(config, LocalExecutor()).check_data()  # empty, yet a block device
+            Runner(config, LocalExecutor()).check_data(writes)  # empty, yet a block device
         out = bench(*real_args(tmp_path, image), "W")
         assert out.returncode == 2 and f"loop device {loop} attached to it" in out.stderr
         subprocess.run(["mkfs.ext4", "-q", loop], check=True, capture_output=True)
         with pytest.raises(Refused, match="it holds a ext4 filesystem, non-zero data"):
-            Runner(config, LocalExecutor()).check_data()
+            Runner(config, LocalExecutor()).check_data(writes)
         mnt = tmp_path / "mnt"
         mnt.mkdir()
         if subprocess.run(["mount", loop, str(mnt)], capture_output=True).returncode == 0:
             try:
                 with pytest.raises(Refused, match=f"a filesystem mounted on {mnt}"):
-                    Runner(config, LocalExecutor()).check_data()
+                    Runner(config, LocalExecutor()).check_data(writes)
             finally:
                 subprocess.run(["umount", str(mnt)], check=False)
-        reads = RealConfig(loop, (Method.INT,), rw=Op.READ, journal=tmp_path / "j.json")
-        Runner(reads, LocalExecutor()).check_data()  # reads never destroy
+        reads = Sweep((Method.INT,), rw=Op.READ)
+        Runner(config, LocalExecutor()).check_data(reads)  # reads never destroy
         out = bench(*real_args(tmp_path, Path(loop)), "W")
         assert out.returncode == 2 and "add --destroy-data" in out.stderr
     finally:
@@ -568,9 +568,10 @@ def test_a_partition_table_on_a_loop_device_names_its_partitions(tmp_path: Path)
         with Path(loop).open("r+b") as dev:
             dev.write(_mbr(1 << 20)[:512])
         subprocess.run(["blockdev", "--rereadpt", loop], capture_output=True)
-        config = RealConfig(loop, (Method.INT,), rw=Op.WRITE, journal=tmp_path / "j.json")
+        config = RealConfig(loop, journal=tmp_path / "j.json")
+        writes = Sweep((Method.INT,), rw=Op.WRITE)
         with pytest.raises(Refused, match="a dos partition table") as refusal:
-            Runner(config, LocalExecutor()).check_data()
+            Runner(config, LocalExecutor()).check_data(writes)
         name = Path(loop).name
         if Path(f"/sys/block/{name}/{name}p1").exists():
             assert f"partitions {name}p1" in str(refusal.value)

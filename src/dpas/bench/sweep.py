@@ -1,4 +1,4 @@
-"""The sweep: every (mode, jobs, rw, repeat) of a bench, run on both cores, in a fixed order."""
+"""The simulator backend: every (mode, jobs, rw, repeat) of a sweep, run on every core."""
 
 from __future__ import annotations
 
@@ -6,54 +6,18 @@ import multiprocessing
 import os
 import signal
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from dpas.bench.backend import Outcome, Sweep
 from dpas.children import die_with
-from dpas.policy import Method, Op, Order, PasParams, SwitchParams
-from dpas.sim import SCHEMA, Profile, RunConfig, RunResult, simulate
+from dpas.policy import Method, Op, PasParams
+from dpas.results import RunResult
+from dpas.sim import Profile, RunConfig, simulate
 
-#: bench.sh's ALL; EHP is the paper's extra baseline and must be named
-ALL_MODES = (Method.INT, Method.CP, Method.LHP, Method.PAS, Method.DPAS)
-DEFAULT_JOBS = (1, 2, 4, 8, 16)
 #: bench.sh's "first short run" that sets pas_d_init
 D_INIT_PROBE_S = 0.05
-
-
-@dataclass(frozen=True, slots=True)
-class BenchConfig:
-    profile: Profile
-    modes: tuple[Method, ...] = ALL_MODES
-    rw: Op = Op.READ
-    repeats: int = 1
-    jobs: tuple[int, ...] = DEFAULT_JOBS
-    cpus: str = "0"
-    runtime_s: float = 1.0
-    ios: int | None = None
-    seed: int = 1
-    #: None: auto, a tenth of the mean latency of a first short run (bench.sh)
-    d_init_ns: int | None = None
-    switch: SwitchParams = field(default_factory=SwitchParams)
-    order: Order = Order.KERNEL
-
-    def record(self) -> dict[str, Any]:
-        """The configuration as it goes into results.json."""
-        return {
-            "profile": asdict(self.profile),
-            "modes": [m.value for m in self.modes],
-            "rw": "R" if self.rw is Op.READ else "W",
-            "repeats": self.repeats,
-            "jobs": list(self.jobs),
-            "cpus": self.cpus,
-            "runtime_s": self.runtime_s,
-            "ios": self.ios,
-            "seed": self.seed,
-            "d_init": "auto" if self.d_init_ns is None else self.d_init_ns,
-            "switch": asdict(self.switch),
-            "order": self.order.value,
-        }
 
 
 def run_seed(seed: int, mode: Method, jobs: int, rw: Op, repeat: int) -> int:
@@ -62,42 +26,41 @@ def run_seed(seed: int, mode: Method, jobs: int, rw: Op, repeat: int) -> int:
     return int(np.random.SeedSequence([seed, code, jobs, int(rw), repeat]).generate_state(1)[0])
 
 
-def d_init_auto(config: BenchConfig) -> int:
+def d_init_auto(profile: Profile, sweep: Sweep) -> int:
     """A tenth of the mean latency of a short plain run: one job, no hipri (interrupts),
     which measures what the device and the completion path take before any polling."""
     probe = RunConfig(
-        config.profile,
+        profile,
         Method.INT,
         jobs=1,
-        rw=config.rw,
-        cpus=config.cpus,
+        rw=sweep.rw,
+        cpus=sweep.cpus,
         runtime_s=D_INIT_PROBE_S,
-        seed=config.seed,
+        seed=sweep.seed,
     )
     return max(round(simulate(probe).lat_mean_us * 100), 1)
 
 
-def plan(config: BenchConfig, d_init_ns: int) -> list[RunConfig]:
-    """The runs in bench.sh's order: mode, then jobs, then repeat."""
+def plan(profile: Profile, sweep: Sweep, d_init_ns: int) -> list[RunConfig]:
+    """The runs in bench.sh's order (``Sweep.runs``), each with its own seed."""
     pas = PasParams(d_init=d_init_ns)
     return [
         RunConfig(
-            config.profile,
+            profile,
             mode,
             jobs=jobs,
-            rw=config.rw,
-            cpus=config.cpus,
-            runtime_s=config.runtime_s,
-            ios=config.ios,
-            seed=run_seed(config.seed, mode, jobs, config.rw, repeat),
+            rw=sweep.rw,
+            bs=sweep.bs,
+            cpus=sweep.cpus,
+            runtime_s=sweep.runtime_s,
+            ios=sweep.ios,
+            seed=run_seed(sweep.seed, mode, jobs, sweep.rw, repeat),
             repeat=repeat,
             pas=pas,
-            switch=config.switch,
-            order=config.order,
+            switch=sweep.switch,
+            order=sweep.order,
         )
-        for mode in config.modes
-        for jobs in config.jobs
-        for repeat in range(1, config.repeats + 1)
+        for mode, jobs, repeat in sweep.runs()
     ]
 
 
@@ -147,12 +110,28 @@ def _cost(run: RunConfig) -> float:
     return run.runtime_s * (2 if run.method in (Method.INT, Method.DPAS) else 1) * run.jobs**0.2
 
 
-def results_record(config: BenchConfig, d_init_ns: int, results: list[RunResult]) -> dict[str, Any]:
-    """results.json: the schema, the bench's configuration, and one record per run."""
-    return {
-        "schema": SCHEMA,
-        "backend": "simulator",
-        "config": config.record(),
-        "d_init_ns": d_init_ns,
-        "records": [asdict(r) for r in results],
-    }
+@dataclass(frozen=True, slots=True)
+class SimulatorBackend:
+    """The simulated host and device of ``profile``: every run in parallel processes, each
+    with its own seed, so the records do not depend on which run finishes first."""
+
+    profile: Profile
+    name = "simulator"
+
+    def run(self, sweep: Sweep, done: Callable[[str], None]) -> Outcome:
+        d_init = d_init_auto(self.profile, sweep) if sweep.d_init_ns is None else sweep.d_init_ns
+        runs = plan(self.profile, sweep, d_init)
+        records = run_all(runs, lambda run: done(f"{run.method.value} x{run.jobs}"))
+        header = (
+            f"profile {self.profile.name}, {'read' if sweep.rw is Op.READ else 'write'} 4 KiB, "
+            f"jobs on {'CPU 0' if sweep.cpus == '0' else 'one CPU each'}, "
+            f"{sweep.runtime_s if sweep.ios is None else sweep.ios} "
+            f"{'s' if sweep.ios is None else 'I/Os'} per run, "
+            f"pas_d_init {d_init} ns{' (auto)' if sweep.d_init_ns is None else ''}"
+        )
+        return Outcome(
+            records=records,
+            d_init_ns=d_init,
+            context={"profile": asdict(self.profile)},
+            header=[header],
+        )

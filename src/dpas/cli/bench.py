@@ -5,37 +5,31 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 from click.core import ParameterSource
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from dpas.bench.sweep import BenchConfig, d_init_auto, plan, results_record, run_all
+from dpas.bench.backend import Backend, Interrupted, Outcome, Sweep, results_record
+from dpas.bench.sweep import SimulatorBackend
 from dpas.cli.app import InputError, cli
 from dpas.cli.options import (
     BLOCK_SIZE,
     Number,
     check_out_dir,
     parse_cpus,
-    parse_d_init,
-    parse_jobs,
     parse_number,
-    parse_rw,
-    parse_words,
-    switch_options,
+    parse_sweep,
+    sweep_options,
 )
-from dpas.limits import MAX_IOS, MAX_REAL_RUNTIME_S, MAX_REPEATS, MAX_SEED, MAX_SIM_RUNTIME_S
-from dpas.policy import Op, Order, SwitchParams
+from dpas.limits import MAX_IOS, MAX_REAL_RUNTIME_S, MAX_SEED, MAX_SIM_RUNTIME_S
 from dpas.real.executor import LocalExecutor
-from dpas.real.runner import Interrupted, RealConfig, Runner
+from dpas.real.runner import RealBackend, RealConfig
 from dpas.reports.bench import mode_tables, plot, write_csv
-from dpas.sim import SCHEMA, load
-
-T = TypeVar("T")
+from dpas.sim import load
 
 SIZE = re.compile(r"([0-9]{1,16})([kmgt]?)(?:i?b)?")
 MAX_SIZE = 1 << 40
@@ -70,14 +64,7 @@ def refuse_unused(ctx: click.Context, device: str | None) -> None:
 
 
 @cli.command("bench", context_settings={"ignore_unknown_options": False})
-@click.argument("words", nargs=-1, metavar="[INT CP LHP PAS DPAS EHP | ALL] [R|W] [REPEATS]")
-@click.option(
-    "--jobs",
-    "jobs_text",
-    default="1,2,4,8,16",
-    show_default=True,
-    help="Job counts to sweep (fio numjobs).",
-)
+@sweep_options(out=Path("bench-results"))
 @click.option(
     "--profile",
     "profile_name",
@@ -107,36 +94,6 @@ def refuse_unused(ctx: click.Context, device: str | None) -> None:
     help="Stop each run after this many I/Os instead of --runtime.",
 )
 @click.option("--seed", type=Number(0, MAX_SEED, integer=True), default=1, show_default=True)
-@click.option(
-    "--d-init",
-    "d_init_text",
-    default="auto",
-    show_default=True,
-    help="pas_d_init in ns, or auto: a tenth of a first short run's mean latency.",
-)
-@switch_options
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("bench-results"),
-    show_default=True,
-    help="Where results.json, results.csv and bench.png go.",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print the records as JSON.")
-@click.option(
-    "--rw",
-    "rw_text",
-    default=None,
-    metavar="randread|randwrite",
-    help="The workload, as fio names it (the same as the words R and W).",
-)
-@click.option(
-    "--repeat",
-    type=Number(1, MAX_REPEATS, integer=True),
-    default=None,
-    help="Runs per mode and job count (the same as the REPEATS word).",
-)
 @click.option(
     "--device",
     default=None,
@@ -184,15 +141,11 @@ def refuse_unused(ctx: click.Context, device: str | None) -> None:
 @click.pass_context
 def bench_command(
     ctx: click.Context,
-    words: tuple[str, ...],
-    jobs_text: str,
     profile_name: str,
     cpus: str,
     runtime_text: str | None,
     ios: int | None,
     seed: int,
-    d_init_text: str,
-    order: str,
     out_dir: Path,
     as_json: bool,
     device: str | None,
@@ -203,9 +156,7 @@ def bench_command(
     fio_path: str,
     journal: Path | None,
     sysfs_root: Path,
-    rw_text: str | None,
-    repeat: int | None,
-    **switch: int,
+    **sweep_args: Any,
 ) -> None:
     """The lab's benchmark: every mode at every job count, 4 KiB random I/O at depth 1.
 
@@ -213,63 +164,40 @@ def bench_command(
     prints bench.sh's table per mode; results.json, results.csv and bench.png go to --out.
     """
     refuse_unused(ctx, device)
-    modes, rw, repeats = parse_words(words)
-    rw = parse_rw(rw_text, rw)
-    repeats = repeat or repeats
-    parse_cpus("--cpus", cpus, lists=device is not None)
-    jobs = parse_jobs(jobs_text)
-    d_init_ns = parse_d_init(d_init_text)
-    runtime = parse_runtime(runtime_text, real=device is not None)
+    real = device is not None
+    sweep = parse_sweep(
+        sweep_args,
+        cpus=parse_cpus("--cpus", cpus, lists=real),
+        runtime_s=parse_runtime(runtime_text, real),
+        ios=ios,
+        seed=seed,
+        bs=bs,
+    )
     profile = load(profile_name) if device is None else None  # a bad one: before any output
     file_size = parse_size(size, bs)
     check_out_dir(out_dir)
-    if device is not None:
-        real = RealConfig(
-            device=device,
-            modes=modes,
-            rw=rw,
-            repeats=repeats,
-            jobs=jobs,
-            cpus=cpus,
-            runtime_s=runtime,
-            bs=bs,
-            d_init_ns=d_init_ns,
-            switch=SwitchParams(**switch),
+    backend: Backend
+    if device is None:
+        assert profile is not None
+        backend, title = SimulatorBackend(profile), f"dpas bench on {profile.name} (simulated)"
+    else:
+        config = RealConfig(
+            device,
             ioengine=ioengine,
             destroy_data=destroy_data,
             fio=fio_path,
             journal=journal.absolute() if journal is not None else None,
             size=file_size,
         )
-        _real_bench(real, LocalExecutor(sysfs_root), out_dir, as_json)
-        return
-    assert profile is not None
-    config = BenchConfig(
-        profile=profile,
-        modes=modes,
-        rw=rw,
-        repeats=repeats,
-        jobs=jobs,
-        cpus=cpus,
-        runtime_s=runtime,
-        ios=ios,
-        seed=seed,
-        d_init_ns=d_init_ns,
-        switch=SwitchParams(**switch),
-        order=Order(order),
+        backend, title = (
+            RealBackend(config, LocalExecutor(sysfs_root)),
+            f"dpas bench on {device} (fio)",
+        )
+    outcome = run_backend(
+        backend, sweep, Console(stderr=as_json), out_dir, as_json, lambda _: title
     )
-    console = Console(stderr=as_json)
-    d_init = config.d_init_ns if config.d_init_ns is not None else d_init_auto(config)
-    runs = plan(config, d_init)
-    results = _run_with_progress(len(runs), console, lambda done: run_all(runs, done))
-    record = results_record(config, d_init, results)
-    header = (
-        f"profile {profile.name}, {'read' if rw is Op.READ else 'write'} 4 KiB, "
-        f"jobs on {'CPU 0' if cpus == '0' else 'one CPU each'}, "
-        f"{runtime if ios is None else ios} {'s' if ios is None else 'I/Os'} per run, "
-        f"pas_d_init {d_init} ns{' (auto)' if config.d_init_ns is None else ''}"
-    )
-    report(record, out_dir, console, as_json, header, f"dpas bench on {profile.name} (simulated)")
+    if not outcome.records:
+        raise InputError("every mode was refused: " + "; ".join(outcome.refused.values()))
 
 
 def parse_runtime(text: str | None, real: bool) -> float:
@@ -301,61 +229,37 @@ def report(
     )
 
 
-def _real_bench(config: RealConfig, executor: LocalExecutor, out_dir: Path, as_json: bool) -> None:
-    """dpas bench --device: real fio runs; every knob is back as found when this returns."""
-    runner = Runner(config, executor)
-    console = Console(stderr=as_json)
-    total = len(config.modes) * len(config.jobs) * config.repeats
+def run_backend(
+    backend: Backend,
+    sweep: Sweep,
+    console: Console,
+    out_dir: Path,
+    as_json: bool,
+    title: Callable[[Outcome], str],
+    spinner: str | None = None,
+) -> Outcome:
+    """The sweep on ``backend`` under a progress bar (or, given ``spinner``, a status line),
+    then the refusals, results.json, the tables and the figure. A sweep that ended early is
+    saved and shown as far as it went, then its error is raised (with the cause's exit code)."""
     try:
-        bench = _run_with_progress(total, console, runner.run)
+        outcome = _running(backend, sweep, console, spinner)
         ended: Interrupted | None = None
     except Interrupted as err:  # keep what was measured, then say why it ended
-        bench, ended = err.bench, err
-    for mode, why in bench.refused.items():
+        outcome, ended = err.outcome, err
+    for mode, why in outcome.refused.items():
         console.print(f"[yellow]{mode} refused[/yellow]: {why}")
-    record = {
-        "schema": SCHEMA,
-        "backend": "fio",
-        "kernel": bench.kernel,
-        "fio_version": bench.fio_version,
-        "device": config.device,
-        "config": {
-            **asdict(config),
-            "modes": [m.value for m in config.modes],
-            "rw": "R" if config.rw is Op.READ else "W",
-            "journal": str(config.journal),
-            "switch": asdict(config.switch),
-        },
-        "d_init_ns": bench.d_init_ns,
-        "refused": bench.refused,
-        "ended_early": None if ended is None else str(ended),
-        "records": [asdict(r) for r in bench.records],
-    }
-    notes = sorted({r.note for r in bench.records if r.note})
-    header = "\n".join(
-        [
-            f"{config.device} ({runner.device_model()}), kernel {bench.kernel}, "
-            f"{bench.fio_version}, "
-            f"{'read' if config.rw is Op.READ else 'write'} {config.bs} B, "
-            f"{config.runtime_s:g} s per run, "
-            f"pas_d_init {bench.d_init_ns} ns{' (auto)' if config.d_init_ns is None else ''}",
-            *notes,
-            "queue knobs set per mode and restored as found"
-            if any(r.knobs for r in bench.records)
-            else "no queue knob was changed",
-        ]
-    )
-    report(record, out_dir, console, as_json, header, f"dpas bench on {config.device} (fio)")
+    record = results_record(sweep, backend.name, outcome)
+    report(record, out_dir, console, as_json, "\n".join(outcome.header), title(outcome))
     if ended is not None:
         raise ended
-    if not bench.records:
-        raise InputError("every mode was refused: " + "; ".join(bench.refused.values()))
+    return outcome
 
 
-def _run_with_progress(
-    total: int, console: Console, work: Callable[[Callable[[Any], None]], T]
-) -> T:
-    """Runs ``work(done)`` with a progress bar that ``done(what)`` advances."""
+def _running(backend: Backend, sweep: Sweep, console: Console, spinner: str | None) -> Outcome:
+    """``backend.run`` with a progress bar that each finished run advances, or a spinner."""
+    if spinner is not None:
+        with console.status(spinner):
+            return backend.run(sweep, lambda what: None)
     columns = (
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -363,10 +267,9 @@ def _run_with_progress(
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task("running", total=total)
+        task = progress.add_task("running", total=len(sweep.runs()))
 
-        def done(what: Any) -> None:
-            label = what if isinstance(what, str) else f"{what.method.value} x{what.jobs}"
-            progress.update(task, advance=1, description=f"running (last: {label})")
+        def done(what: str) -> None:
+            progress.update(task, advance=1, description=f"running (last: {what})")
 
-        return work(done)
+        return backend.run(sweep, done)

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from dpas.bench.sweep import ALL_MODES
+from dpas.bench.backend import ALL_MODES, Sweep
 from dpas.cli.app import InputError
 from dpas.errors import LimitError
 from dpas.limits import INT_MAX, MAX_JOBS, MAX_REPEATS, U32_MAX, checked
@@ -123,6 +123,80 @@ def switch_options(
         )(f)
 
     return decorate(f) if f is not None else decorate
+
+
+def sweep_options(*, out: Path, order: bool = True) -> Callable[[Callable[..., Any]], Any]:
+    """What ``dpas bench`` and ``dpas vm bench`` both take: bench.sh's words, --jobs, --rw,
+    --repeat, --d-init, the switch knobs (--order where ``order``), --out (default ``out``,
+    as ``out_dir``) and --json (``as_json``). The command collects the rest as ``**sweep_args``
+    and hands them to ``parse_sweep``."""
+
+    def decorate(f: Callable[..., Any]) -> Any:
+        for option in reversed(
+            [
+                click.argument(
+                    "words", nargs=-1, metavar="[INT CP LHP PAS DPAS EHP | ALL] [R|W] [REPEATS]"
+                ),
+                click.option(
+                    "--jobs",
+                    "jobs_text",
+                    default="1,2,4,8,16",
+                    show_default=True,
+                    help="Job counts to sweep (fio numjobs).",
+                ),
+                click.option(
+                    "--rw",
+                    "rw_text",
+                    default=None,
+                    metavar="randread|randwrite",
+                    help="The workload, as fio names it (the same as the words R and W).",
+                ),
+                click.option(
+                    "--repeat",
+                    type=Number(1, MAX_REPEATS, integer=True),
+                    default=None,
+                    help="Runs per mode and job count (the same as the REPEATS word).",
+                ),
+                click.option(
+                    "--d-init",
+                    "d_init_text",
+                    default="auto",
+                    show_default=True,
+                    help="pas_d_init in ns, or auto: a tenth of a first short run's mean latency.",
+                ),
+                switch_options(order=order),
+                click.option(
+                    "--out",
+                    "out_dir",
+                    type=click.Path(file_okay=False, path_type=Path),
+                    default=out,
+                    show_default=True,
+                    help="Where results.json, results.csv and bench.png go.",
+                ),
+                click.option("--json", "as_json", is_flag=True, help="Print the records as JSON."),
+            ]
+        ):
+            f = option(f)
+        return f
+
+    return decorate
+
+
+def parse_sweep(options: dict[str, Any], **more: Any) -> Sweep:
+    """The Sweep of what ``sweep_options`` gave a command (``options``: words, jobs_text,
+    rw_text, repeat, d_init_text, param1..7 and maybe order); ``more``: the rest of the
+    Sweep, already checked."""
+    switch = dict(options)
+    modes, rw, repeats = parse_words(switch.pop("words"))
+    rw = parse_rw(switch.pop("rw_text"), rw)
+    repeats = switch.pop("repeat") or repeats
+    jobs = parse_jobs(switch.pop("jobs_text"))
+    d_init_ns = parse_d_init(switch.pop("d_init_text"))
+    if "order" in switch:
+        more["order"] = Order(switch.pop("order"))
+    return Sweep(
+        modes, rw, repeats, jobs, d_init_ns=d_init_ns, switch=SwitchParams(**switch), **more
+    )
 
 
 #: fio's block size with direct I/O: whole 512-byte sectors, up to 64 MiB

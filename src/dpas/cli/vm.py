@@ -6,7 +6,6 @@ import json
 import re
 import sys
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -15,27 +14,22 @@ from rich.console import Console
 from rich.markup import escape
 
 from dpas.cli.app import InputError, cli, help_without_subcommand
-from dpas.cli.bench import report
+from dpas.cli.bench import run_backend
 from dpas.cli.options import (
     BLOCK_SIZE,
     Number,
     check_out_dir,
     parse_cpus,
-    parse_d_init,
-    parse_jobs,
-    parse_rw,
-    parse_words,
-    switch_options,
+    parse_sweep,
+    sweep_options,
 )
 from dpas.doctor.diagnose import examination
-from dpas.limits import MAX_REAL_RUNTIME_S, MAX_REPEATS
-from dpas.policy import Op, SwitchParams
+from dpas.limits import MAX_REAL_RUNTIME_S
 from dpas.reports.doctor import show
-from dpas.sim import SCHEMA
 from dpas.vm.guest import GuestRun
 from dpas.vm.kernel import VmError
 from dpas.vm.kernels import parse_kernel
-from dpas.vm.runner import VmConfig, default_cache, shell, vm_bench, vm_doctor
+from dpas.vm.runner import VmBackend, VmConfig, default_cache, shell, vm_doctor
 
 #: vCPUs of the guest: QEMU's pc machine takes up to 255 without an IOMMU; 64 is plenty here
 MAX_VCPUS = 64
@@ -142,8 +136,7 @@ def vm(ctx: click.Context) -> None:
 
 
 @vm.command("bench")
-@click.argument("words", nargs=-1, metavar="[INT CP LHP PAS DPAS EHP | ALL] [R|W] [REPEATS]")
-@click.option("--jobs", "jobs_text", default="1,2,4,8,16", show_default=True)
+@sweep_options(out=Path("vm-results"), order=False)
 @click.option(
     "--runtime",
     type=Number(0, MAX_REAL_RUNTIME_S, above=True),
@@ -151,8 +144,6 @@ def vm(ctx: click.Context) -> None:
     show_default=True,
     help="Seconds per fio run in the guest.",
 )
-@click.option("--rw", "rw_text", default=None, metavar="randread|randwrite")
-@click.option("--repeat", type=Number(1, MAX_REPEATS, integer=True), default=None)
 @click.option("--bs", type=BLOCK_SIZE, default=4096, show_default=True)
 @click.option(
     "--pin",
@@ -160,26 +151,11 @@ def vm(ctx: click.Context) -> None:
     show_default=True,
     help="fio job pinning in the guest: 0, split, or a cpus_allowed list.",
 )
-@click.option("--d-init", "d_init_text", default="auto", show_default=True)
-@switch_options(order=False)
 @guest_options
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("vm-results"),
-    show_default=True,
-)
-@click.option("--json", "as_json", is_flag=True)
 def vm_bench_command(
-    words: tuple[str, ...],
-    jobs_text: str,
     runtime: float,
-    rw_text: str | None,
-    repeat: int | None,
     bs: int,
     pin: str,
-    d_init_text: str,
     out_dir: Path,
     as_json: bool,
     kernel_spec: str,
@@ -188,71 +164,32 @@ def vm_bench_command(
     vcpus: int,
     memory: str,
     cache: Path | None,
-    **switch: int,
+    **sweep_args: Any,
 ) -> None:
     """dpas bench --device, run in a throw-away QEMU guest on its polled NVMe drive.
 
     The guest's /proc/interrupts counts for the NVMe queues are recorded per run, so the
     table shows that CP really polled (no interrupts) and INT did not.
     """
-    modes, rw, repeats = parse_words(words)
-    rw = parse_rw(rw_text, rw)
-    parse_cpus("--pin", pin, lists=True)
-    d_init = parse_d_init(d_init_text)
-    jobs = parse_jobs(jobs_text)
-    check_out_dir(out_dir)
-    run = GuestRun(
-        modes=modes,
-        rw=rw,
-        repeats=repeat or repeats,
-        jobs=jobs,
-        pin=pin,
-        runtime_s=runtime,
-        bs=bs,
-        d_init_ns=d_init or 4000,
-        switch=SwitchParams(**switch),
-        cpus=vcpus,
-        memory=memory,
+    sweep = parse_sweep(
+        sweep_args, cpus=parse_cpus("--pin", pin, lists=True), runtime_s=runtime, bs=bs
     )
+    check_out_dir(out_dir)
     console = Console(stderr=as_json)
-    config = guest_config(run, kernel_spec, modules, patches, cache, console, d_init is None)
+    guest = GuestRun(modes=(), cpus=vcpus, memory=memory)
+    backend = VmBackend(guest_config(guest, kernel_spec, modules, patches, cache, console))
     try:
-        with console.status("building and booting the guest (TCG takes a minute)"):
-            bench = vm_bench(config)
+        run_backend(
+            backend,
+            sweep,
+            console,
+            out_dir,
+            as_json,
+            lambda outcome: f"dpas vm bench ({outcome.context['kernel']})",
+            spinner="building and booting the guest (TCG takes a minute)",
+        )
     except VmError as err:
         raise InputError(str(err)) from None
-    for mode, why in bench.refused.items():
-        console.print(f"[yellow]{mode} refused[/yellow]: {why}")
-    record = {
-        "schema": SCHEMA,
-        "backend": "qemu",
-        "kernel": bench.kernel,
-        "accelerator": bench.accelerator,
-        "why_not_kvm": bench.why_not_kvm,
-        "hybrid_iopoll": bench.hybrid_iopoll,
-        "fio_version": bench.fio_version,
-        "d_init_ns": bench.d_init_ns,
-        "config": {
-            **asdict(run),
-            "modes": [m.value for m in run.modes],
-            "rw": "R" if rw is Op.READ else "W",
-            "kernel": kernel_spec,
-        },
-        "refused": bench.refused,
-        "records": [asdict(r) for r in bench.records],
-    }
-    accel = bench.accelerator.upper() + (f" ({bench.why_not_kvm})" if bench.why_not_kvm else "")
-    notes = sorted({r.note.split(";")[0] for r in bench.records if r.note})
-    header = "\n".join(
-        [
-            f"guest kernel {bench.kernel} (io_uring HYBRID_IOPOLL {bench.hybrid_iopoll}) under "
-            f"{accel}, {vcpus} vCPUs, {memory}, NVMe with poll_queues=2; {runtime:g} s per "
-            f"run; finished in {bench.seconds:.0f} s",
-            *notes,
-            "irqs: the guest's NVMe interrupts during the run (0 = every completion was polled)",
-        ]
-    )
-    report(record, out_dir, console, as_json, header, f"dpas vm bench ({bench.kernel})")
 
 
 def guest_config(
@@ -262,7 +199,6 @@ def guest_config(
     patches: tuple[Path, ...],
     cache: Path | None,
     console: Console,
-    d_init_auto: bool = True,
 ) -> VmConfig:
     """The guest of the shared options, its kernel options checked before anything is fetched."""
     check_kernel(kernel_spec, modules, patches)
@@ -271,7 +207,6 @@ def guest_config(
         kernel_spec,
         modules,
         cache or default_cache(),
-        d_init_auto,
         patches=patches,
         progress=progress_lines(console),
     )

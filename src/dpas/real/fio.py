@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from dpas.errors import DpasError
 from dpas.policy import Op
-from dpas.sim.run import RunResult
+from dpas.results import RunResult
 
 if TYPE_CHECKING:
     from dpas.real.modes import ModePlan

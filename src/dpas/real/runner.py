@@ -2,6 +2,7 @@
 
 Produces the same RunResult records as the simulator, with the kernel, device, knobs, fio
 version and engine of each run; a mode that cannot run here is refused with its reason.
+``RealBackend`` is ``dpas bench --device``: a Runner behind the backend interface.
 """
 
 from __future__ import annotations
@@ -10,11 +11,14 @@ import os
 import subprocess
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from itertools import groupby
+from operator import itemgetter
 from pathlib import Path
 
+from dpas.bench.backend import Interrupted, Outcome, Sweep
 from dpas.errors import DpasError
-from dpas.policy import Method, Op, SwitchParams
+from dpas.policy import Method, Op
 from dpas.policy.switch_stat import SwitchStatLine, delta, parse
 from dpas.real import stop
 from dpas.real.executor import Executor
@@ -26,7 +30,7 @@ from dpas.real.knobs import KnobError, QueueKnobs, applied, check_journal_writab
 from dpas.real.lock import DeviceLock
 from dpas.real.modes import ModePlan, Refused, plan_mode
 from dpas.real.target import Target, resolve
-from dpas.sim.run import RunResult
+from dpas.results import RunResult
 
 #: fio's errno when the kernel refuses polled I/O on the file (EOPNOTSUPP)
 EOPNOTSUPP = 95
@@ -35,16 +39,9 @@ D_INIT_PROBE_S = 1.0
 
 @dataclass(frozen=True, slots=True)
 class RealConfig:
+    """Where and with what a real sweep runs (the sweep itself is a ``Sweep``)."""
+
     device: str
-    modes: tuple[Method, ...]
-    rw: Op = Op.READ
-    repeats: int = 1
-    jobs: tuple[int, ...] = (1, 2, 4, 8, 16)
-    cpus: str = "0"
-    runtime_s: float = 10.0
-    bs: int = 4096
-    d_init_ns: int | None = None
-    switch: SwitchParams = field(default_factory=SwitchParams)
     ioengine: str | None = None
     destroy_data: bool = False
     fio: str = "fio"
@@ -62,18 +59,13 @@ class RealBench:
     kernel: str = ""
     fio_version: str = ""
     created: bool = False  # dpas created (and filled) the file it ran on
-
-
-class Interrupted(DpasError):
-    """A run that ended early (a signal, a failing fio) with what it had measured so far."""
-
-    def __init__(self, cause: DpasError, bench: RealBench) -> None:
-        super().__init__(str(cause))
-        self.cause, self.bench = cause, bench
-        self.exit_code = cause.exit_code
+    model: str = ""  # the device's model (or what the file is on), as the records name it
 
 
 class Runner:
+    """The target and its queue, found when made (a bad device is refused before anything runs);
+    ``run`` then runs a sweep on them."""
+
     def __init__(self, config: RealConfig, executor: Executor) -> None:
         self.config = config
         self.executor = executor
@@ -95,15 +87,13 @@ class Runner:
         return DeviceLock(str(key), self.where)
 
     # -- checks before anything runs --------------------------------------------------------
-    def check_data(self) -> None:
+    def check_data(self, sweep: Sweep) -> None:
         """The data rules (dpas.real.guard), before fio or dpas touch the target."""
         target = self.target
-        if self.config.rw is Op.WRITE and target.exists and not self.config.destroy_data:
+        if sweep.rw is Op.WRITE and target.exists and not self.config.destroy_data:
             raise Refused(write_refusal(target, self.executor))
-        if target.kind == "file" and target.exists and self.config.rw is Op.READ:
-            self.fio_size = read_size(
-                target, self.config.size, self.config.bs, max(self.config.jobs)
-            )
+        if target.kind == "file" and target.exists and sweep.rw is Op.READ:
+            self.fio_size = read_size(target, self.config.size, sweep.bs, max(sweep.jobs))
         elif target.kind == "file":
             self.fio_size = (
                 min(self.config.size, target.size) if target.exists else self.config.size
@@ -141,16 +131,16 @@ class Runner:
         return self.executor.read(model).strip() if self.executor.exists(model) else self.where
 
     # -- runs ---------------------------------------------------------------------------------
-    def fio(self, plan: ModePlan, jobs: int, runtime_s: float) -> FioResult:
+    def fio(self, sweep: Sweep, plan: ModePlan, jobs: int, runtime_s: float) -> FioResult:
         job = FioJob(
             self.target.path,
-            self.config.rw,
-            self.config.bs,
+            sweep.rw,
+            sweep.bs,
             jobs,
             runtime_s,
             plan.ioengine,
             plan.hipri,
-            self.config.cpus,
+            sweep.cpus,
             self.fio_size,
         )
         argv = job.argv(self.config.fio, os.cpu_count() or 1)
@@ -165,7 +155,7 @@ class Runner:
             ) from None
         stop.check()  # a signal killed fio: its output means nothing
         try:
-            result = parse_fio(done.stdout, self.config.rw)
+            result = parse_fio(done.stdout, sweep.rw)
         except FioError as err:
             if err.errno == EOPNOTSUPP and plan.hipri:
                 raise Refused(
@@ -196,19 +186,19 @@ class Runner:
         except OSError as err:
             raise KnobError(f"{path}: {err.strerror or err}") from None
 
-    def d_init_auto(self) -> int:
+    def d_init_auto(self, sweep: Sweep) -> int:
         """bench.sh: a short plain run (one job, interrupts); a tenth of its mean latency."""
         plan = plan_mode(
             Method.INT,
             self.kernel,
             self.knobs,
             100,
-            self.config.switch,
+            sweep.switch,
             self.config.ioengine,
             self.where,
         )
         with self._knobs_set(plan):
-            result = self.fio(plan, 1, D_INIT_PROBE_S)
+            result = self.fio(sweep, plan, 1, D_INIT_PROBE_S)
         return max(round(result.lat_mean_us * 100), 1)
 
     def _knobs_set(self, plan: ModePlan) -> AbstractContextManager[dict[str, str]]:
@@ -216,70 +206,77 @@ class Runner:
             return nullcontext({})
         return applied(self.knobs, plan.knobs, self.journal)
 
-    def run(self, done: Callable[[str], None] | None = None) -> RealBench:
+    def run(
+        self,
+        sweep: Sweep,
+        done: Callable[[str], None] | None = None,
+        bench: RealBench | None = None,
+    ) -> RealBench:
         """The whole sweep, holding the device and catching the stopping signals throughout;
-        every knob is back as found when this returns or raises."""
+        every knob is back as found when this returns or raises. ``bench`` is filled in as the
+        runs go: a caller that passes one keeps what was measured when this raises (a signal
+        outranks the error it caused)."""
+        bench = RealBench() if bench is None else bench
         with self.device_lock(), stop.stopping():
-            self.check_data()
-            bench = RealBench(kernel=self.kernel.release, fio_version=self.fio_version())
+            self.check_data(sweep)
+            bench.kernel, bench.fio_version = self.kernel.release, self.fio_version()
             if self.knobs is not None:
                 check_journal_writable(self.journal)
             bench.created = self.prepare()
             try:
-                self._sweep(bench, done)
+                self._sweep(sweep, bench, done)
                 stop.check()
             except DpasError as err:
-                cause = stop.stopped() or err  # a signal outranks what it caused
-                if bench.records:
-                    raise Interrupted(cause, bench) from None
-                raise cause from None
+                raise stop.stopped() or err from None
         return bench
 
-    def _sweep(self, bench: RealBench, done: Callable[[str], None] | None) -> None:
-        bench.d_init_ns = self.config.d_init_ns or self.d_init_auto()
-        model = self.device_model()
-        for mode in self.config.modes:
+    def _sweep(self, sweep: Sweep, bench: RealBench, done: Callable[[str], None] | None) -> None:
+        bench.d_init_ns = sweep.d_init_ns or self.d_init_auto(sweep)
+        bench.model = self.device_model()
+        for mode, runs in groupby(sweep.runs(), key=itemgetter(0)):
             try:
                 plan = plan_mode(
                     mode,
                     self.kernel,
                     self.knobs,
                     bench.d_init_ns,
-                    self.config.switch,
+                    sweep.switch,
                     self.config.ioengine,
                     self.where,
                 )
                 with self._knobs_set(plan):
-                    for jobs in self.config.jobs:
-                        for repeat in range(1, self.config.repeats + 1):
-                            record = self._one(plan, jobs, repeat, bench, model)
-                            bench.records.append(record)
-                            if done:
-                                done(f"{mode.value} x{jobs}")
+                    for _, jobs, repeat in runs:
+                        bench.records.append(self.run_one(sweep, plan, jobs, repeat, bench))
+                        if done:
+                            done(f"{mode.value} x{jobs}")
             except Refused as why:
                 bench.refused[mode.value] = str(why)
                 bench.records = [r for r in bench.records if r.mode != mode.value]
 
-    def _one(
-        self, plan: ModePlan, jobs: int, repeat: int, bench: RealBench, model: str
+    def run_one(
+        self, sweep: Sweep, plan: ModePlan, jobs: int, repeat: int, bench: RealBench
     ) -> RunResult:
+        """One run of the sweep, the queue's knobs already set as ``plan`` says: the one place
+        that measures, where another per-run executor would go beside fio. Refused: the mode
+        cannot run on this target (the sweep goes on without it); any other DpasError ends the
+        sweep. Today: switch_stat read around one fio run, and the run's record."""
         dpas = plan.mode is Method.DPAS
         before, unread = self._snapshot() if dpas else ([], "")
-        result = self.fio(plan, jobs, self.config.runtime_s)
+        result = self.fio(sweep, plan, jobs, sweep.runtime_s)
         after, unread_after = self._snapshot() if dpas else ([], "")
         breakdown, why = _breakdown(before, after, unread or unread_after)
         return record(
             plan,
             jobs,
             repeat,
-            self.config.rw,
+            sweep.rw,
             result,
             bench.d_init_ns,
             breakdown=breakdown,
             switch_stat=[{"cpu": s.cpu, "text": s.render()} for s in after] or None,
             backend="fio",
             kernel=self.kernel.release,
-            device=model,
+            device=bench.model,
             fio_version=bench.fio_version,
             note="; ".join(filter(None, (plan.note, why))),
         )
@@ -317,3 +314,51 @@ def _said(done: subprocess.CompletedProcess[str], err: FioError | None) -> str:
     if lines:
         return lines[-1].strip()[:300]
     return str(err) if err is not None else "no message"
+
+
+class RealBackend:
+    """``dpas bench --device``: the sweep with fio on a block device or a regular file, the
+    queue's knobs set per mode and restored as found. Made before the sweep starts: a device
+    that is not there is refused at once."""
+
+    name = "fio"
+
+    def __init__(self, config: RealConfig, executor: Executor) -> None:
+        self.config = config
+        self.runner = Runner(config, executor)
+
+    def run(self, sweep: Sweep, done: Callable[[str], None]) -> Outcome:
+        bench = RealBench()
+        try:
+            self.runner.run(sweep, done, bench)
+        except DpasError as err:
+            if bench.records:  # keep what was measured; the CLI saves it, then says why
+                raise Interrupted(err, self._outcome(sweep, bench)) from None
+            raise
+        return self._outcome(sweep, bench)
+
+    def _outcome(self, sweep: Sweep, bench: RealBench) -> Outcome:
+        notes = sorted({r.note for r in bench.records if r.note})
+        header = [
+            f"{self.config.device} ({bench.model}), kernel {bench.kernel}, "
+            f"{bench.fio_version}, "
+            f"{'read' if sweep.rw is Op.READ else 'write'} {sweep.bs} B, "
+            f"{sweep.runtime_s:g} s per run, "
+            f"pas_d_init {bench.d_init_ns} ns{' (auto)' if sweep.d_init_ns is None else ''}",
+            *notes,
+            "queue knobs set per mode and restored as found"
+            if any(r.knobs for r in bench.records)
+            else "no queue knob was changed",
+        ]
+        return Outcome(
+            records=bench.records,
+            refused=bench.refused,
+            d_init_ns=bench.d_init_ns,
+            context={
+                "kernel": bench.kernel,
+                "fio_version": bench.fio_version,
+                "device": self.config.device,
+            },
+            header=header,
+            config={**asdict(self.config), "journal": str(self.config.journal)},
+        )

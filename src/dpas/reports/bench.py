@@ -33,6 +33,12 @@ CSV_COLUMNS = (
     "seed",
     "runtime_s",
     "ios",
+    # dpas.bench/2
+    "ctx_voluntary",
+    "ctx_involuntary",
+    "overslept",
+    "underslept",
+    "log",
 )
 
 
@@ -96,7 +102,7 @@ def write_csv(records: list[dict[str, Any]], path: Path) -> None:
         for r in records:
             b = r["breakdown"] or {}
             flat = {**r, **{k: b.get(k, "") for k in ("cp", "pas", "ol", "int")}}
-            out.writerow(["" if flat[c] is None else flat[c] for c in CSV_COLUMNS])
+            out.writerow(["" if flat.get(c) is None else flat[c] for c in CSV_COLUMNS])
 
 
 def plot(records: list[dict[str, Any]], path: Path, title: str) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -20,12 +19,11 @@ from dpas.policy import (
     make_policy,
 )
 from dpas.policy.switch_stat import SwitchStatLine
+from dpas.results import RunResult
 from dpas.sim.device import Device, Draws
 from dpas.sim.engine import Engine
 from dpas.sim.host import Host
 from dpas.sim.profile import Profile
-
-SCHEMA = "dpas.bench/1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,50 +76,6 @@ class Tally:
             qd = self._dpas.switch_state(cpu).qd
             if qd > self.max_qd.get(cpu, 0):
                 self.max_qd[cpu] = qd
-
-
-@dataclass(frozen=True, slots=True)
-class RunResult:
-    """One record of results.json: what fio and bench.sh report, and what the model saw."""
-
-    mode: str
-    jobs: int
-    rw: str
-    repeat: int
-    ios: int
-    runtime_s: float
-    iops: float
-    lat_mean_us: float
-    lat_p50_us: float
-    lat_p99_us: float
-    lat_p999_us: float
-    #: fio's cpu line for the group: the jobs' CPU time over jobs x runtime (polling counts)
-    cpu_pct: float
-    ctx: int
-    #: DPAS switch_stat totals summed over CPUs; None for other modes
-    breakdown: dict[str, int] | None
-    switch_stat: list[dict[str, Any]] | None
-    #: DPAS mode changes: (ms, cpu, old, new)
-    timeline: list[tuple[float, int, str, str]] | None
-    #: simulator only (None for real runs): sleeps that yielded, and timers that expired while armed
-    sleeps_taken: int | None
-    sleeps_skipped: int | None
-    max_qd: int | None
-    d_init_ns: int
-    seed: int | None
-    events: int | None
-    #: real runs only: what ran where
-    backend: str = "simulator"
-    kernel: str | None = None
-    device: str | None = None
-    knobs: dict[str, str] | None = None
-    fio_version: str | None = None
-    engine: str | None = None
-    note: str | None = None
-    #: the device's interrupts during the run (guest runs: from /proc/interrupts)
-    interrupts: int | None = None
-    #: guest runs: whether the guest kernel accepted io_uring's HYBRID_IOPOLL (6.13+)
-    hybrid_iopoll: str | None = None
 
 
 def simulate(config: RunConfig) -> RunResult:

@@ -1,4 +1,4 @@
-"""dpas vm bench: the real-run sweep, executed in a throw-away QEMU guest."""
+"""dpas vm bench: the real-run sweep, executed in a throw-away QEMU guest (``VmBackend``)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from dpas.bench.backend import Outcome, Sweep
 from dpas.errors import DpasError
 from dpas.policy import Method
 from dpas.real.fio import record
 from dpas.real.stop import stopped, stopping
-from dpas.sim.run import RunResult
+from dpas.results import RunResult
 from dpas.vm import initramfs
 from dpas.vm.guest import (
     GuestResult,
@@ -53,6 +54,11 @@ class VmConfig:
     patches: tuple[Path, ...] = ()  # --patch, for a build:VERSION kernel
     progress: Callable[[str], None] | None = field(default=None, compare=False)
 
+    @property
+    def spec(self) -> str:
+        """The --kernel spec (dpas.vm.kernels)."""
+        return "debian" if self.kernel is None else str(self.kernel)
+
 
 @dataclass(slots=True)
 class VmBench:
@@ -68,9 +74,8 @@ class VmBench:
 
 
 def _guest_kernel(config: VmConfig) -> GuestKernel:
-    spec = "debian" if config.kernel is None else str(config.kernel)
     return resolve_kernel(
-        spec, config.modules, config.patches, config.cache / "kernels", config.progress
+        config.spec, config.modules, config.patches, config.cache / "kernels", config.progress
     )
 
 
@@ -183,6 +188,58 @@ def _vm_bench(config: VmConfig) -> VmBench:
     if not out.records and not out.refused:
         raise VmError("the guest ran no mode")
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class VmBackend:
+    """``dpas vm bench``: the sweep in a throw-away QEMU guest on its polled NVMe drive.
+    ``config`` is the guest (kernel, modules, patches, cache; ``config.run``: vCPUs, memory);
+    the sweep's ``cpus`` is fio's pinning in the guest."""
+
+    config: VmConfig
+    name = "qemu"
+
+    def run(self, sweep: Sweep, done: Callable[[str], None]) -> Outcome:
+        """The guest runs the whole plan at once: ``done`` is called for each record after."""
+        shape = self.config.run
+        run = replace(
+            shape,
+            modes=sweep.modes,
+            rw=sweep.rw,
+            repeats=sweep.repeats,
+            jobs=sweep.jobs,
+            pin=sweep.cpus,
+            runtime_s=sweep.runtime_s,
+            bs=sweep.bs,
+            d_init_ns=sweep.d_init_ns or shape.d_init_ns,
+            switch=sweep.switch,
+        )
+        bench = vm_bench(replace(self.config, run=run, d_init_auto=sweep.d_init_ns is None))
+        for r in bench.records:
+            done(f"{r.mode} x{r.jobs}")
+        accel = bench.accelerator.upper() + (f" ({bench.why_not_kvm})" if bench.why_not_kvm else "")
+        notes = sorted({r.note.split(";")[0] for r in bench.records if r.note})
+        header = [
+            f"guest kernel {bench.kernel} (io_uring HYBRID_IOPOLL {bench.hybrid_iopoll}) under "
+            f"{accel}, {shape.cpus} vCPUs, {shape.memory}, NVMe with poll_queues=2; "
+            f"{sweep.runtime_s:g} s per run; finished in {bench.seconds:.0f} s",
+            *notes,
+            "irqs: the guest's NVMe interrupts during the run (0 = every completion was polled)",
+        ]
+        return Outcome(
+            records=bench.records,
+            refused=bench.refused,
+            d_init_ns=bench.d_init_ns,
+            context={
+                "kernel": bench.kernel,
+                "accelerator": bench.accelerator,
+                "why_not_kvm": bench.why_not_kvm,
+                "hybrid_iopoll": bench.hybrid_iopoll,
+                "fio_version": bench.fio_version,
+            },
+            header=header,
+            config={"kernel": self.config.spec, "vcpus": shape.cpus, "memory": shape.memory},
+        )
 
 
 def shell(config: VmConfig) -> int:
