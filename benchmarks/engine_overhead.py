@@ -40,7 +40,7 @@ def main() -> None:
     args = parser.parse_args()
     engine = native()
     print(f"{'method':6} {'compiled ns/I/O':>16} {'Python ns/I/O':>14} {'ratio':>7}")
-    for method in Method:
+    for method in Method.policies():
         config = config_dict(PolicyConfig(method=method))
         compiled = min(engine.bookkeeping(config, args.ios, 0, 4096) for _ in range(3))
         python = python_ns(method, max(args.ios // 50, 10_000))

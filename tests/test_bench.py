@@ -86,7 +86,7 @@ def test_d_init_auto_is_a_tenth_of_a_plain_runs_latency() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["TURBO"], "'TURBO': expected modes (INT CP LHP PAS DPAS EHP or ALL)"),
+        (["TURBO"], "'TURBO': expected modes (INT CP LHP PAS DPAS EHP HYB or ALL)"),
         (["R", "W"], "R or W was given twice"),
         (["--jobs", "1,x"], "--jobs 1,x: expected job counts"),
         (["--d-init", "fast"], "--d-init fast: expected auto or a whole number of ns"),

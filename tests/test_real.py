@@ -19,7 +19,7 @@ from dpas.real.executor import LocalExecutor
 from dpas.real.fio import FioError
 from dpas.real.kernel import Kernel
 from dpas.real.knobs import KnobError, QueueKnobs, applied, restore_journal
-from dpas.real.modes import Refused, plan_mode
+from dpas.real.modes import ENGINE, Refused, plan_engine, plan_mode
 from dpas.real.runner import RealConfig, Runner
 
 DPAS_KNOBS = {
@@ -66,7 +66,7 @@ def test_the_writes_of_every_mode_on_the_dpas_kernel(tmp_path: Path) -> None:
     _, queue = sysfs(tmp_path)
     knobs = QueueKnobs(LocalExecutor(), queue)
     switch = SwitchParams(param3=30)
-    plans = {m: plan_mode(m, KERNEL_518, knobs, 4000, switch) for m in Method}
+    plans = {m: plan_mode(m, KERNEL_518, knobs, 4000, switch) for m in Method.policies()}
     common = {"nomerges": "2", "ehp_enabled": "0"}
     assert plans[Method.INT].knobs == {
         **common,
@@ -109,13 +109,42 @@ def test_stock_kernel_refuses_what_needs_dpas_knobs_naming_them(tmp_path: Path) 
     cp = plan_mode(Method.CP, KERNEL_618, knobs, 4000, SwitchParams())
     assert (cp.ioengine, cp.hipri, cp.knobs) == ("io_uring", True, {})
     assert "5.19" in cp.note
-    with pytest.raises(Refused, match="LHP needs block hybrid polling"):
+    with pytest.raises(Refused, match="LHP with fio needs block hybrid polling"):
         plan_mode(Method.LHP, KERNEL_618, knobs, 4000, SwitchParams())
     lhp_old = plan_mode(Method.LHP, Kernel.parse("6.1.0"), knobs, 4000, SwitchParams())
     assert lhp_old.knobs == {"io_poll_delay": "0"} and lhp_old.ioengine == "io_uring"
     _, no_poll = sysfs(tmp_path / "b", dpas=False, io_poll="0")
     with pytest.raises(Refused, match=r"no poll queues \(queue/io_poll is 0"):
         plan_mode(Method.CP, KERNEL_618, QueueKnobs(LocalExecutor(), no_poll), 1, SwitchParams())
+
+
+def test_fio_refusals_name_the_engine(tmp_path: Path) -> None:
+    _, queue = sysfs(tmp_path, dpas=False)
+    knobs = QueueKnobs(LocalExecutor(), queue)
+    for mode in (Method.PAS, Method.DPAS, Method.EHP, Method.LHP, Method.HYB):
+        with pytest.raises(Refused, match="--engine dpas runs it"):
+            plan_mode(mode, KERNEL_618, knobs, 4000, SwitchParams())
+
+
+def test_the_engine_plans_every_mode_and_touches_only_io_poll_delay(tmp_path: Path) -> None:
+    """On a kernel with block hybrid polling (before 6.4, the DPAS kernel too) the engine sets
+    io_poll_delay to -1 for polled modes, so that the kernel adds no sleep of its own."""
+    _, queue = sysfs(tmp_path, dpas=True)
+    (queue / "io_poll_delay").write_text("0\n")
+    knobs = QueueKnobs(LocalExecutor(), queue)
+    for mode in Method.policies():
+        plan = plan_engine(mode, KERNEL_518, knobs, "nvme0n1")
+        assert plan.ioengine == ENGINE and plan.hipri == (mode is not Method.INT)
+        assert plan.knobs == ({} if mode is Method.INT else {"io_poll_delay": "-1"})
+    stock = QueueKnobs(LocalExecutor(), sysfs(tmp_path / "b", dpas=False)[1])
+    assert all(plan_engine(m, KERNEL_618, stock, "x").knobs == {} for m in Method)
+    with pytest.raises(Refused, match=r"HYB needs .*6\.13 or newer \(kernel 6\.1\.0\)"):
+        plan_engine(Method.HYB, Kernel.parse("6.1.0"), stock, "x")
+    no_poll = QueueKnobs(LocalExecutor(), sysfs(tmp_path / "c", dpas=False, io_poll="0")[1])
+    for mode in (Method.CP, Method.PAS, Method.HYB):
+        with pytest.raises(Refused, match="no poll queues"):
+            plan_engine(mode, KERNEL_618, no_poll, "x")
+    assert plan_engine(Method.INT, KERNEL_618, no_poll, "x").hipri is False
 
 
 def test_applied_restores_after_a_failure_raised_mid_run(tmp_path: Path) -> None:

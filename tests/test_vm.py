@@ -60,7 +60,7 @@ def test_plan_has_both_kernels_and_refuses_what_the_stock_one_cannot() -> None:
     run = GuestRun(modes=(Method.INT, Method.CP, Method.PAS), jobs=(1, 2), runtime_s=2)
     script, plans = plan_script(run, "6.1.0-56-amd64")
     assert set(plans["stock"]) == {"INT", "CP"} and set(plans["dpas"]) == {"INT", "CP", "PAS"}
-    assert "@@REFUSED PAS PAS needs the DPAS kernel" in script
+    assert "@@REFUSED PAS PAS with fio needs the DPAS kernel" in script
     assert "echo 1 > /sys/block/nvme0n1/queue/pas_enabled" in script  # the DPAS variant
     assert script.count("run CP:2:1 ") == 2 and "--hipri=1" in script
 

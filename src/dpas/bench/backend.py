@@ -18,6 +18,8 @@ from dpas.results import SCHEMA, RunResult
 
 #: bench.sh's ALL; EHP is the paper's extra baseline and must be named
 ALL_MODES = (Method.INT, Method.CP, Method.LHP, Method.PAS, Method.DPAS)
+#: ALL for the engine, which runs every policy (HYB, the kernel's, is named on its own)
+ENGINE_ALL_MODES = (Method.INT, Method.CP, Method.LHP, Method.EHP, Method.PAS, Method.DPAS)
 DEFAULT_JOBS = (1, 2, 4, 8, 16)
 
 
@@ -67,6 +69,25 @@ class Sweep:
             "switch": asdict(self.switch),
             "order": self.order.value,
         }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Sweep:
+        """The sweep of ``record()`` (how the host hands a sweep to the guest)."""
+        d_init = record["d_init"]
+        return cls(
+            modes=tuple(Method(m) for m in record["modes"]),
+            rw=Op.parse(record["rw"]),
+            repeats=record["repeats"],
+            jobs=tuple(record["jobs"]),
+            cpus=record["cpus"],
+            runtime_s=record["runtime_s"],
+            ios=record["ios"],
+            seed=record["seed"],
+            bs=record["bs"],
+            d_init_ns=None if d_init == "auto" else d_init,
+            switch=SwitchParams(**record["switch"]),
+            order=Order(record["order"]),
+        )
 
 
 @dataclass(slots=True)

@@ -6,7 +6,7 @@ import multiprocessing
 import os
 import signal
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -110,6 +110,12 @@ def _cost(run: RunConfig) -> float:
     return run.runtime_s * (2 if run.method in (Method.INT, Method.DPAS) else 1) * run.jobs**0.2
 
 
+HYB_REFUSED = (
+    "the simulator has no model of io_uring's hybrid polling (the kernel decides its sleeps): "
+    "--device DEV --engine dpas or dpas vm bench --engine dpas runs it"
+)
+
+
 @dataclass(frozen=True, slots=True)
 class SimulatorBackend:
     """The simulated host and device of ``profile``: every run in parallel processes, each
@@ -119,6 +125,8 @@ class SimulatorBackend:
     name = "simulator"
 
     def run(self, sweep: Sweep, done: Callable[[str], None]) -> Outcome:
+        refused = {m.value: HYB_REFUSED for m in sweep.modes if m is Method.HYB}
+        sweep = replace(sweep, modes=tuple(m for m in sweep.modes if m is not Method.HYB))
         d_init = d_init_auto(self.profile, sweep) if sweep.d_init_ns is None else sweep.d_init_ns
         runs = plan(self.profile, sweep, d_init)
         records = run_all(runs, lambda run: done(f"{run.method.value} x{run.jobs}"))
@@ -131,6 +139,7 @@ class SimulatorBackend:
         )
         return Outcome(
             records=records,
+            refused=refused,
             d_init_ns=d_init,
             context={"profile": asdict(self.profile)},
             header=[header],

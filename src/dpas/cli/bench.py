@@ -49,18 +49,42 @@ def parse_size(text: str, bs: int) -> int:
 
 #: what only the simulator reads, and what only a real run (--device) reads
 SIM_ONLY = ("ios", "profile_name", "seed", "order")
-REAL_ONLY = ("bs", "ioengine", "size", "destroy_data", "fio_path", "journal", "sysfs_root")
+REAL_ONLY = (
+    "bs",
+    "ioengine",
+    "size",
+    "destroy_data",
+    "fio_path",
+    "journal",
+    "sysfs_root",
+    "engine",
+)
 
 
-def refuse_unused(ctx: click.Context, device: str | None) -> None:
+#: what the engine reads of SIM_ONLY (DPAS's test order, the seed of its offsets), and what it
+#: does not read of REAL_ONLY
+ENGINE_READS = ("seed", "order")
+FIO_ONLY = ("ioengine", "fio_path")
+
+
+def refuse_unused(ctx: click.Context, device: str | None, engine: str = "fio") -> None:
     """An option the chosen backend would ignore is an error, not a silent no-op."""
     unused, why = (
         (SIM_ONLY, "with --device") if device is not None else (REAL_ONLY, "without --device")
     )
+    if device is not None and engine == "dpas":
+        unused = tuple(n for n in SIM_ONLY if n not in ENGINE_READS) + FIO_ONLY
+        why = "with --engine dpas"
+    if engine != "dpas" and _given(ctx, "log"):
+        raise InputError("--log keeps the engine's per-I/O logs: it needs --engine dpas")
     for name in unused:
-        if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE:
+        if _given(ctx, name):
             flag = next(p.opts[0] for p in ctx.command.params if p.name == name)
             raise InputError(f"{flag} means nothing {why}; leave it out")
+
+
+def _given(ctx: click.Context, name: str) -> bool:
+    return ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE
 
 
 @cli.command("bench", context_settings={"ignore_unknown_options": False})
@@ -163,7 +187,8 @@ def bench_command(
     Runs on the simulated host and device of --profile (default: the lab's QEMU guest) and
     prints bench.sh's table per mode; results.json, results.csv and bench.png go to --out.
     """
-    refuse_unused(ctx, device)
+    engine = sweep_args["engine"]
+    refuse_unused(ctx, device, engine)
     real = device is not None
     sweep = parse_sweep(
         sweep_args,
@@ -188,10 +213,12 @@ def bench_command(
             fio=fio_path,
             journal=journal.absolute() if journal is not None else None,
             size=file_size,
+            engine=engine,
+            log_dir=(out_dir / "logs").absolute() if sweep_args["log"] else None,
         )
         backend, title = (
             RealBackend(config, LocalExecutor(sysfs_root)),
-            f"dpas bench on {device} (fio)",
+            f"dpas bench on {device} ({'dpas engine' if engine == 'dpas' else 'fio'})",
         )
     outcome = run_backend(
         backend, sweep, Console(stderr=as_json), out_dir, as_json, lambda _: title

@@ -10,13 +10,13 @@ from typing import Any
 
 import click
 
-from dpas.bench.backend import ALL_MODES, Sweep
+from dpas.bench.backend import ALL_MODES, ENGINE_ALL_MODES, Sweep
 from dpas.cli.app import InputError
 from dpas.errors import LimitError
 from dpas.limits import INT_MAX, MAX_JOBS, MAX_REPEATS, U32_MAX, checked
 from dpas.policy import Method, Op, Order, SwitchParams
 
-BENCH_MODES = ("INT", "CP", "LHP", "PAS", "DPAS", "EHP")
+BENCH_MODES = ("INT", "CP", "LHP", "PAS", "DPAS", "EHP", "HYB")
 #: job counts in one sweep
 MAX_JOB_COUNTS = 64
 
@@ -135,7 +135,9 @@ def sweep_options(*, out: Path, order: bool = True) -> Callable[[Callable[..., A
         for option in reversed(
             [
                 click.argument(
-                    "words", nargs=-1, metavar="[INT CP LHP PAS DPAS EHP | ALL] [R|W] [REPEATS]"
+                    "words",
+                    nargs=-1,
+                    metavar="[INT CP LHP PAS DPAS EHP HYB | ALL] [R|W] [REPEATS]",
                 ),
                 click.option(
                     "--jobs",
@@ -174,6 +176,21 @@ def sweep_options(*, out: Path, order: bool = True) -> Callable[[Callable[..., A
                     help="Where results.json, results.csv and bench.png go.",
                 ),
                 click.option("--json", "as_json", is_flag=True, help="Print the records as JSON."),
+                click.option(
+                    "--engine",
+                    type=click.Choice(["fio", "dpas"]),
+                    default="fio",
+                    show_default=True,
+                    help="Who completes the I/Os of a real run: fio (the kernel's methods) or "
+                    "dpas (its own io_uring engine: every mode, HYB too, on stock kernels; ALL "
+                    "then adds EHP).",
+                ),
+                click.option(
+                    "--log",
+                    "log",
+                    is_flag=True,
+                    help="--engine dpas: keep each run's per-I/O log (OUT/logs/MODE-xJOBS-rN.npy).",
+                ),
             ]
         ):
             f = option(f)
@@ -184,10 +201,12 @@ def sweep_options(*, out: Path, order: bool = True) -> Callable[[Callable[..., A
 
 def parse_sweep(options: dict[str, Any], **more: Any) -> Sweep:
     """The Sweep of what ``sweep_options`` gave a command (``options``: words, jobs_text,
-    rw_text, repeat, d_init_text, param1..7 and maybe order); ``more``: the rest of the
-    Sweep, already checked."""
+    rw_text, repeat, d_init_text, param1..7, engine, log and maybe order); ``more``: the rest
+    of the Sweep, already checked. With ``--engine dpas`` ALL is every policy (EHP too)."""
     switch = dict(options)
-    modes, rw, repeats = parse_words(switch.pop("words"))
+    engine, _ = switch.pop("engine", "fio"), switch.pop("log", None)
+    all_modes = ENGINE_ALL_MODES if engine == "dpas" else ALL_MODES
+    modes, rw, repeats = parse_words(switch.pop("words"), all_modes)
     rw = parse_rw(switch.pop("rw_text"), rw)
     repeats = switch.pop("repeat") or repeats
     jobs = parse_jobs(switch.pop("jobs_text"))
@@ -223,15 +242,18 @@ def parse_cpus(option: str, text: str, lists: bool) -> str:
     return text
 
 
-def parse_words(words: tuple[str, ...]) -> tuple[tuple[Method, ...], Op, int]:
-    """bench.sh's arguments, in any order: modes (or ALL), R or W, and a repeat count."""
+def parse_words(
+    words: tuple[str, ...], all_modes: tuple[Method, ...] = ALL_MODES
+) -> tuple[tuple[Method, ...], Op, int]:
+    """bench.sh's arguments, in any order: modes (or ALL, which is ``all_modes``), R or W, and
+    a repeat count."""
     modes: list[Method] = []
     rw: Op | None = None
     repeats: int | None = None
     for word in words:
         key = word.upper()
         if key == "ALL":
-            modes += [m for m in ALL_MODES if m not in modes]
+            modes += [m for m in all_modes if m not in modes]
         elif key in BENCH_MODES:
             mode = Method.parse(key)
             if mode not in modes:
@@ -249,7 +271,7 @@ def parse_words(words: tuple[str, ...]) -> tuple[tuple[Method, ...], Op, int]:
                 f"{word!r}: expected modes ({' '.join(BENCH_MODES)} or ALL), R or W, "
                 "or a repeat count"
             )
-    return tuple(modes) or ALL_MODES, rw or Op.READ, repeats or 1
+    return tuple(modes) or all_modes, rw or Op.READ, repeats or 1
 
 
 def parse_jobs(text: str) -> tuple[int, ...]:

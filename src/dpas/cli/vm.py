@@ -6,6 +6,7 @@ import json
 import re
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -136,7 +137,7 @@ def vm(ctx: click.Context) -> None:
 
 
 @vm.command("bench")
-@sweep_options(out=Path("vm-results"), order=False)
+@sweep_options(out=Path("vm-results"))
 @click.option(
     "--runtime",
     type=Number(0, MAX_REAL_RUNTIME_S, above=True),
@@ -169,15 +170,23 @@ def vm_bench_command(
     """dpas bench --device, run in a throw-away QEMU guest on its polled NVMe drive.
 
     The guest's /proc/interrupts counts for the NVMe queues are recorded per run, so the
-    table shows that CP really polled (no interrupts) and INT did not.
+    table shows that CP really polled (no interrupts) and INT did not. With --engine dpas,
+    dpas's own engine completes the I/Os in the guest: every mode, HYB too, on any kernel.
     """
+    engine = sweep_args["engine"]
+    if engine != "dpas" and sweep_args["order"] != "kernel":
+        raise InputError("--order sets the engine's DPAS test order: it needs --engine dpas")
+    if engine != "dpas" and sweep_args["log"]:
+        raise InputError("--log keeps the engine's per-I/O logs: it needs --engine dpas")
     sweep = parse_sweep(
         sweep_args, cpus=parse_cpus("--pin", pin, lists=True), runtime_s=runtime, bs=bs
     )
     check_out_dir(out_dir)
     console = Console(stderr=as_json)
     guest = GuestRun(modes=(), cpus=vcpus, memory=memory)
-    backend = VmBackend(guest_config(guest, kernel_spec, modules, patches, cache, console))
+    config = guest_config(guest, kernel_spec, modules, patches, cache, console)
+    log_dir = (out_dir / "logs").absolute() if sweep_args["log"] else None
+    backend = VmBackend(replace(config, engine=engine, log_dir=log_dir))
     try:
         run_backend(
             backend,

@@ -24,6 +24,15 @@ class Method(Enum):
     EHP = "EHP"
     PAS = "PAS"
     DPAS = "DPAS"
+    #: io_uring's own hybrid polling (IORING_SETUP_HYBRID_IOPOLL, 6.13+), the mainline
+    #: descendant of LHP. The kernel decides its sleeps, so it has no policy here: only real
+    #: runs (the engine) run it.
+    HYB = "HYB"
+
+    @classmethod
+    def policies(cls) -> tuple[Method, ...]:
+        """The six methods dpas.policy decides for (every method but HYB)."""
+        return tuple(m for m in cls if m is not cls.HYB)
 
     @classmethod
     def parse(cls, text: str) -> Method:
@@ -52,6 +61,11 @@ class PolicyConfig:
 def make_policy(config: PolicyConfig) -> Policy:
     """A fresh policy (new per-CPU state) for the configured method."""
     m = config.method
+    if m is Method.HYB:
+        raise ValueError(
+            "HYB is io_uring's hybrid polling, decided by the kernel: it has no policy here "
+            "(the engine runs it on a real drive)"
+        )
     if m is Method.INT:
         return IntPolicy(config.bucketing)
     if m is Method.CP:

@@ -42,11 +42,12 @@ def plan_mode(
     where: str = "the device",
 ) -> ModePlan:
     dpas_kernel = knobs is not None and knobs.has("pas_enabled") and knobs.has("switch_enabled")
-    polled = mode is not Method.INT
-    if polled and _knob(knobs, "io_poll") == "0":
+    _check_polling(mode, knobs, where)
+    if mode is Method.HYB:
         raise Refused(
-            f"{mode.value} needs polled I/O: {where} has no poll queues (queue/io_poll is 0; "
-            "for NVMe: modprobe nvme poll_queues=N)"
+            "HYB needs io_uring's IORING_SETUP_HYBRID_IOPOLL, which no fio option sets: "
+            "--engine dpas runs it"
+            + ("" if kernel.io_uring_hybrid_polling else f" (on 6.13+; kernel {kernel.release})")
         )
     engine = "pvsync2" if kernel.sync_hipri_polls else "io_uring"
     if dpas_kernel:
@@ -101,8 +102,8 @@ def _stock_plan(
     if mode in (Method.PAS, Method.DPAS, Method.EHP):
         knob = "ehp_enabled" if mode is Method.EHP else "pas_enabled"
         raise Refused(
-            f"{mode.value} needs the DPAS kernel: queue/{knob} is missing on {where} "
-            f"(kernel {kernel.release})"
+            f"{mode.value} with fio needs the DPAS kernel: queue/{knob} is missing on {where} "
+            f"(kernel {kernel.release}); --engine dpas runs it on this kernel"
         )
     # a stock kernel's queue is left as it is, but for what a mode cannot do without
     writes: dict[str, str] = {}
@@ -137,6 +138,50 @@ def _stock_plan(
             f"LHP: block-layer hybrid polling (io_poll_delay 0), fio {chosen} hipri",
         )
     raise Refused(
-        f"LHP needs block hybrid polling (queue/io_poll_delay, removed in 6.4) or io_uring hybrid "
-        f"IOPOLL (6.13+), which this fio cannot request; kernel {kernel.release}"
+        f"LHP with fio needs block hybrid polling (queue/io_poll_delay, removed in 6.4); kernel "
+        f"{kernel.release}: --engine dpas runs it (and HYB, io_uring's hybrid polling, 6.13+)"
     )
+
+
+def _check_polling(mode: Method, knobs: Knobs | None, where: str) -> None:
+    """A polled mode needs a queue that can poll (io_poll 1): without poll queues an IOPOLL
+    wait completes through the interrupt while the thread spins, measuring nothing."""
+    if mode is not Method.INT and _knob(knobs, "io_poll") == "0":
+        raise Refused(
+            f"{mode.value} needs polled I/O: {where} has no poll queues (queue/io_poll is 0; "
+            "for NVMe: modprobe nvme poll_queues=N)"
+        )
+
+
+#: what the engine calls itself in records and notes
+ENGINE = "dpas engine"
+
+
+def plan_engine(mode: Method, kernel: Kernel, knobs: Knobs | None, where: str) -> ModePlan:
+    """The engine's plan: it waits itself, over io_uring (IOPOLL exists long before 5.19, when
+    it became the only way to poll direct I/O).
+
+    The only knob it touches is io_poll_delay, where the kernel still has it (before 6.4): at
+    -1 the kernel's own polling spins without a block-layer hybrid sleep of its own, so every
+    sleep is the engine's (an IOPOLL wait goes through the same blk_poll).
+    """
+    _check_polling(mode, knobs, where)
+    if mode is Method.HYB and not kernel.io_uring_hybrid_polling:
+        raise Refused(
+            f"HYB needs io_uring's IORING_SETUP_HYBRID_IOPOLL, Linux 6.13 or newer "
+            f"(kernel {kernel.release})"
+        )
+    writes: dict[str, str] = {}
+    if mode is not Method.INT and _knob(knobs, "io_poll_delay") not in (None, "-1"):
+        writes["io_poll_delay"] = "-1"
+    waits = {
+        Method.INT: "an io_uring without IOPOLL: the thread sleeps until the interrupt",
+        Method.CP: "an IOPOLL io_uring: the kernel spins until the completion",
+        Method.HYB: "an IOPOLL|HYBRID_IOPOLL io_uring: the kernel sleeps, then spins",
+    }
+    how = waits.get(
+        mode,
+        "dpas.policy decides per I/O (compiled): sleep, one poll pass, then spin on IOPOLL, "
+        "or the interrupt ring",
+    )
+    return ModePlan(mode, ENGINE, mode is not Method.INT, writes, f"{mode.value}: {ENGINE}, {how}")

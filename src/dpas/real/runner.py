@@ -21,6 +21,7 @@ from dpas.errors import DpasError
 from dpas.policy import Method, Op
 from dpas.policy.switch_stat import SwitchStatLine, delta, parse
 from dpas.real import stop
+from dpas.real.engine_runs import EngineRuns
 from dpas.real.executor import Executor
 from dpas.real.fio import FioError, FioJob, FioResult, record
 from dpas.real.fio import parse as parse_fio
@@ -28,7 +29,7 @@ from dpas.real.guard import create_filled, read_size, write_refusal
 from dpas.real.kernel import Kernel
 from dpas.real.knobs import KnobError, QueueKnobs, applied, check_journal_writable, default_journal
 from dpas.real.lock import DeviceLock
-from dpas.real.modes import ModePlan, Refused, plan_mode
+from dpas.real.modes import ModePlan, Refused, plan_engine, plan_mode
 from dpas.real.target import Target, resolve
 from dpas.results import RunResult
 
@@ -47,6 +48,10 @@ class RealConfig:
     fio: str = "fio"
     journal: Path | None = None  # None: one per queue in dpas's state folder
     size: int = 256 << 20  # bytes of a regular file a run uses (and creates, if missing)
+    #: who completes the I/Os: "fio" (the kernel's methods) or "dpas" (dpas's own engine)
+    engine: str = "fio"
+    #: the engine's per-I/O logs go here, one .npy per run (None: no log)
+    log_dir: Path | None = None
 
 
 @dataclass(slots=True)
@@ -75,6 +80,7 @@ class Runner:
         self.knobs = QueueKnobs(executor, queue.absolute()) if queue is not None else None
         self.where = str(queue.parent.name) if queue is not None else str(self.target.path)
         self.fio_size: int | None = None  # bytes of a file fio may use; None: the whole device
+        self.engine = EngineRuns(self) if config.engine == "dpas" else None
 
     @property
     def journal(self) -> Path:
@@ -186,18 +192,20 @@ class Runner:
         except OSError as err:
             raise KnobError(f"{path}: {err.strerror or err}") from None
 
+    def plan(self, mode: Method, sweep: Sweep, d_init_ns: int) -> ModePlan:
+        """What ``mode`` means here for the chosen engine (Refused: it cannot run)."""
+        if self.engine is not None:
+            return plan_engine(mode, self.kernel, self.knobs, self.where)
+        return plan_mode(
+            mode, self.kernel, self.knobs, d_init_ns, sweep.switch, self.config.ioengine, self.where
+        )
+
     def d_init_auto(self, sweep: Sweep) -> int:
         """bench.sh: a short plain run (one job, interrupts); a tenth of its mean latency."""
-        plan = plan_mode(
-            Method.INT,
-            self.kernel,
-            self.knobs,
-            100,
-            sweep.switch,
-            self.config.ioengine,
-            self.where,
-        )
+        plan = self.plan(Method.INT, sweep, 100)
         with self._knobs_set(plan):
+            if self.engine is not None:
+                return self.engine.d_init_probe(sweep)
             result = self.fio(sweep, plan, 1, D_INIT_PROBE_S)
         return max(round(result.lat_mean_us * 100), 1)
 
@@ -219,7 +227,8 @@ class Runner:
         bench = RealBench() if bench is None else bench
         with self.device_lock(), stop.stopping():
             self.check_data(sweep)
-            bench.kernel, bench.fio_version = self.kernel.release, self.fio_version()
+            bench.kernel = self.kernel.release
+            bench.fio_version = self.engine.version() if self.engine else self.fio_version()
             if self.knobs is not None:
                 check_journal_writable(self.journal)
             bench.created = self.prepare()
@@ -235,15 +244,7 @@ class Runner:
         bench.model = self.device_model()
         for mode, runs in groupby(sweep.runs(), key=itemgetter(0)):
             try:
-                plan = plan_mode(
-                    mode,
-                    self.kernel,
-                    self.knobs,
-                    bench.d_init_ns,
-                    sweep.switch,
-                    self.config.ioengine,
-                    self.where,
-                )
+                plan = self.plan(mode, sweep, bench.d_init_ns)
                 with self._knobs_set(plan):
                     for _, jobs, repeat in runs:
                         bench.records.append(self.run_one(sweep, plan, jobs, repeat, bench))
@@ -257,9 +258,11 @@ class Runner:
         self, sweep: Sweep, plan: ModePlan, jobs: int, repeat: int, bench: RealBench
     ) -> RunResult:
         """One run of the sweep, the queue's knobs already set as ``plan`` says: the one place
-        that measures, where another per-run executor would go beside fio. Refused: the mode
-        cannot run on this target (the sweep goes on without it); any other DpasError ends the
-        sweep. Today: switch_stat read around one fio run, and the run's record."""
+        that measures, by the engine or by fio. Refused: the mode cannot run on this target (the
+        sweep goes on without it); any other DpasError ends the sweep. With fio, switch_stat is
+        read around the run for the DPAS breakdown."""
+        if self.engine is not None:
+            return self.engine.one(sweep, plan, jobs, repeat, bench)
         dpas = plan.mode is Method.DPAS
         before, unread = self._snapshot() if dpas else ([], "")
         result = self.fio(sweep, plan, jobs, sweep.runtime_s)
@@ -321,11 +324,10 @@ class RealBackend:
     queue's knobs set per mode and restored as found. Made before the sweep starts: a device
     that is not there is refused at once."""
 
-    name = "fio"
-
     def __init__(self, config: RealConfig, executor: Executor) -> None:
         self.config = config
         self.runner = Runner(config, executor)
+        self.name = "engine" if config.engine == "dpas" else "fio"
 
     def run(self, sweep: Sweep, done: Callable[[str], None]) -> Outcome:
         bench = RealBench()
@@ -356,9 +358,14 @@ class RealBackend:
             d_init_ns=bench.d_init_ns,
             context={
                 "kernel": bench.kernel,
-                "fio_version": bench.fio_version,
+                # the engine's records name it in their "engine" field
+                "fio_version": bench.fio_version if self.runner.engine is None else None,
                 "device": self.config.device,
             },
             header=header,
-            config={**asdict(self.config), "journal": str(self.config.journal)},
+            config={
+                **asdict(self.config),
+                "journal": str(self.config.journal),
+                "log_dir": None if self.config.log_dir is None else str(self.config.log_dir),
+            },
         )

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
+import shlex
 import shutil
 import subprocess
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -23,6 +26,7 @@ from dpas.vm.guest import (
     GuestRun,
     Machine,
     boot,
+    hybrid_answer,
     kvm_usable,
     plan_script,
     read_results,
@@ -53,6 +57,10 @@ class VmConfig:
     drive_gib: int = 1
     patches: tuple[Path, ...] = ()  # --patch, for a build:VERSION kernel
     progress: Callable[[str], None] | None = field(default=None, compare=False)
+    #: who completes the I/Os in the guest: "fio", or "dpas" (the engine)
+    engine: str = "fio"
+    #: the engine's per-I/O logs, brought back from the guest (None: none kept)
+    log_dir: Path | None = None
 
     @property
     def spec(self) -> str:
@@ -147,6 +155,82 @@ def vm_bench(config: VmConfig) -> VmBench:
             raise stopped() or err from None
 
 
+#: the engine's guest: a home and a state folder for the lock and the knob journal
+ENGINE_ENV = "HOME=/tmp XDG_STATE_HOME=/tmp/state"
+#: the engine's d_init probe and Python's start in a TCG guest
+ENGINE_START_S = 60
+
+
+def vm_engine_bench(config: VmConfig, sweep: Sweep) -> VmBench:
+    """The sweep by the engine in the guest (dpas.vm.inguest bench): one boot, the guest's own
+    d_init probe, its records and logs read back. A stopping signal ends QEMU."""
+    with stopping():
+        try:
+            return _vm_engine_bench(config, sweep)
+        except DpasError as err:
+            raise stopped() or err from None
+
+
+def _vm_engine_bench(config: VmConfig, sweep: Sweep) -> VmBench:
+    start = time.monotonic()
+    kernel = _guest_kernel(config)
+    python = guest_python()
+    spec = json.dumps({"sweep": sweep.record(), "log": config.log_dir is not None})
+    script = (
+        'echo "@@UNAME $(uname -r)"\n'
+        f'echo "@@HYBRID $({python.command("hybrid")})"\n'
+        'echo -n "@@ENGINE "\n'
+        f"{ENGINE_ENV} {python.command('bench', shlex.quote(spec))}\n"
+        'echo ""\necho "@@DONE"\n'
+    )
+    runs = len(sweep.runs())
+    work_s = ENGINE_START_S + runs * (sweep.runtime_s + PER_RUN_S)
+    text, accel, why = _run_guest(config, kernel, "engine", script, python, work_s)
+    found = re.search(r"^@@ENGINE (.*)$", text, re.M)
+    try:
+        answer = json.loads(found[1]) if found else None
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict):
+        raise VmError(
+            f"the engine in the guest printed no result; console log at {config.cache / 'engine'}"
+        )
+    if "error" in answer:
+        raise VmError(f"the engine in the guest: {answer['error']}")
+    uname = re.search(r"^@@UNAME (\S+)", text, re.M)
+    hybrid = re.search(r"^@@HYBRID (.+)$", text, re.M)
+    out = VmBench(
+        refused=answer["refused"],
+        kernel=uname[1] if uname else kernel.release,
+        accelerator=accel,
+        why_not_kvm=why,
+        d_init_ns=answer["d_init_ns"],
+        fio_version="",
+        hybrid_iopoll=hybrid_answer(hybrid[1] if hybrid else ""),
+    )
+    logs = _save_logs(answer["logs"], config.log_dir)
+    for raw in answer["records"]:
+        raw["timeline"] = [tuple(t) for t in raw["timeline"]] if raw["timeline"] else None
+        raw["note"] = f"{raw['note']}; guest under {accel}"
+        raw["hybrid_iopoll"] = out.hybrid_iopoll
+        raw["log"] = logs.get(Path(raw["log"]).name) if raw["log"] else None
+        out.records.append(RunResult(**raw))
+    out.seconds = time.monotonic() - start
+    return out
+
+
+def _save_logs(logs: dict[str, str], folder: Path | None) -> dict[str, str]:
+    """The guest's per-I/O logs written under ``folder``: name -> host path."""
+    saved = {}
+    for name, packed in logs.items():
+        if folder is None or not re.fullmatch(r"[A-Z]+-x\d+-r\d+\.npy", name):
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(zlib.decompress(base64.b64decode(packed)))
+        saved[name] = str(folder / name)
+    return saved
+
+
 def _vm_bench(config: VmConfig) -> VmBench:
     start = time.monotonic()
     kernel = _guest_kernel(config)
@@ -214,7 +298,10 @@ class VmBackend:
             d_init_ns=sweep.d_init_ns or shape.d_init_ns,
             switch=sweep.switch,
         )
-        bench = vm_bench(replace(self.config, run=run, d_init_auto=sweep.d_init_ns is None))
+        if self.config.engine == "dpas":
+            bench = vm_engine_bench(self.config, sweep)
+        else:
+            bench = vm_bench(replace(self.config, run=run, d_init_auto=sweep.d_init_ns is None))
         for r in bench.records:
             done(f"{r.mode} x{r.jobs}")
         accel = bench.accelerator.upper() + (f" ({bench.why_not_kvm})" if bench.why_not_kvm else "")

@@ -1,0 +1,128 @@
+"""The engine against fio in one guest boot (run by hand; a few minutes under TCG).
+
+    python benchmarks/engine_vs_fio.py [--kernel build:7.2] [--runtime 2] [--rounds 3]
+
+Boots the QEMU guest of ``dpas vm`` once and, in it, alternates in each round:
+  - fio io_uring hipri=0 and the engine's INT, then fio io_uring hipri=1 and the engine's CP,
+    at 1 job: the engine must not distort what it measures (target: within 3%);
+  - the same at 16 jobs split over the guest's CPUs (how both scale);
+  - PAS and DPAS at 1 job with d_init 1000, 4000 and auto (a tenth of INT's mean latency)
+    beside CP, INT and HYB: IOPS and CPU.
+TCG's timers vary from boot to boot: compare modes within this one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+from collections import defaultdict
+
+from dpas.vm.guest import GuestRun
+from dpas.vm.python import guest_python
+from dpas.vm.runner import VmConfig, _guest_kernel, _run_guest
+
+GUEST_CODE = r"""
+import json, subprocess
+from pathlib import Path
+from dpas.engine import EngineRun, run
+from dpas.policy import PasParams, PolicyConfig
+from dpas.real.fio import FioJob, parse
+from dpas.policy import Op
+
+DRIVE = Path("/dev/nvme0n1")
+RUNTIME, ROUNDS = {runtime}, {rounds}
+
+def fio(jobs, hipri):
+    cpus = "0" if jobs == 1 else "split"
+    job = FioJob(DRIVE, Op.READ, 4096, jobs, RUNTIME, "io_uring", hipri, cpus)
+    argv = job.argv("/usr/bin/fio", 2)
+    done = subprocess.run(argv, capture_output=True, text=True)
+    r = parse(done.stdout, Op.READ)
+    return {{"iops": r.iops, "cpu": r.cpu_pct, "lat": r.lat_mean_us}}
+
+def engine(mode, jobs, d_init=4000):
+    cpus = (0,) if jobs == 1 else tuple(i % 2 for i in range(jobs))
+    policy = PolicyConfig(pas=PasParams(d_init=d_init))
+    r = run(
+        EngineRun(DRIVE, mode, policy=policy, cpus=cpus, runtime_s=RUNTIME, region_bytes=1 << 30)
+    )
+    over = sum(j.overslept for j in r.jobs)
+    under = sum(j.underslept for j in r.jobs)
+    return {{"iops": r.iops, "cpu": r.cpu_pct, "lat": r.lat_mean_us, "over": over, "under": under}}
+
+def emit(round_, name, value):
+    print("@@B " + json.dumps({{"round": round_, "name": name, **value}}), flush=True)
+
+for rnd in range(ROUNDS):
+    emit(rnd, "fio INT x1", fio(1, False))
+    i = engine("INT", 1)
+    emit(rnd, "engine INT x1", i)
+    emit(rnd, "fio CP x1", fio(1, True))
+    emit(rnd, "engine CP x1", engine("CP", 1))
+    emit(rnd, "fio INT x16", fio(16, False))
+    emit(rnd, "engine INT x16", engine("INT", 16))
+    emit(rnd, "fio CP x16", fio(16, True))
+    emit(rnd, "engine CP x16", engine("CP", 16))
+    auto = max(round(i["lat"] * 100), 1)
+    try:
+        emit(rnd, "engine HYB x1", engine("HYB", 1))
+    except Exception as err:
+        print("@@NOTE HYB", err)
+    for d_init, label in ((1000, "1000"), (4000, "4000"), (auto, "auto")):
+        for mode in ("PAS", "DPAS"):
+            value = {{**engine(mode, 1, d_init), "d_init": d_init}}
+            emit(rnd, f"engine {{mode}} x1 d_init {{label}}", value)
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kernel", default="build:7.2")
+    parser.add_argument("--runtime", type=float, default=2.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    config = VmConfig(GuestRun(modes=()), args.kernel)
+    kernel = _guest_kernel(config)
+    python = guest_python()
+    code = GUEST_CODE.format(runtime=args.runtime, rounds=args.rounds)
+    script = (
+        'echo "@@UNAME $(uname -r)"\n'
+        f"cat > /tmp/bench.py <<'PYEOF'\n{code}\nPYEOF\n"
+        f"PYTHONPATH={python.pythonpath} PYTHONDONTWRITEBYTECODE=1 {python.interpreter} "
+        "/tmp/bench.py\n"
+        'echo "@@DONE"\n'
+    )
+    per_round = 14 * (args.runtime + 5)
+    text, accel, _ = _run_guest(
+        config, kernel, "engine-vs-fio", script, python, args.rounds * per_round
+    )
+    rows: dict[str, list[dict[str, float]]] = defaultdict(list)
+    for line in re.findall(r"^@@B (.*)$", text, re.M):
+        value = json.loads(line)
+        rows[value.pop("name")].append(value)
+    uname = re.search(r"^@@UNAME (\S+)", text, re.M)
+    print(f"guest kernel {uname[1] if uname else '?'} under {accel}, {args.rounds} rounds")
+    for note in re.findall(r"^@@NOTE (.*)$", text, re.M):
+        print("note:", note)
+    print(f"{'run':28} {'IOPS (median)':>13} {'CPU%':>6} {'lat us':>8} {'over/under':>12}")
+    for name, values in rows.items():
+        iops = statistics.median(v["iops"] for v in values)
+        cpu = statistics.median(v["cpu"] for v in values)
+        lat = statistics.median(v["lat"] for v in values)
+        sleeps = f"{sum(v.get('over', 0) for v in values):.0f}/" + (
+            f"{sum(v.get('under', 0) for v in values):.0f}"
+        )
+        print(f"{name:28} {iops:13.0f} {cpu:6.1f} {lat:8.1f} {sleeps:>12}")
+    print("per round, engine / fio IOPS:")
+    for pair in ("INT x1", "CP x1", "INT x16", "CP x16"):
+        ratios = [
+            e["iops"] / f["iops"]
+            for e, f in zip(rows[f"engine {pair}"], rows[f"fio {pair}"], strict=False)
+        ]
+        print(f"  {pair:8} " + " ".join(f"{r:.3f}" for r in ratios))
+
+
+if __name__ == "__main__":
+    main()
