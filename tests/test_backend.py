@@ -20,7 +20,7 @@ from dpas.cli import main
 from dpas.cli import vm as cli_vm
 from dpas.policy import Method, Op, Order, SwitchParams
 from dpas.real.stop import Stopped
-from dpas.reports.bench import CSV_COLUMNS, write_csv
+from dpas.reports.bench import CSV_COLUMNS, mode_tables, write_csv
 from dpas.results import SCHEMA, RunResult
 from dpas.vm import runner as vm_runner
 from dpas.vm.guest import GuestRun
@@ -135,6 +135,26 @@ def test_records_without_the_new_fields_still_make_a_csv(tmp_path: Path) -> None
     write_csv([old], tmp_path / "old.csv")
     rows = list(csv.reader((tmp_path / "old.csv").open()))
     assert rows[1][-5:] == [""] * 5
+
+
+def test_the_tables_show_the_sleeps_verdicts_only_where_sleeps_were_taken() -> None:
+    """The engine's over/under column: means over repeats for a sleeping mode; absent for a
+    mode that never slept and for records without verdicts (fio, dpas.bench/1)."""
+    slept = [
+        asdict(record("PAS", 1, r)) | {"sleeps_taken": 100, "overslept": o, "underslept": 100 - o}
+        for r, o in ((1, 60), (2, 70))
+    ]
+    never = [asdict(record("CP", 1, 1)) | {"sleeps_taken": 0}]
+    old = [{k: v for k, v in asdict(record("INT", 1, 1)).items() if k not in NEW_FIELDS}]
+
+    def text(records: list[dict[str, object]]) -> str:
+        screen = StringIO()
+        for table in mode_tables(records):
+            Console(file=screen, width=200).print(table)
+        return screen.getvalue()
+
+    assert "over/under" in text(slept) and "65/35" in text(slept)
+    assert "over/under" not in text(never + old)
 
 
 def test_an_interrupted_sweep_is_saved_then_raised(tmp_path: Path) -> None:

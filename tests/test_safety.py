@@ -18,6 +18,7 @@ import pytest
 from conftest import run_dpas
 
 from dpas.bench.backend import Sweep
+from dpas.errors import DpasError
 from dpas.policy import Method, Op
 from dpas.real import runner as runner_module
 from dpas.real.executor import LocalExecutor
@@ -670,3 +671,29 @@ def test_ctrl_c_ends_a_simulated_sweep_at_once(tmp_path: Path) -> None:
     _, err = proc.communicate(timeout=30)  # a run alone takes minutes at --runtime 30
     assert proc.returncode == 130 and err.strip() == "dpas: aborted"
     assert gone(workers)
+
+
+def test_without_file_locking_the_lock_is_an_exclusive_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kernel built without file locking (the minimal guest kernel) answers flock with
+    ENOSYS: one run per device still holds, through a file made with O_EXCL."""
+    import errno
+    import fcntl
+
+    def no_flock(fd: int, op: int) -> None:
+        raise OSError(errno.ENOSYS, "Function not implemented")
+
+    monkeypatch.setattr(fcntl, "flock", no_flock)
+    first = DeviceLock("q", "nvme0n1", tmp_path)
+    with first:
+        assert first.held_path.exists() and first.holder() == os.getpid()
+        with pytest.raises(DpasError, match=rf"in use by another dpas run \(pid {os.getpid()}\)"):
+            with DeviceLock("q", "nvme0n1", tmp_path):
+                pass
+    assert not first.held_path.exists() and first.holder() is None
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()  # fmt: skip
+    first.held_path.write_text(f"{dead}\n")  # a run that died holding it
+    with DeviceLock("q", "nvme0n1", tmp_path) as taken:
+        assert taken.holder() == os.getpid()

@@ -639,21 +639,11 @@ static PyObject *cpu_result(const engine *e, int cpu)
     int64_t s[9];
     if (pol_switch_stat(e->policy, cpu, s) < 0)
         Py_RETURN_NONE;
-    int64_t n = 0;
-    const pol_transition *t = pol_transitions(e->policy, cpu, &n);
     PyObject *list = PyList_New(0);
-    for (int64_t i = 0; list && i < n; i++) {
-        PyObject *item = Py_BuildValue("(LiiiLLL)", t[i].now_ns, t[i].cpu, t[i].old_mode,
-                                       t[i].new_mode, t[i].count, t[i].avg_qd, t[i].tf);
-        if (!item || PyList_Append(list, item) < 0) {
-            Py_XDECREF(item);
-            Py_CLEAR(list);
-            break;
-        }
-        Py_DECREF(item);
-    }
-    if (!list)
+    if (!list || append_transitions(list, e->policy, cpu) < 0) {
+        Py_XDECREF(list);
         return NULL;
+    }
     return Py_BuildValue("{s:(LLLL),s:i,s:L,s:L,s:L,s:L,s:N}", "totals", s[0], s[1], s[2], s[3],
                          "mode", (int)s[4], "qd", s[5], "qd_sum", s[6], "tf", s[7], "skipped", s[8],
                          "transitions", list);

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from dpas.engine.rules import replay_reference
+from dpas.engine.rules import Replay, replay_reference
 from dpas.policy import Method, PolicyConfig
 
 if TYPE_CHECKING:
@@ -76,27 +76,20 @@ def events(logs: list[np.ndarray], config: PolicyConfig, op: int, size: int) -> 
     return np.array([rows[i] for i in order], dtype=np.int64).reshape(-1, 8)
 
 
-def replay_differences(result: EngineResult) -> list[str]:
-    """Where the engine's decisions differ from dpas.policy's for the feedback it saw.
-
-    Every logged I/O goes back through the reference, in the order the compiled copy applied
-    its events; the policy must make the same choice (polled or interrupt, the mode, the
-    sleep) for each, and end in the same switch_stat totals and transitions. Empty: identical.
-    Needs the whole run in the log (EngineRun.log_ios at least the I/Os of each job).
-    """
-    run = result.run
-    if not result.logged_all:
-        return ["the log does not hold every I/O of the run: raise log_ios"]
-    config = run.policy_config()
-    logs = [job.log for job in result.jobs]
-    rows = events(logs, config, int(run.rw), run.bs)
-    ncpus = max(run.cpus) + 1
+def replay_log(
+    log: np.ndarray, config: PolicyConfig, op: int, size: int
+) -> tuple[list[str], Replay]:
+    """A whole run's log (every job's I/Os) back through dpas.policy, in the order the
+    compiled copy applied its events: where a decision differs (polled or interrupt, the
+    mode, the sleep; at most 10 named), and the reference's replay (its switch_stat and
+    transitions, to hold against what the engine reported)."""
+    rows = events([log], config, op, size)
+    ncpus = int(log["cpu"].max()) + 1 if len(log) else 1
     replayed = replay_reference(config, rows, ncpus)
-    entries = np.concatenate(logs) if logs else np.empty(0, dtype=LOG_DTYPE)
     found: list[str] = []
     for row, out in zip(rows.tolist(), replayed.outputs.tolist(), strict=True):
         kind, io = row[0], row[1]
-        entry = entries[io]
+        entry = log[io]
         if kind == SUBMIT:
             logged = (int(bool(entry["flags"] & POLLED)), int(entry["mode"]))
             if logged != (out[0], out[1]):
@@ -104,14 +97,28 @@ def replay_differences(result: EngineResult) -> list[str]:
         elif kind == WAIT_START and int(entry["sleep_ns"]) != out[0]:
             found.append(f"I/O {io}: engine slept {int(entry['sleep_ns'])} ns, policy {out[0]}")
         if len(found) >= 10:
-            return found
+            break
+    return found, replayed
+
+
+def replay_differences(result: EngineResult) -> list[str]:
+    """Where the engine's decisions differ from dpas.policy's for the feedback it saw: every
+    decision (replay_log), and for DPAS each CPU's switch_stat totals and its transitions.
+    Empty: identical. Needs the whole run in the log (EngineRun.log_ios at least the I/Os of
+    each job)."""
+    run = result.run
+    if not result.logged_all:
+        return ["the log does not hold every I/O of the run: raise log_ios"]
+    config = run.policy_config()
+    log = np.concatenate([job.log for job in result.jobs])
+    found, replayed = replay_log(log, config, int(run.rw), run.bs)
     if config.method is Method.DPAS:
         for cpu in result.cpus:
             totals = tuple(replayed.switch_stat[cpu.cpu][:4])
             if totals != tuple(cpu.totals.values()):
                 found.append(f"CPU {cpu.cpu}: engine totals {cpu.totals}, policy {totals}")
-        engine_transitions = [t for cpu in result.cpus for t in cpu.transitions]
-        if [tuple(t) for t in engine_transitions] != replayed.transitions:
+        engine_transitions = [tuple(t) for cpu in result.cpus for t in cpu.transitions]
+        if engine_transitions != replayed.transitions:
             found.append(
                 f"transitions: engine {len(engine_transitions)}, policy "
                 f"{len(replayed.transitions)} (or the same number, differing)"

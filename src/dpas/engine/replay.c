@@ -245,25 +245,30 @@ static PyObject *switch_stats(const pol_policy *p, int ncpus)
     return b;
 }
 
+int append_transitions(PyObject *list, const pol_policy *p, int cpu)
+{
+    int64_t n = 0;
+    const pol_transition *t = pol_transitions(p, cpu, &n);
+    for (int64_t i = 0; i < n; i++) {
+        PyObject *item = Py_BuildValue("(LiiiLLL)", t[i].now_ns, t[i].cpu, t[i].old_mode,
+                                       t[i].new_mode, t[i].count, t[i].avg_qd, t[i].tf);
+        if (!item || PyList_Append(list, item) < 0) {
+            Py_XDECREF(item);
+            return -1;
+        }
+        Py_DECREF(item);
+    }
+    return 0;
+}
+
 static PyObject *transitions(const pol_policy *p, int ncpus)
 {
     if (pol_transitions_dropped(p))
         return PyErr_NoMemory();
     PyObject *list = PyList_New(0);
-    for (int cpu = 0; list && cpu < ncpus; cpu++) {
-        int64_t n;
-        const pol_transition *t = pol_transitions(p, cpu, &n);
-        for (int64_t i = 0; i < n; i++) {
-            PyObject *item = Py_BuildValue("(LiiiLLL)", t[i].now_ns, t[i].cpu, t[i].old_mode,
-                                           t[i].new_mode, t[i].count, t[i].avg_qd, t[i].tf);
-            if (!item || PyList_Append(list, item) < 0) {
-                Py_XDECREF(item);
-                Py_CLEAR(list);
-                break;
-            }
-            Py_DECREF(item);
-        }
-    }
+    for (int cpu = 0; list && cpu < ncpus; cpu++)
+        if (append_transitions(list, p, cpu) < 0)
+            Py_CLEAR(list);
     return list;
 }
 

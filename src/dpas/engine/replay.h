@@ -13,4 +13,8 @@ PyObject *engine_replay(PyObject *self, PyObject *args);
  * (a missing key), TypeError (not an int) or ValueError (out of range) naming the key. */
 int engine_config(PyObject *mapping, pol_config *out);
 
+/* Appends one CPU's transitions to ``list`` as dpas.policy's tuples (now_ns, cpu, old mode,
+ * new mode, count, avg_qd, tf): 0, or -1 with a Python error set. */
+int append_transitions(PyObject *list, const pol_policy *p, int cpu);
+
 #endif

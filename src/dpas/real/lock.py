@@ -8,6 +8,7 @@ only to name it to the run that was refused.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import os
@@ -38,6 +39,7 @@ class DeviceLock:
         self.path = (folder or lock_dir()) / f"dpas-{digest}.lock"
         self.key, self.what = key, what
         self._fd: int | None = None
+        self._held = False
 
     def _open(self) -> int:
         try:
@@ -46,6 +48,11 @@ class DeviceLock:
             raise Busy(f"lock {self.path}: {err.strerror or err}") from None
         return fd
 
+    @property
+    def held_path(self) -> Path:
+        """Without file locking (a kernel built without it): a file made with O_EXCL."""
+        return self.path.with_suffix(".held")
+
     def holder(self) -> int | None:
         """The pid of the live run holding the device, or None when it is free."""
         fd = self._open()
@@ -53,9 +60,47 @@ class DeviceLock:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
             return _pid(fd)
+        except OSError as err:
+            if err.errno != errno.ENOSYS:
+                raise
+            return self._held_by()
         finally:
             os.close(fd)
         return None
+
+    def _held_by(self) -> int | None:
+        """The live pid in the O_EXCL file, if any (a dead one's file is stale)."""
+        try:
+            fd = os.open(self.held_path, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        try:
+            pid = _pid(fd)
+        finally:
+            os.close(fd)
+        return pid if pid is not None and _alive(pid) else None
+
+    def _take_without_flock(self, fd: int) -> None:
+        """O_EXCL creation is atomic where flock does not exist; a dead holder's file goes."""
+        for _ in range(2):
+            try:
+                held = os.open(self.held_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            except FileExistsError:
+                pid = self._held_by()
+                if pid is not None:
+                    os.close(fd)
+                    raise Busy(
+                        f"{self.what} is in use by another dpas run (pid {pid}); "
+                        "one run per device at a time"
+                    ) from None
+                self.held_path.unlink(missing_ok=True)
+                continue
+            os.write(held, f"{os.getpid()}\n".encode())
+            os.close(held)
+            self._held = True
+            return
+        os.close(fd)
+        raise Busy(f"lock {self.held_path}: could not be taken")
 
     def __enter__(self) -> DeviceLock:
         fd = self._open()
@@ -68,6 +113,11 @@ class DeviceLock:
                 f"{self.what} is in use by another dpas run (pid {pid or 'unknown'}); "
                 "one run per device at a time"
             ) from None
+        except OSError as err:
+            if err.errno != errno.ENOSYS:
+                os.close(fd)
+                raise Busy(f"lock {self.path}: {err.strerror or err}") from None
+            self._take_without_flock(fd)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n{self.key}\n".encode(), 0)
         self._fd = fd
@@ -77,6 +127,19 @@ class DeviceLock:
         if self._fd is not None:
             os.close(self._fd)  # closing drops the flock
             self._fd = None
+        if self._held:
+            self.held_path.unlink(missing_ok=True)
+            self._held = False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _pid(fd: int) -> int | None:

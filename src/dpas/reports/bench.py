@@ -54,6 +54,8 @@ def averaged(records: list[dict[str, Any]]) -> dict[str, dict[int, dict[str, Any
         }
         if rs[0].get("interrupts") is not None:
             row["irqs"] = fmean(r["interrupts"] for r in rs)
+        if rs[0].get("overslept") is not None and any(r["sleeps_taken"] for r in rs):
+            row["verdicts"] = tuple(fmean(r[k] for r in rs) for k in ("overslept", "underslept"))
         row["repeats"] = len(rs)
         if rs[0]["breakdown"] is not None:
             row["breakdown"] = {k: sum(r["breakdown"][k] for r in rs) for k in rs[0]["breakdown"]}
@@ -62,11 +64,13 @@ def averaged(records: list[dict[str, Any]]) -> dict[str, dict[int, dict[str, Any
 
 
 def mode_tables(records: list[dict[str, Any]]) -> list[Table]:
-    """One table per mode: Jobs IOPS lat_us cpu% ctx (and the breakdown for DPAS)."""
+    """One table per mode: Jobs IOPS lat_us cpu% ctx, and what the backend measured beyond
+    bench.sh: the drive's interrupts, the sleeps' verdicts (the engine), the DPAS breakdown."""
     tables = []
     for mode, rows in averaged(records).items():
         dpas = any("breakdown" in row for row in rows.values())
         irqs = any("irqs" in row for row in rows.values())
+        verdicts = any("verdicts" in row for row in rows.values())
         title = mode + (
             f" (mean of {next(iter(rows.values()))['repeats']} runs)"
             if next(iter(rows.values()))["repeats"] > 1
@@ -74,6 +78,7 @@ def mode_tables(records: list[dict[str, Any]]) -> list[Table]:
         )
         table = Table(title=title, title_justify="left")
         names = ("Jobs", "IOPS", "lat_us", "cpu%", "ctx") + (("irqs",) if irqs else ())
+        names += ("over/under",) if verdicts else ()
         for name in names + (("breakdown",) if dpas else ()):
             table.add_column(name, justify="left" if name == "breakdown" else "right")
         for jobs in sorted(rows):
@@ -87,6 +92,9 @@ def mode_tables(records: list[dict[str, Any]]) -> list[Table]:
             ]
             if irqs:
                 cells.append(f"{row['irqs']:.0f}")
+            if verdicts:
+                over, under = row.get("verdicts", (0, 0))
+                cells.append(f"{over:.0f}/{under:.0f}")
             if dpas:
                 b = row["breakdown"]
                 cells.append(f"cp:{b['cp']} pas:{b['pas']} ol:{b['ol']} int:{b['int']}")

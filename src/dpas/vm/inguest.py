@@ -61,6 +61,8 @@ def bench(spec: dict[str, object]) -> dict[str, object]:
         outcome = err.outcome
     except DpasError as err:
         return {"error": str(err)}
+    except Exception as err:  # a bug: the host says what, in one line, instead of no result
+        return {"error": f"{type(err).__name__}: {err}"}
     logs = {}
     for record in outcome.records:
         if record.log is not None:

@@ -13,6 +13,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from dpas.bench.backend import Outcome, Sweep
 from dpas.errors import DpasError
@@ -171,6 +172,19 @@ def vm_engine_bench(config: VmConfig, sweep: Sweep) -> VmBench:
             raise stopped() or err from None
 
 
+def _marked_json(text: str, tag: str, missing: str, config: VmConfig) -> dict[str, Any]:
+    """The JSON object the guest printed after ``@@TAG``; without one, a VmError pointing at
+    the console log (the guest's run folder is the tag in lower case)."""
+    found = re.search(rf"^@@{tag} (.*)$", text, re.M)
+    try:
+        answer = json.loads(found[1]) if found else None
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict):
+        raise VmError(f"{missing}; console log at {config.cache / tag.lower()}")
+    return answer
+
+
 def _vm_engine_bench(config: VmConfig, sweep: Sweep) -> VmBench:
     start = time.monotonic()
     kernel = _guest_kernel(config)
@@ -186,15 +200,7 @@ def _vm_engine_bench(config: VmConfig, sweep: Sweep) -> VmBench:
     runs = len(sweep.runs())
     work_s = ENGINE_START_S + runs * (sweep.runtime_s + PER_RUN_S)
     text, accel, why = _run_guest(config, kernel, "engine", script, python, work_s)
-    found = re.search(r"^@@ENGINE (.*)$", text, re.M)
-    try:
-        answer = json.loads(found[1]) if found else None
-    except ValueError:
-        answer = None
-    if not isinstance(answer, dict):
-        raise VmError(
-            f"the engine in the guest printed no result; console log at {config.cache / 'engine'}"
-        )
+    answer = _marked_json(text, "ENGINE", "the engine in the guest printed no result", config)
     if "error" in answer:
         raise VmError(f"the engine in the guest: {answer['error']}")
     uname = re.search(r"^@@UNAME (\S+)", text, re.M)
@@ -357,15 +363,7 @@ def vm_doctor(config: VmConfig, devices: tuple[str, ...]) -> dict[str, object]:
             text, accel, why = _run_guest(config, kernel, "doctor", script, python, DOCTOR_S)
         except DpasError as err:
             raise stopped() or err from None
-    found = re.search(r"^@@DOCTOR (.*)$", text, re.M)
-    try:
-        record = json.loads(found[1]) if found else None
-    except ValueError:
-        record = None
-    if not isinstance(record, dict):
-        raise VmError(
-            f"the guest's doctor printed no record; console log at {config.cache / 'doctor'}"
-        )
+    record = _marked_json(text, "DOCTOR", "the guest's doctor printed no record", config)
     uname = re.search(r"^@@UNAME (\S+)", text, re.M)
     record["guest"] = {
         "kernel": uname[1] if uname else kernel.release,
