@@ -69,9 +69,8 @@ FIO_ONLY = ("ioengine", "fio_path")
 
 def refuse_unused(ctx: click.Context, device: str | None, engine: str = "fio") -> None:
     """An option the chosen backend would ignore is an error, not a silent no-op."""
-    unused, why = (
-        (SIM_ONLY, "with --device") if device is not None else (REAL_ONLY, "without --device")
-    )
+    unused: tuple[str, ...] = SIM_ONLY if device is not None else REAL_ONLY
+    why = "with --device" if device is not None else "without --device"
     if device is not None and engine == "dpas":
         unused = tuple(n for n in SIM_ONLY if n not in ENGINE_READS) + FIO_ONLY
         why = "with --engine dpas"

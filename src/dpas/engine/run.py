@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -193,33 +194,33 @@ def run(config: EngineRun, should_stop: Callable[[], bool] = lambda: False) -> E
     return EngineResult(config, jobs, cpus, max((j.elapsed_ns for j in jobs), default=0))
 
 
-def _job(raw: dict[str, object]) -> JobResult:
-    hist = np.frombuffer(raw["hist"], dtype=np.uint64)  # type: ignore[arg-type]
+def _job(raw: dict[str, Any]) -> JobResult:
+    hist = np.frombuffer(raw["hist"], dtype=np.uint64)
     return JobResult(
-        cpu=int(raw["cpu"]),  # type: ignore[call-overload]
-        ios=int(raw["ios"]),  # type: ignore[call-overload]
-        sleeps=int(raw["sleeps"]),  # type: ignore[call-overload]
-        overslept=int(raw["overslept"]),  # type: ignore[call-overload]
-        underslept=int(raw["underslept"]),  # type: ignore[call-overload]
-        lat_sum_ns=int(raw["lat_sum_ns"]),  # type: ignore[call-overload]
-        cpu_ns=int(raw["cpu_ns"]),  # type: ignore[call-overload]
-        ctx_voluntary=int(raw["ctx_voluntary"]),  # type: ignore[call-overload]
-        ctx_involuntary=int(raw["ctx_involuntary"]),  # type: ignore[call-overload]
+        cpu=int(raw["cpu"]),
+        ios=int(raw["ios"]),
+        sleeps=int(raw["sleeps"]),
+        overslept=int(raw["overslept"]),
+        underslept=int(raw["underslept"]),
+        lat_sum_ns=int(raw["lat_sum_ns"]),
+        cpu_ns=int(raw["cpu_ns"]),
+        ctx_voluntary=int(raw["ctx_voluntary"]),
+        ctx_involuntary=int(raw["ctx_involuntary"]),
         hist=hist,
-        log=as_log(raw["log"]),  # type: ignore[arg-type]
-        elapsed_ns=int(raw["elapsed_ns"]),  # type: ignore[call-overload]
+        log=as_log(raw["log"]),
+        elapsed_ns=int(raw["elapsed_ns"]),
     )
 
 
-def _cpu(cpu: int, state: dict[str, object]) -> CpuState:
-    cp, pas, ol, int_ = state["totals"]  # type: ignore[misc]
+def _cpu(cpu: int, state: dict[str, Any]) -> CpuState:
+    cp, pas, ol, int_ = state["totals"]
     return CpuState(
         cpu=cpu,
         mode=Mode(state["mode"]),
-        qd=int(state["qd"]),  # type: ignore[call-overload]
+        qd=int(state["qd"]),
         totals={"cp": cp, "pas": pas, "ol": ol, "int": int_},
-        transitions=list(state["transitions"]),  # type: ignore[call-overload]
-        skipped=int(state["skipped"]),  # type: ignore[call-overload]
+        transitions=list(state["transitions"]),
+        skipped=int(state["skipped"]),
     )
 
 

@@ -348,7 +348,7 @@ def shell(config: VmConfig) -> int:
     return 1
 
 
-def vm_doctor(config: VmConfig, devices: tuple[str, ...]) -> dict[str, object]:
+def vm_doctor(config: VmConfig, devices: tuple[str, ...]) -> dict[str, Any]:
     """``dpas doctor`` inside the guest, against its NVMe drive by default: its records, with
     the guest's kernel and accelerator. A stopping signal ends QEMU and raises Stopped."""
     with stopping():
