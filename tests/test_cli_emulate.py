@@ -84,8 +84,9 @@ def test_page_model_options_reach_the_run(capsys: pytest.CaptureFixture[str]) ->
             "--json",
         )
     )
+    # sleep 5 x 1.01 = 5.05, wake 6.05 >= 3: over; UO: adj 0.9, sleep 4.545, wake 5.545: over
     pas = data["methods"][0]
-    assert pas["oversleep"] == 1.0 and pas["app_mean_us"] == pytest.approx((6 + 5 * 0.9 + 1) / 2)
+    assert pas["oversleep"] == 1.0 and pas["app_mean_us"] == pytest.approx((6.05 + 5.545) / 2)
     assert "policy" not in data["config"] and data["config"]["initial_sleep_us"] == 5
 
 
@@ -173,7 +174,8 @@ def assert_one_line_error(out: subprocess.CompletedProcess[str], *words: str) ->
         ["--epoch-ms", "0"],
         ["--epoch-ms", "3600001"],
         ["--model", "page", "--initial-sleep-us", "inf"],  # hung the page model
-        ["--model", "page", "--initial-sleep-us", "0"],
+        ["--model", "page", "--initial-sleep-us", "-0.5"],
+        ["--model", "page", "--epoch-ms", "auto2"],
         ["--model", "page", "--attenuation", "nan"],
         ["--model", "page", "--attenuation", "1.5"],
         ["--cs-overhead-us", "nan"],

@@ -5,21 +5,24 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import click
 from click.core import ParameterSource
 from rich.console import Console
 
 from dpas.cli.app import InputError, cli
-from dpas.cli.options import Number, switch_options
+from dpas.cli.options import Number, parse_number, switch_options
 from dpas.emulate import EmulateConfig, Emulation, Model, TraceError, emulate, load
 from dpas.emulate.config import kernel_rates
 from dpas.emulate.ranges import RANGES
-from dpas.emulate.traces import FORMATS
+from dpas.emulate.traces import DEFAULT_IOS, FORMATS
+from dpas.errors import LimitError
 from dpas.policy import Adaptive, Method, Order, PasParams, PolicyConfig, SwitchParams
 from dpas.reports.emulation import summary_tables, write_per_io
 
 EMULATED = ("pas", "lhp", "ehp", "dpas", "cp", "int")
+AUTO = "auto"
 #: options that only one model reads; giving one to the other model is refused
 PAGE_ONLY = ("initial_sleep_us", "attenuation")
 KERNEL_ONLY = ("d_init", "adaptive", "order", "io_poll_delay", *(f"param{i}" for i in range(1, 8)))
@@ -32,6 +35,26 @@ def number(name: str) -> Number:
     """The option type of one number of ``dpas emulate``, ranged by the emulator's RANGES."""
     r = RANGES[name]
     return Number(r.low, r.high, integer=r.integer)
+
+
+class EpochMs(click.ParamType):
+    """--epoch-ms: ms of emulated time in RANGES, or ``auto`` (the LHP page's Auto)."""
+
+    name = "epoch"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):
+            return value
+        if value.strip().lower() == AUTO:
+            return AUTO
+        r = RANGES["epoch_ms"]
+        try:  # click names the option: "Invalid value for '--epoch-ms': x: expected ..."
+            return parse_number("", value, r.low, r.high)
+        except LimitError as err:
+            self.fail(f"{err} (ms), or auto", param, ctx)
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return "MS|auto"
 
 
 def parse_methods(text: str) -> list[Method]:
@@ -97,8 +120,10 @@ def _flag(name: str) -> str:
     "--ios",
     type=number("ios"),
     default=None,
-    help="I/Os to run: patterns make this many; files are cut or cycled to it "
-    "(default: at least 20000, so that LHP's 100 ms windows close).",
+    help=f"I/Os to run: patterns make this many (default {DEFAULT_IOS}); files and zssd are "
+    "cut or cycled to it (default: --model page runs them whole, as the pages; --model kernel "
+    f"cycles one shorter than {DEFAULT_IOS} I/Os to {DEFAULT_IOS}, so that LHP's 100 ms "
+    "windows close).",
 )
 @click.option(
     "--seed", type=number("seed"), default=1, show_default=True, help="Seed of random patterns."
@@ -122,7 +147,7 @@ def _flag(name: str) -> str:
     type=number("initial_sleep_us"),
     default=4.0,
     show_default=True,
-    help="First sleep of PAS and LHP (page model).",
+    help="First sleep of LHP, and of PAS before its first rule (page model).",
 )
 @click.option(
     "--cs-overhead-us",
@@ -147,10 +172,11 @@ def _flag(name: str) -> str:
 )
 @click.option(
     "--epoch-ms",
-    type=number("epoch_ms"),
-    default=100.0,
-    show_default=True,
-    help="LHP epoch / statistics window of emulated time.",
+    type=EpochMs(),
+    default=None,
+    help="LHP epoch (page model) / statistics window (kernel model), ms of emulated time; "
+    "auto (page model): the trace's total device time / 20, as the LHP page. "
+    "[default: auto with --model page, 100 with --model kernel]",
 )
 @click.option(
     "--d-init",
@@ -210,7 +236,7 @@ def emulate_command(
     cs_overhead_us: float,
     int_overhead_us: float,
     attenuation: float,
-    epoch_ms: float,
+    epoch_ms: float | str | None,
     d_init: int,
     adaptive: int,
     order: str,
@@ -229,6 +255,11 @@ def emulate_command(
     """
     chosen_model = Model(model)
     _refuse_other_models_options(ctx, chosen_model)
+    if epoch_ms == AUTO and chosen_model is Model.KERNEL:
+        raise InputError(
+            "--epoch-ms auto: the LHP page's epoch, for --model page; the kernel model's "
+            "window is a time in ms (default 100)"
+        )
     if plot is not None and plot.suffix.lower() not in (".png", ".svg"):
         raise InputError(f"--plot {plot}: expected a file name ending in .png or .svg")
     span = _span(plot_ios)
@@ -247,11 +278,11 @@ def emulate_command(
         dn=dn,
         initial_sleep_us=initial_sleep_us,
         attenuation=attenuation,
-        epoch_ms=epoch_ms,
+        epoch_ms=None if epoch_ms is None or epoch_ms == AUTO else float(epoch_ms),
         policy=policy,
     )
     try:
-        trace = load(trace_spec, ios, seed, fmt, column)
+        trace = load(trace_spec, ios, seed, fmt, column, cycle=chosen_model is Model.KERNEL)
         result = emulate(trace, parse_methods(methods), config)
     except (TraceError, ValueError) as err:
         raise InputError(str(err)) from None
@@ -300,8 +331,17 @@ def _show(result: Emulation, as_json: bool) -> None:
         f"trace {trace.name} ({trace.source}): {len(trace)} I/Os, device mean "
         f"{trace.device_us.mean():.2f} µs; model {result.config.model.value}"
     )
+    if "lhp" in result.logs:
+        console.print(_epoch(result))
     for table in summary_tables(result):
         console.print(table)
+
+
+def _epoch(result: Emulation) -> str:
+    """The LHP epoch the run used: Auto depends on the trace, so the output says it."""
+    kind = "epoch" if result.config.model is Model.PAGE else "statistics window"
+    auto = " (auto: the trace's total device time / 20)" if result.config.epoch_auto else ""
+    return f"LHP {kind}: {result.epoch_ms:.6g} ms{auto}"
 
 
 def _draw(result: Emulation, plot: Path, span: tuple[int, int] | None, quiet: bool) -> None:

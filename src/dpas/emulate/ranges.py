@@ -30,8 +30,9 @@ RANGES: dict[str, Range] = {
     # durations are per I/O: no more than one device time may take (MAX_IO_US, 10 s)
     "cs_overhead_us": Range(0, MAX_IO_US),
     "int_overhead_us": Range(0, MAX_IO_US),
-    # PAS multiplies its sleep, so a first sleep of 0 would stay 0: at least 1 ns
-    "initial_sleep_us": Range(MIN_IO_US, MAX_IO_US),
+    # the page model's first sleep: 0 is the pages' too (PAS multiplies it, so it stays 0,
+    # but every I/O still wakes after cs and feeds the rules)
+    "initial_sleep_us": Range(0, MAX_IO_US),
     # fractions of the sleep (the kernel's up_init and dn_init are these x 1e6): a DN above
     # 1 only ever gives adj <= 0 (reset), and UP <= 1 keeps the page model's sleep finite
     "up": Range(0, 1),
@@ -39,7 +40,8 @@ RANGES: dict[str, Range] = {
     # LHP sleeps attenuation x its mean latency, which includes its own oversleep: above 1,
     # the sleep grows without bound from epoch to epoch
     "attenuation": Range(0, 1),
-    # the kernel model's window is whole ns (at least 1); an hour is no per-I/O statistic
+    # the kernel model's window is whole ns (at least 1); an hour is no per-I/O statistic.
+    # A given epoch only: the page's Auto (total device time / 20) is whatever the trace makes
     "epoch_ms": Range(1e-6, 3_600_000),
     "ios": Range(1, MAX_IOS, integer=True),
     "seed": Range(0, MAX_SEED, integer=True),

@@ -21,8 +21,14 @@ class Emulation:
 
     trace: Trace
     config: EmulateConfig
+    #: the LHP epoch / statistics window the run used, µs (the page's Auto resolved)
+    epoch_us: float
     summaries: list[MethodSummary] = field(default_factory=list)
     logs: dict[str, IoLog] = field(default_factory=dict)
+
+    @property
+    def epoch_ms(self) -> float:
+        return self.epoch_us / 1000
 
     def records(self) -> dict[str, object]:
         """JSON-ready: the schema, the trace, the configuration and one summary per method."""
@@ -34,14 +40,18 @@ class Emulation:
                 "ios": len(self.trace),
                 "device_mean_us": mean(self.trace.device_us),
             },
-            "config": _config_record(self.config),
+            "config": _config_record(self.config, self.epoch_ms),
             "methods": [asdict(s) for s in self.summaries],
         }
 
 
-def _config_record(config: EmulateConfig) -> dict[str, object]:
+def _config_record(config: EmulateConfig, epoch_ms: float) -> dict[str, object]:
+    """The configuration; ``epoch_ms`` is the epoch used (a number even when it was Auto,
+    which ``epoch_auto`` says)."""
     record = asdict(config)
     record["model"] = config.model.value
+    record["epoch_ms"] = epoch_ms
+    record["epoch_auto"] = config.epoch_auto
     policy = record.pop("policy")
     if config.model is Model.KERNEL:
         policy.pop("method")
@@ -72,10 +82,10 @@ def check_trace(trace: Trace) -> None:
 def emulate(trace: Trace, methods: list[Method], config: EmulateConfig) -> Emulation:
     check_methods(methods, config)
     check_trace(trace)
-    result = Emulation(trace, config)
+    result = Emulation(trace, config, config.epoch_us_for(trace.device_us))
     for method in methods:
         if config.model is Model.PAGE:
-            log = run_page(method, trace, config)
+            log = run_page(method, trace, config, result.epoch_us)
         else:
             log = run_kernel(method, trace, config)
         name = method.value.lower()

@@ -129,7 +129,8 @@ def read_lines(lines: Iterable[str], name: str) -> np.ndarray:
 
 
 def read_csv(lines: Iterable[str], name: str, column: str | None) -> np.ndarray:
-    """CSV with a header; ``column`` names the µs column (default: the only, or first, one)."""
+    """CSV, with or without a header; ``column`` names the µs column (default: the only, or
+    first, one)."""
     reader = csv.reader(lines)
     try:
         return _csv_values(reader, name, column)
@@ -140,20 +141,23 @@ def read_csv(lines: Iterable[str], name: str, column: str | None) -> np.ndarray:
 def _csv_values(reader: Iterable[list[str]], name: str, column: str | None) -> np.ndarray:
     rows = enumerate(reader, 1)
     header: list[str] = []
-    for _, row in rows:  # leading blank lines are not the header
-        header = [h.strip() for h in row]
+    first = 0
+    for lineno, row in rows:  # leading blank lines are not the header
+        header, first = [h.strip() for h in row], lineno
         if "".join(header):
             break
     if not "".join(header):
         raise TraceError(f"trace {name}: empty CSV")
+    values = []
     if column is None:
         index = 0
+        if _number(header[0]) is not None:  # no header: "12.5,3" is the first I/O's row
+            values.append(_latency(header[0], name, first))
     elif column in header:
         index = header.index(column)
     else:
         shown = ", ".join(header)[:200]
         raise TraceError(f"trace {name}: no column {column!r} (columns: {shown})")
-    values = []
     for lineno, row in rows:
         if not row or not "".join(row).strip():
             continue
@@ -354,8 +358,9 @@ def pattern(spec: str, ios: int, seed: int) -> Trace:
     return Trace(spec, f"pattern {spec}, seed {seed}", values)
 
 
-#: LHP learns in 100 ms windows: at QD 1 and tens of µs per I/O, it takes thousands of I/Os
-#: before it sleeps at all, so short traces are cycled to this many by default.
+#: The kernel's LHP learns in 100 ms windows: at QD 1 and tens of µs per I/O, it takes
+#: thousands of I/Os before it sleeps at all, so the kernel model cycles short traces to this
+#: many by default (the pages never cycle a trace). Patterns make this many by default.
 DEFAULT_IOS = 20_000
 
 
@@ -368,12 +373,18 @@ def _is_file(spec: str) -> bool:
 
 
 def load(
-    spec: str, ios: int | None = None, seed: int = 1, fmt: str = "auto", column: str | None = None
+    spec: str,
+    ios: int | None = None,
+    seed: int = 1,
+    fmt: str = "auto",
+    column: str | None = None,
+    cycle: bool = True,
 ) -> Trace:
     """A trace named by ``spec``: a built-in name, a pattern, or a file path.
 
-    Patterns make ``ios`` I/Os. Files and built-ins are cut or cycled to ``ios``; without it,
-    one shorter than DEFAULT_IOS is cycled to DEFAULT_IOS, and a longer one is kept whole.
+    Patterns make ``ios`` I/Os (DEFAULT_IOS without it). Files and built-ins are cut or cycled
+    to ``ios``; without it they are kept whole, except that where ``cycle`` (the kernel
+    model's windows need the I/Os) one shorter than DEFAULT_IOS is cycled to DEFAULT_IOS.
     """
     check_run(ios, seed)
     if spec in BUILTIN:
@@ -387,4 +398,6 @@ def load(
         )
     else:
         trace = read_file(Path(spec), fmt, column)
-    return trace.cycled(max(len(trace), DEFAULT_IOS) if ios is None else ios)
+    if ios is None:
+        ios = max(len(trace), DEFAULT_IOS) if cycle else len(trace)
+    return trace.cycled(ios)
