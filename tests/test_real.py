@@ -14,7 +14,7 @@ from conftest import run_dpas
 
 from dpas.bench.backend import Sweep
 from dpas.policy import Method, Op, SwitchParams
-from dpas.policy.switch_stat import delta, parse
+from dpas.policy.switch_stat import NoBreakdown, delta, parse
 from dpas.real.executor import LocalExecutor
 from dpas.real.fio import FioError
 from dpas.real.kernel import Kernel
@@ -232,10 +232,15 @@ def test_switch_stat_delta_from_two_real_format_snapshots() -> None:
         "pas io: 400, ol io: 0, int io: 0\n"
         "[  91.2] CPU[ 1] MODE[0] QD[ 0] param1: 0 param2: 10 param3: 10 polled io: 0, "
         "pas io: 100, ol io: 300, int io: 9000\n"
+    )
+    assert delta(before, after) == {"cp": 1000, "pas": 100, "ol": 100, "int": 4000}
+    # a CPU that only one read shows: its totals would count what it held before the run
+    appeared = parse(
         "[  91.3] CPU[ 2] MODE[2] QD[ 0] param1: 0 param2: 10 param3: 10 polled io: 0, "
         "pas io: 50, ol io: 0, int io: 0\n"
     )
-    assert delta(before, after) == {"cp": 1000, "pas": 150, "ol": 100, "int": 4000}
+    with pytest.raises(NoBreakdown, match=r"CPUs changed between its reads \(CPU 2 appeared\)"):
+        delta(before, after + appeared)
 
 
 @pytest.mark.parametrize("rw", [Op.READ, Op.WRITE])

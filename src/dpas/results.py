@@ -64,3 +64,6 @@ class RunResult:
     underslept: int | None = None
     #: the path of the per-I/O decision log file, where one was written
     log: str | None = None
+    #: fio on the DPAS kernel: every CPU's switch mode (switch_stat's MODE[n], by name) around
+    #: the run, {"before": {"0": "PAS", ...}, "after": {...}}; CPU numbers as JSON keeps them
+    cpu_modes: dict[str, dict[str, str]] | None = None

@@ -148,6 +148,13 @@ def _given(ctx: click.Context, name: str) -> bool:
 )
 @click.option("--fio", "fio_path", default="fio", show_default=True, help="The fio binary.")
 @click.option(
+    "--settle/--no-settle",
+    default=True,
+    show_default=True,
+    help="DPAS kernel: bring a CPU an earlier run left out of PAS back to PAS before a polled "
+    "run, by single-job polled reads on it (--no-settle: refuse the run instead).",
+)
+@click.option(
     "--journal",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
@@ -177,6 +184,7 @@ def bench_command(
     size: str,
     destroy_data: bool,
     fio_path: str,
+    settle: bool,
     journal: Path | None,
     sysfs_root: Path,
     **sweep_args: Any,
@@ -214,6 +222,7 @@ def bench_command(
             size=file_size,
             engine=engine,
             log_dir=(out_dir / "logs").absolute() if sweep_args["log"] else None,
+            settle=settle,
         )
         backend, title = (
             RealBackend(config, LocalExecutor(sysfs_root)),

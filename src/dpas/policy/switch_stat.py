@@ -158,16 +158,36 @@ def latest(records: Iterable[SwitchStatLine]) -> dict[int, SwitchStatLine]:
     return {r.cpu: r for r in records}
 
 
+class NoBreakdown(DpasError, ValueError):
+    """Two snapshots whose difference is no count of I/Os; the message says why."""
+
+
 def delta(before: Iterable[SwitchStatLine], after: Iterable[SwitchStatLine]) -> dict[str, int]:
     """The I/Os counted in each mode between two snapshots, summed over CPUs.
 
     Each snapshot may hold several reads (a kernel log does): the last line of each CPU counts.
-    A CPU missing from ``before`` counts from zero.
+    NoBreakdown when the two show different CPUs or a CPU's total went backwards: their
+    difference would then count what the counters held before, or come out negative.
     """
     old, new = latest(before), latest(after)
+    if old.keys() != new.keys():
+        came, went = sorted(new.keys() - old.keys()), sorted(old.keys() - new.keys())
+        changes = [f"{_cpus(came)} appeared"] if came else []
+        changes += [f"{_cpus(went)} disappeared"] if went else []
+        raise NoBreakdown(f"switch_stat's CPUs changed between its reads ({', '.join(changes)})")
+    back = [
+        cpu
+        for cpu, line in sorted(new.items())
+        if any(value < old[cpu].totals[key] for key, value in line.totals.items())
+    ]
+    if back:
+        raise NoBreakdown(f"switch_stat counters went backwards on {_cpus(back)} during the run")
     totals = dict.fromkeys(("cp", "pas", "ol", "int"), 0)
     for cpu, line in new.items():
-        base = old[cpu].totals if cpu in old else dict.fromkeys(totals, 0)
         for key, value in line.totals.items():
-            totals[key] += value - base[key]
+            totals[key] += value - old[cpu].totals[key]
     return totals
+
+
+def _cpus(cpus: list[int]) -> str:
+    return f"CPU{'s' if len(cpus) > 1 else ''} {', '.join(map(str, cpus))}"

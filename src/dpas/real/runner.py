@@ -2,7 +2,9 @@
 
 Produces the same RunResult records as the simulator, with the kernel, device, knobs, fio
 version and engine of each run; a mode that cannot run here is refused with its reason.
-``RealBackend`` is ``dpas bench --device``: a Runner behind the backend interface.
+``RealBackend`` is ``dpas bench --device``: a Runner behind the backend interface. On the DPAS
+kernel each polled run starts with its CPUs in PAS (dpas.real.settle), and each record keeps
+every CPU's switch mode before and after the run.
 """
 
 from __future__ import annotations
@@ -12,16 +14,20 @@ import subprocess
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from itertools import groupby
 from operator import itemgetter
 from pathlib import Path
 
+from rich.console import Console
+
 from dpas.bench.backend import Interrupted, Outcome, Sweep
 from dpas.errors import DpasError
 from dpas.policy import Method, Op
-from dpas.policy.switch_stat import SwitchStatLine, delta, parse
+from dpas.policy.switch import Mode
+from dpas.policy.switch_stat import NoBreakdown, SwitchStatLine, delta, latest, parse
 from dpas.real import stop
-from dpas.real.engine_runs import EngineRuns
+from dpas.real.engine_runs import EngineRuns, pinned
 from dpas.real.executor import Executor
 from dpas.real.fio import FioError, FioJob, FioResult, record
 from dpas.real.fio import parse as parse_fio
@@ -30,6 +36,16 @@ from dpas.real.kernel import Kernel
 from dpas.real.knobs import KnobError, QueueKnobs, applied, check_journal_writable, default_journal
 from dpas.real.lock import DeviceLock
 from dpas.real.modes import ModePlan, Refused, plan_engine, plan_mode
+from dpas.real.settle import (
+    RUN_CAP_S,
+    Budget,
+    Settler,
+    Unsettled,
+    cannot_settle,
+    counted,
+    out_of_pas,
+    refuse_outright,
+)
 from dpas.real.target import Target, resolve
 from dpas.results import RunResult
 
@@ -52,6 +68,31 @@ class RealConfig:
     engine: str = "fio"
     #: the engine's per-I/O logs go here, one .npy per run (None: no log)
     log_dir: Path | None = None
+    #: DPAS kernel: bring a CPU a polled run uses back to PAS first (False: refuse the run)
+    settle: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """switch_stat at one moment: its lines, or why they could not be read as such."""
+
+    lines: list[SwitchStatLine] = field(default_factory=list)
+    unread: str = ""
+
+    @property
+    def modes(self) -> dict[int, Mode]:
+        """Each CPU's mode now (a kernel log holds older reads too: the last line counts)."""
+        return {cpu: line.mode for cpu, line in latest(self.lines).items()}
+
+
+#: what a queue without switch_stat gives
+NO_SNAPSHOT = Snapshot()
+_STDERR = Console(stderr=True, highlight=False)
+
+
+def _say(line: str) -> None:
+    """A settling step on stderr; under the CLI's progress bar, rich prints it above the bar."""
+    _STDERR.print(line, markup=False, style="yellow")
 
 
 @dataclass(slots=True)
@@ -81,6 +122,8 @@ class Runner:
         self.where = str(queue.parent.name) if queue is not None else str(self.target.path)
         self.fio_size: int | None = None  # bytes of a file fio may use; None: the whole device
         self.engine = EngineRuns(self) if config.engine == "dpas" else None
+        self.online_cpus = os.cpu_count() or 1  # what fio's "split" spreads the jobs over
+        self.say: Callable[[str], None] = _say  # settling progress, one line a step
 
     @property
     def journal(self) -> Path:
@@ -149,7 +192,9 @@ class Runner:
             sweep.cpus,
             self.fio_size,
         )
-        argv = job.argv(self.config.fio, os.cpu_count() or 1)
+        return self._run_fio(job.argv(self.config.fio, self.online_cpus), runtime_s, plan, sweep.rw)
+
+    def _run_fio(self, argv: list[str], runtime_s: float, plan: ModePlan, rw: Op) -> FioResult:
         limit = fio_timeout(runtime_s)
         try:
             done = self.executor.run(argv, timeout=limit)
@@ -161,7 +206,7 @@ class Runner:
             ) from None
         stop.check()  # a signal killed fio: its output means nothing
         try:
-            result = parse_fio(done.stdout, sweep.rw)
+            result = parse_fio(done.stdout, rw)
         except FioError as err:
             if err.errno == EOPNOTSUPP and plan.hipri:
                 raise Refused(
@@ -245,29 +290,68 @@ class Runner:
         for mode, runs in groupby(sweep.runs(), key=itemgetter(0)):
             try:
                 plan = self.plan(mode, sweep, bench.d_init_ns)
-                with self._knobs_set(plan):
-                    for _, jobs, repeat in runs:
-                        bench.records.append(self.run_one(sweep, plan, jobs, repeat, bench))
-                        if done:
-                            done(f"{mode.value} x{jobs}")
+                self._mode_runs(sweep, plan, [(j, r) for _, j, r in runs], bench, done)
             except Refused as why:
                 bench.refused[mode.value] = str(why)
                 bench.records = [r for r in bench.records if r.mode != mode.value]
 
+    def _mode_runs(
+        self,
+        sweep: Sweep,
+        plan: ModePlan,
+        runs: list[tuple[int, int]],
+        bench: RealBench,
+        done: Callable[[str], None] | None,
+    ) -> None:
+        """The (jobs, repeat) runs of one mode, its knobs set once for as many as can be.
+
+        On the DPAS kernel a polled run must find the CPUs it uses in PAS, and a DPAS run can
+        leave them elsewhere. Then the knob block ends, those CPUs are settled under the DPAS
+        knobs (never nested: the journal holds one set of originals), and a new block starts
+        with that run. The first run of a block was just checked.
+        """
+        pending = list(runs)
+        while pending:
+            note = self._settle(sweep, plan, pending[0][0], bench.d_init_ns)
+            with self._knobs_set(plan):
+                for i, (jobs, repeat) in enumerate(list(pending)):
+                    before = self._snapshot() if self._watching() else NO_SNAPSHOT
+                    if i > 0 and self._out_of_pas(before, sweep, plan, jobs):
+                        break
+                    record = self.run_one(sweep, plan, jobs, repeat, bench, before, note)
+                    bench.records.append(record)
+                    note = ""
+                    pending.pop(0)
+                    if done:
+                        done(f"{plan.mode.value} x{jobs}")
+
     def run_one(
-        self, sweep: Sweep, plan: ModePlan, jobs: int, repeat: int, bench: RealBench
+        self,
+        sweep: Sweep,
+        plan: ModePlan,
+        jobs: int,
+        repeat: int,
+        bench: RealBench,
+        before: Snapshot | None = None,
+        note: str = "",
     ) -> RunResult:
         """One run of the sweep, the queue's knobs already set as ``plan`` says: the one place
         that measures, by the engine or by fio. Refused: the mode cannot run on this target (the
-        sweep goes on without it); any other DpasError ends the sweep. With fio, switch_stat is
-        read around the run for the DPAS breakdown."""
+        sweep goes on without it); any other DpasError ends the sweep. With fio on the DPAS
+        kernel, switch_stat is read around the run (``before``: read by the caller) for every
+        CPU's mode and, for DPAS, the breakdown; ``note`` says what was done first."""
         if self.engine is not None:
             return self.engine.one(sweep, plan, jobs, repeat, bench)
-        dpas = plan.mode is Method.DPAS
-        before, unread = self._snapshot() if dpas else ([], "")
+        watching = self._watching()
+        if before is None:
+            before = self._snapshot() if watching else NO_SNAPSHOT
         result = self.fio(sweep, plan, jobs, sweep.runtime_s)
-        after, unread_after = self._snapshot() if dpas else ([], "")
-        breakdown, why = _breakdown(before, after, unread or unread_after)
+        after = self._snapshot() if watching else NO_SNAPSHOT
+        dpas = plan.mode is Method.DPAS
+        breakdown, why = _breakdown(before, after) if dpas else (None, "")
+        modes = _cpu_modes(before, after) if watching else None
+        if watching and modes is None and not dpas:
+            why = _modes_unknown(before, after)
         return record(
             plan,
             jobs,
@@ -276,34 +360,104 @@ class Runner:
             result,
             bench.d_init_ns,
             breakdown=breakdown,
-            switch_stat=[{"cpu": s.cpu, "text": s.render()} for s in after] or None,
+            switch_stat=[{"cpu": s.cpu, "text": s.render()} for s in after.lines]
+            if dpas and after.lines
+            else None,
             backend="fio",
             kernel=self.kernel.release,
             device=bench.model,
             fio_version=bench.fio_version,
-            note="; ".join(filter(None, (plan.note, why))),
+            note="; ".join(filter(None, (plan.note, note, why))),
+            cpu_modes=modes,
         )
 
-    def _snapshot(self) -> tuple[list[SwitchStatLine], str]:
+    def _snapshot(self) -> Snapshot:
         """switch_stat now, or why its text could not be read as switch_stat lines."""
         try:
-            return self.switch_stat(), ""
+            return Snapshot(self.switch_stat())
         except KnobError:
             raise
         except (DpasError, ValueError) as err:
-            return [], f"switch_stat unreadable ({err}): no breakdown"
+            return Snapshot([], f"switch_stat unreadable ({err})")
+
+    # -- the switch's state left by earlier runs (DPAS kernel) ---------------------------------
+    def _watching(self) -> bool:
+        """fio on a queue with switch_stat: the DPAS kernel, whose switch state outlives runs."""
+        return self.engine is None and self.knobs is not None and self.knobs.has("switch_stat")
+
+    def _out_of_pas(self, now: Snapshot, sweep: Sweep, plan: ModePlan, jobs: int) -> bool:
+        if not self._watching() or not counted(plan):
+            return False
+        return bool(out_of_pas(now.modes, pinned(sweep.cpus, jobs, self.online_cpus), plan))
+
+    def _settle(self, sweep: Sweep, plan: ModePlan, jobs: int, d_init_ns: int) -> str:
+        """Before a polled run on the DPAS kernel: the CPUs its jobs run on back in PAS, by the
+        kernel's own path (dpas.real.settle), or Unsettled. Returns the record's note of it."""
+        if not self._watching() or not counted(plan):
+            return ""
+        cpus = pinned(sweep.cpus, jobs, self.online_cpus)
+        bad = out_of_pas(self._snapshot().modes, cpus, plan)
+        if not bad:
+            return ""
+        refuse_outright(bad, self.config.settle)
+        try:
+            dpas = plan_mode(
+                Method.DPAS, self.kernel, self.knobs, d_init_ns, sweep.switch, None, self.where
+            )
+        except Refused as why:
+            raise Unsettled(cannot_settle(bad, str(why))) from None
+        capacity = self.fio_size // sweep.bs if self.fio_size else None
+        settler = Settler(
+            Budget.of(sweep.switch, capacity),
+            partial(self._settling_run, sweep, dpas),
+            self._modes_now,
+            self.say,
+        )
+        with self._knobs_set(dpas):
+            return "; ".join(settler.settle(cpu, mode) for cpu, mode in bad.items())
+
+    def _settling_run(self, sweep: Sweep, dpas: ModePlan, cpu: int, ios: int) -> int:
+        """``ios`` synchronous polled reads by one job pinned to ``cpu``; the I/Os fio did."""
+        job = FioJob(
+            self.target.path, Op.READ, sweep.bs, 1, RUN_CAP_S, "pvsync2", True, str(cpu),
+            self.fio_size,
+        )  # fmt: skip
+        # number_ios only counts without time_based; the runtime then only caps the run
+        argv = [a for a in job.argv(self.config.fio, self.online_cpus) if a != "--time_based"]
+        return self._run_fio([*argv, f"--number_ios={ios}"], RUN_CAP_S, dpas, Op.READ).ios
+
+    def _modes_now(self) -> dict[int, Mode]:
+        now = self._snapshot()
+        if now.unread:
+            raise Unsettled(f"{now.unread} while settling a CPU: its mode is unknown")
+        return now.modes
 
 
-def _breakdown(
-    before: list[SwitchStatLine], after: list[SwitchStatLine], unread: str
-) -> tuple[dict[str, int] | None, str]:
-    """The I/Os per mode during a run, or None and why there is none."""
-    if unread or not after:
-        return None, unread
-    counts = delta(before, after)
-    if min(counts.values()) < 0:
-        return None, "switch_stat counters went backwards during the run: no breakdown"
-    return counts, ""
+def _breakdown(before: Snapshot, after: Snapshot) -> tuple[dict[str, int] | None, str]:
+    """The I/Os per mode during a run, or None and why there is none (never a negative count)."""
+    if before.unread or after.unread:
+        return None, f"{before.unread or after.unread}: no breakdown"
+    if not after.lines:
+        return None, "switch_stat showed no CPU lines: no breakdown"
+    try:
+        return delta(before.lines, after.lines), ""
+    except NoBreakdown as why:
+        return None, f"{why}: no breakdown"
+
+
+def _cpu_modes(before: Snapshot, after: Snapshot) -> dict[str, dict[str, str]] | None:
+    """Every CPU's mode before and after a run (CPU numbers as strings, as JSON keeps them)."""
+    if not before.lines or not after.lines:
+        return None
+    return {
+        side: {str(cpu): mode.name for cpu, mode in sorted(snap.modes.items())}
+        for side, snap in (("before", before), ("after", after))
+    }
+
+
+def _modes_unknown(before: Snapshot, after: Snapshot) -> str:
+    unread = before.unread or after.unread
+    return f"{unread or 'switch_stat showed no CPU lines'}: CPU modes unknown"
 
 
 def fio_timeout(runtime_s: float) -> float:
