@@ -93,13 +93,9 @@ def test_evaluation_with_a_period_of_one() -> None:
     assert (t.old, t.new, t.count, t.avg_qd) == (Mode.PAS, Mode.CP, 1, 10)
 
 
-def test_a_period_of_zero_skips_the_evaluation_instead_of_dividing_by_zero() -> None:
-    policy, clock = DpasPolicy(switch=SwitchParams(param5=0)), Clock()
-    sw = policy.switch_state(0)
-    assert sw.evaluate(policy.switch) is None and sw.mode == Mode.PAS
-    sw.mode = Mode.OL
-    assert sw.evaluate(policy.switch) is None and sw.mode == Mode.OL
-    steps(policy, clock, 1, jobs=1, overslept=False)  # with one I/O counted it evaluates
+def test_a_period_of_zero_is_refused_where_the_kernel_would_divide_by_zero() -> None:
+    with pytest.raises(ValueError, match="divide by zero"):
+        SwitchParams(param5=0)
 
 
 def test_ol_at_exactly_param3_stays() -> None:

@@ -83,6 +83,12 @@ def rate(rng: np.random.Generator) -> int:
     )
 
 
+def switch_period(rng: np.random.Generator, small: int) -> int:
+    """An evaluation period: what switch_param gives, at least 1 (SwitchParams refuses 0 and
+    -1, on which the kernel would divide by zero)."""
+    return max(switch_param(rng, small), 1)
+
+
 def switch_param(rng: np.random.Generator, small: int) -> int:
     """-1, 0, small values (so the switch moves), or large ones up to 2**31-1."""
     return pick(
@@ -123,9 +129,9 @@ def random_config(rng: np.random.Generator) -> PolicyConfig:
         param2=switch_param(rng, 30),
         param3=switch_param(rng, 30),
         param4=int(rng.choice([-1, 0, 1, 1, 1, 5])),
-        param5=switch_param(rng, 40),
-        param6=switch_param(rng, 60),
-        param7=switch_param(rng, 60),
+        param5=switch_period(rng, 40),
+        param6=switch_period(rng, 60),
+        param7=switch_period(rng, 60),
     )
     ehp = EhpParams(
         ctx_ns=log_uniform(rng, 1, 5_000),
@@ -468,7 +474,8 @@ configs = st.builds(
     ),
     switch=st.builds(
         SwitchParams,
-        *(st.integers(-1, 20) for _ in range(7)),
+        *(st.integers(-1, 20) for _ in range(4)),
+        *(st.integers(1, 20) for _ in range(3)),  # evaluation periods: 0 and -1 are refused
     ),
     order=st.sampled_from(Order),
     io_poll_delay=st.integers(0, 5),

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
 from dpas.errors import DpasError
-from dpas.policy import Method, Op, Order, SwitchParams
+from dpas.policy import LAB, Method, Op, Order, Rules, SwitchParams
 from dpas.results import SCHEMA, RunResult
 
 #: bench.sh's ALL; EHP is the paper's extra baseline and must be named
@@ -43,6 +43,8 @@ class Sweep:
     d_init_ns: int | None = None
     switch: SwitchParams = field(default_factory=SwitchParams)
     order: Order = Order.KERNEL
+    #: whose kernel the simulator's policy follows: the lab's or the artifact's
+    rules: Rules = LAB
 
     def runs(self) -> list[tuple[Method, int, int]]:
         """(mode, jobs, repeat) in bench.sh's order: mode, then jobs, then repeat (from 1)."""
@@ -68,6 +70,7 @@ class Sweep:
             "d_init": "auto" if self.d_init_ns is None else self.d_init_ns,
             "switch": asdict(self.switch),
             "order": self.order.value,
+            "rules": self.rules.name,
         }
 
     @classmethod
@@ -87,6 +90,7 @@ class Sweep:
             d_init_ns=None if d_init == "auto" else d_init,
             switch=SwitchParams(**record["switch"]),
             order=Order(record["order"]),
+            rules=Rules.named(record.get("rules", "lab")),
         )
 
 

@@ -59,6 +59,7 @@ def plan(profile: Profile, sweep: Sweep, d_init_ns: int) -> list[RunConfig]:
             pas=pas,
             switch=sweep.switch,
             order=sweep.order,
+            rules=sweep.rules,
         )
         for mode, jobs, repeat in sweep.runs()
     ]

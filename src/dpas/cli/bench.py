@@ -23,9 +23,11 @@ from dpas.cli.options import (
     parse_cpus,
     parse_number,
     parse_sweep,
+    rules_option,
     sweep_options,
 )
 from dpas.limits import MAX_IOS, MAX_REAL_RUNTIME_S, MAX_SEED, MAX_SIM_RUNTIME_S
+from dpas.policy import RULE_SETS
 from dpas.real.executor import LocalExecutor
 from dpas.real.runner import RealBackend, RealConfig
 from dpas.reports.bench import mode_tables, plot, write_csv
@@ -48,7 +50,7 @@ def parse_size(text: str, bs: int) -> int:
 
 
 #: what only the simulator reads, and what only a real run (--device) reads
-SIM_ONLY = ("ios", "profile_name", "seed", "order")
+SIM_ONLY = ("ios", "profile_name", "seed", "order", "rules_name")
 REAL_ONLY = (
     "bs",
     "ioengine",
@@ -58,6 +60,7 @@ REAL_ONLY = (
     "journal",
     "sysfs_root",
     "engine",
+    "settle",
 )
 
 
@@ -117,6 +120,7 @@ def _given(ctx: click.Context, name: str) -> bool:
     help="Stop each run after this many I/Os instead of --runtime.",
 )
 @click.option("--seed", type=Number(0, MAX_SEED, integer=True), default=1, show_default=True)
+@rules_option
 @click.option(
     "--device",
     default=None,
@@ -176,6 +180,7 @@ def bench_command(
     runtime_text: str | None,
     ios: int | None,
     seed: int,
+    rules_name: str,
     out_dir: Path,
     as_json: bool,
     device: str | None,
@@ -204,6 +209,7 @@ def bench_command(
         ios=ios,
         seed=seed,
         bs=bs,
+        rules=RULE_SETS[rules_name],
     )
     profile = load(profile_name) if device is None else None  # a bad one: before any output
     file_size = parse_size(size, bs)
@@ -211,7 +217,9 @@ def bench_command(
     backend: Backend
     if device is None:
         assert profile is not None
-        backend, title = SimulatorBackend(profile), f"dpas bench on {profile.name} (simulated)"
+        rules = "" if rules_name == "lab" else f", the {rules_name} kernel's rules"
+        backend = SimulatorBackend(profile)
+        title = f"dpas bench on {profile.name} (simulated{rules})"
     else:
         config = RealConfig(
             device,

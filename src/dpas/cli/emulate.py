@@ -12,20 +12,35 @@ from click.core import ParameterSource
 from rich.console import Console
 
 from dpas.cli.app import InputError, cli
-from dpas.cli.options import Number, parse_number, switch_options
+from dpas.cli.options import Number, parse_number, rules_option, switch_options
 from dpas.emulate import EmulateConfig, Emulation, Model, TraceError, emulate, load
 from dpas.emulate.config import kernel_rates
 from dpas.emulate.ranges import RANGES
 from dpas.emulate.traces import DEFAULT_IOS, FORMATS
 from dpas.errors import LimitError
-from dpas.policy import Adaptive, Method, Order, PasParams, PolicyConfig, SwitchParams
+from dpas.policy import (
+    RULE_SETS,
+    Adaptive,
+    Method,
+    Order,
+    PasParams,
+    PolicyConfig,
+    SwitchParams,
+)
 from dpas.reports.emulation import summary_tables, write_per_io
 
 EMULATED = ("pas", "lhp", "ehp", "dpas", "cp", "int")
 AUTO = "auto"
 #: options that only one model reads; giving one to the other model is refused
 PAGE_ONLY = ("initial_sleep_us", "attenuation")
-KERNEL_ONLY = ("d_init", "adaptive", "order", "io_poll_delay", *(f"param{i}" for i in range(1, 8)))
+KERNEL_ONLY = (
+    "d_init",
+    "adaptive",
+    "order",
+    "rules_name",
+    "io_poll_delay",
+    *(f"param{i}" for i in range(1, 8)),
+)
 #: --plot-ios: ASCII digits only (str.isdigit() also takes '²', which int() refuses), and
 #: no more of them than an I/O count has (int() refuses thousands with a traceback)
 SPAN = re.compile(r"([0-9]{1,10}):([0-9]{1,10})")
@@ -78,7 +93,8 @@ def _given(ctx: click.Context, name: str) -> bool:
 
 
 def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
+    """The option of a parameter name (``rules_name`` is --rules)."""
+    return "--" + name.removesuffix("_name").replace("_", "-")
 
 
 @cli.command("emulate")
@@ -200,6 +216,7 @@ def _flag(name: str) -> str:
     help="LHP: 0 adaptive, N > 0 a fixed N µs sleep (kernel model).",
 )
 @switch_options
+@rules_option
 @click.option("--json", "as_json", is_flag=True, help="Print the summary records as JSON.")
 @click.option(
     "--per-io",
@@ -240,6 +257,7 @@ def emulate_command(
     d_init: int,
     adaptive: int,
     order: str,
+    rules_name: str,
     io_poll_delay: int,
     as_json: bool,
     per_io: Path | None,
@@ -268,6 +286,7 @@ def emulate_command(
         switch=SwitchParams(**switch),
         order=Order(order),
         io_poll_delay=io_poll_delay,
+        rules=RULE_SETS[rules_name],
     )
     config = EmulateConfig(
         model=chosen_model,

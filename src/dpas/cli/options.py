@@ -15,6 +15,8 @@ from dpas.cli.app import InputError
 from dpas.errors import LimitError
 from dpas.limits import INT_MAX, MAX_JOBS, MAX_REPEATS, U32_MAX, checked
 from dpas.policy import Method, Op, Order, SwitchParams
+from dpas.policy.rules import RULE_SETS
+from dpas.policy.switch import param_error
 
 BENCH_MODES = ("INT", "CP", "LHP", "PAS", "DPAS", "EHP", "HYB")
 #: job counts in one sweep
@@ -96,6 +98,25 @@ def _bound(x: float) -> str:
     return str(x) if isinstance(x, int) else f"{x:g}"
 
 
+rules_option = click.option(
+    "--rules",
+    "rules_name",
+    type=click.Choice(list(RULE_SETS)),
+    default="lab",
+    show_default=True,
+    help="Whose DPAS kernel the policy follows: the lab's, or the artifact's 5.18-rc6 tree where "
+    "it differs (docs/policy.md#rules-lab-or-artifact).",
+)
+
+
+def _switch_param(ctx: click.Context, param: click.Parameter, value: int) -> int:
+    """The kernel's refusals beyond the int range (a zero evaluation period)."""
+    why = param_error(str(param.name), value)
+    if why:
+        raise click.BadParameter(why.split(": ", 1)[1], ctx, param)
+    return value
+
+
 def switch_options(
     f: Callable[..., Any] | None = None, *, order: bool = True
 ) -> Callable[..., Any]:
@@ -110,6 +131,7 @@ def switch_options(
                 type=Number(-1, INT_MAX, integer=True),
                 default=default,
                 show_default=True,
+                callback=_switch_param,
                 help=f"DPAS switch_param{i}.",
             )(f)
         if not order:

@@ -9,6 +9,8 @@ from rich.console import Console
 from rich.table import Table
 
 from dpas.cli.app import cli, help_without_subcommand
+from dpas.cli.options import rules_option
+from dpas.policy import RULE_SETS
 from dpas.policy.demo import DemoRun, demo_records, demo_runs
 
 
@@ -21,13 +23,15 @@ def policy(ctx: click.Context) -> None:
 
 @policy.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the steps as JSON records.")
-def demo(as_json: bool) -> None:
+@rules_option
+def demo(as_json: bool, rules_name: str) -> None:
     """Show PAS and DPAS deciding, I/O by I/O, over a built-in feedback script."""
+    rules = RULE_SETS[rules_name]
     if as_json:
-        click.echo(json.dumps(demo_records(), indent=1))
+        click.echo(json.dumps(demo_records(rules), indent=1))
         return
     console = Console()
-    for run in demo_runs():
+    for run in demo_runs(rules):
         console.print(_demo_table(run))
         console.print()
 

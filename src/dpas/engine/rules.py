@@ -26,6 +26,7 @@ import numpy as np
 
 from dpas.engine.native import native
 from dpas.policy import (
+    LAB,
     DpasPolicy,
     Io,
     Method,
@@ -61,7 +62,10 @@ _METHODS = list(Method)
 
 
 def config_dict(config: PolicyConfig) -> dict[str, int]:
-    """The dict ``_engine`` turns into a pol_config (replay.c: engine_config)."""
+    """The dict ``_engine`` turns into a pol_config (replay.c: engine_config). The compiled
+    copy holds the lab's rules only: the artifact's differences are the kernel's own."""
+    if config.rules != LAB:
+        raise ValueError(f"the engine runs the lab's rules, not {config.rules.name}")
     pas, switch, ehp = config.pas, config.switch, config.ehp
     return {
         "method": _METHODS.index(config.method),

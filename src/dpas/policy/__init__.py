@@ -12,10 +12,15 @@ from dpas.policy.lhp import LhpPolicy
 from dpas.policy.methods import Method, PolicyConfig, make_policy
 from dpas.policy.pas import DIV, Adaptive, Case, PasParams, PasPolicy, PasState, PasUpdate
 from dpas.policy.request import NO_BUCKET, Bucketing, Op, Request, bucket_of
+from dpas.policy.rules import ARTIFACT, LAB, RULE_SETS, Rules
 from dpas.policy.switch import EDGES, Mode, Order, SwitchParams, SwitchState, Transition
 
 __all__ = [
+    "ARTIFACT",
     "DIV",
+    "LAB",
+    "RULE_SETS",
+    "Rules",
     "EDGES",
     "NO_BUCKET",
     "Adaptive",

@@ -13,6 +13,7 @@ from itertools import groupby
 from dpas.policy.dpas import DpasPolicy
 from dpas.policy.pas import PasParams, PasPolicy
 from dpas.policy.request import Op, Request
+from dpas.policy.rules import LAB, Rules
 from dpas.policy.switch import SwitchParams
 
 SCHEMA = "dpas.policy-demo/1"
@@ -112,17 +113,18 @@ def run_script(policy: PasPolicy, script: tuple[tuple[int, str], ...]) -> list[D
     return steps
 
 
-def demo_runs() -> list[DemoRun]:
-    """The PAS run and the DPAS run, with their parameters."""
+def demo_runs(rules: Rules = LAB) -> list[DemoRun]:
+    """The PAS run and the DPAS run, with their parameters, under ``rules``."""
     pas_params = PasParams()
     pas = DemoRun("PAS", _script_text(PAS_SCRIPT), asdict(pas_params), None)
-    pas.steps = run_script(PasPolicy(pas_params), PAS_SCRIPT)
+    pas.steps = run_script(PasPolicy(pas_params, rules=rules), PAS_SCRIPT)
     switch = SwitchParams(**DPAS_DEMO_PERIODS)
     dpas = DemoRun("DPAS", _script_text(DPAS_SCRIPT), asdict(pas_params), asdict(switch))
-    dpas.steps = run_script(DpasPolicy(pas_params, switch), DPAS_SCRIPT)
+    dpas.steps = run_script(DpasPolicy(pas_params, switch, rules=rules), DPAS_SCRIPT)
     return [pas, dpas]
 
 
-def demo_records() -> dict[str, object]:
+def demo_records(rules: Rules = LAB) -> dict[str, object]:
     """The demo as JSON-ready records."""
-    return {"schema": SCHEMA, "runs": [asdict(run) for run in demo_runs()]}
+    runs = [asdict(run) for run in demo_runs(rules)]
+    return {"schema": SCHEMA, "rules": rules.name, "runs": runs}

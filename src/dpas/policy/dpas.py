@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from dpas.policy.base import Io
 from dpas.policy.pas import PasParams, PasPolicy
 from dpas.policy.request import Bucketing, Request
+from dpas.policy.rules import LAB, SYNC_PATH_BYTES, Rules
 from dpas.policy.switch import Mode, Order, SwitchParams, SwitchState, Transition
 
 
@@ -27,8 +28,9 @@ class DpasPolicy(PasPolicy):
         switch: SwitchParams | None = None,
         order: Order = Order.KERNEL,
         bucketing: Bucketing | None = None,
+        rules: Rules = LAB,
     ) -> None:
-        super().__init__(params, bucketing)
+        super().__init__(params, bucketing, rules)
         self.switch = switch or SwitchParams()
         self.order = order
         self._switch: dict[int, SwitchState] = {}
@@ -48,7 +50,11 @@ class DpasPolicy(PasPolicy):
 
     def on_submit(self, cpu: int, request: Request, now_ns: int) -> Io:
         bucket = self.bucketing.bucket(request)
-        if bucket < 0:
+        rules = self.rules
+        if rules.sync_path_only and request.size > SYNC_PATH_BYTES:
+            # not the synchronous path: the artifact counts it nowhere (reference section 9)
+            return Io(request, cpu, now_ns, True, bucket, mode=self.switch_state(cpu).mode)
+        if bucket < 0 and not rules.count_unbucketed:
             return Io(request, cpu, now_ns, True, bucket)
         sw = self.switch_state(cpu)
         old, tf = sw.mode, sw.tf
@@ -67,11 +73,19 @@ class DpasPolicy(PasPolicy):
             io.qd_counted = True
         self._try_evaluate(io.cpu, sw, now_ns)
         if sw.mode == Mode.CP:
+            io.sleep_ns = 0
             return 0
         force, sw.force_update = sw.force_update, False
         return self._pas_sleep(io, force)
 
     def on_wait_end(self, io: Io, now_ns: int) -> None:
+        if self.rules.qd_on_sleep:
+            # the artifact lowers qd after any wait that slept, whoever raised it: a PAS->CP
+            # switch at wait start leaks +1 (reference section 9)
+            if io.bucket >= 0 and io.sleep_ns != 0:
+                self.switch_state(io.cpu).qd -= 1
+            io.qd_counted = False
+            return
         if io.qd_counted:
             self.switch_state(io.cpu).qd -= 1
             io.qd_counted = False
@@ -85,7 +99,7 @@ class DpasPolicy(PasPolicy):
             sw.evaluations_skipped += 1
             return
         old, tf = sw.mode, sw.tf
-        outcome = sw.evaluate(self.switch, self.order)
+        outcome = sw.evaluate(self.switch, self.order, self.rules)
         if outcome is not None:
             new, count, avg_qd = outcome
             self._record(cpu, now_ns, old, new, count, avg_qd, tf)

@@ -33,9 +33,14 @@ class EhpPolicy(WindowedPolicy):
 
     name = "EHP"
 
-    def __init__(self, params: EhpParams | None = None, bucketing: Bucketing | None = None) -> None:
+    def __init__(
+        self,
+        params: EhpParams | None = None,
+        bucketing: Bucketing | None = None,
+        per_cpu_stats: bool = False,
+    ) -> None:
         self.params = params or EhpParams()
-        super().__init__(self.params.window_ns, bucketing)
+        super().__init__(self.params.window_ns, bucketing, per_cpu_stats)
 
     def polls(self, stat: BucketStat | None) -> bool:
         """The benefit test: polling pays when overhead * benefit_ratio exceeds the minimum.

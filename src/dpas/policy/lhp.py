@@ -23,8 +23,9 @@ class LhpPolicy(WindowedPolicy):
         io_poll_delay: int = 0,
         window_ns: int = LHP_WINDOW_NS,
         bucketing: Bucketing | None = None,
+        per_cpu_stats: bool = False,
     ) -> None:
-        super().__init__(window_ns, bucketing)
+        super().__init__(window_ns, bucketing, per_cpu_stats)
         if io_poll_delay < 0:
             raise ValueError(
                 f"io_poll_delay {io_poll_delay}: expected 0 (adaptive) or N > 0 µs; -1 is CP"

@@ -12,6 +12,7 @@ from dpas.policy.ehp import EhpParams, EhpPolicy
 from dpas.policy.lhp import LHP_WINDOW_NS, LhpPolicy
 from dpas.policy.pas import PasParams, PasPolicy
 from dpas.policy.request import Bucketing
+from dpas.policy.rules import LAB, Rules
 from dpas.policy.switch import Order, SwitchParams
 
 
@@ -56,11 +57,13 @@ class PolicyConfig:
     lhp_window_ns: int = LHP_WINDOW_NS
     ehp: EhpParams = field(default_factory=EhpParams)
     bucketing: Bucketing = field(default_factory=Bucketing)
+    #: the lab's kernel (default) or the artifact's, or any mix of its differences
+    rules: Rules = LAB
 
 
 def make_policy(config: PolicyConfig) -> Policy:
     """A fresh policy (new per-CPU state) for the configured method."""
-    m = config.method
+    m, rules = config.method, config.rules
     if m is Method.HYB:
         raise ValueError(
             "HYB is io_uring's hybrid polling, decided by the kernel: it has no policy here "
@@ -71,9 +74,11 @@ def make_policy(config: PolicyConfig) -> Policy:
     if m is Method.CP:
         return CpPolicy(config.bucketing)
     if m is Method.LHP:
-        return LhpPolicy(config.io_poll_delay, config.lhp_window_ns, config.bucketing)
+        return LhpPolicy(
+            config.io_poll_delay, config.lhp_window_ns, config.bucketing, rules.per_cpu_stats
+        )
     if m is Method.EHP:
-        return EhpPolicy(config.ehp, config.bucketing)
+        return EhpPolicy(config.ehp, config.bucketing, rules.per_cpu_stats)
     if m is Method.PAS:
-        return PasPolicy(config.pas, config.bucketing)
-    return DpasPolicy(config.pas, config.switch, config.order, config.bucketing)
+        return PasPolicy(config.pas, config.bucketing, rules)
+    return DpasPolicy(config.pas, config.switch, config.order, config.bucketing, rules)

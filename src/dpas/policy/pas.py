@@ -7,10 +7,12 @@ from enum import IntEnum
 
 from dpas.policy.base import Io, Policy
 from dpas.policy.request import STATS_BUCKETS, Bucketing
+from dpas.policy.rules import LAB, Rules
 
 #: Fixed-point 1.0 of adj, up, dn, heat_up and cool_dn.
 DIV = 1_000_000
 _U64 = (1 << 64) - 1
+_U32 = (1 << 32) - 1
 _U8 = 0xFF
 
 
@@ -176,9 +178,15 @@ class PasPolicy(Policy):
 
     name = "PAS"
 
-    def __init__(self, params: PasParams | None = None, bucketing: Bucketing | None = None) -> None:
+    def __init__(
+        self,
+        params: PasParams | None = None,
+        bucketing: Bucketing | None = None,
+        rules: Rules = LAB,
+    ) -> None:
         super().__init__(bucketing)
         self.params = params or PasParams()
+        self.rules = rules
         self._cpus: dict[int, list[PasState]] = {}
 
     def state(self, cpu: int, bucket: int) -> PasState:
@@ -200,8 +208,9 @@ class PasPolicy(Policy):
         if update is not None and update.floored:
             self._on_floor(io.cpu)
         io.dur_cnt = state.dur_cnt
-        io.sleep_ns = state.dur
-        return state.dur
+        # the artifact hands the timer an unsigned int of ns (reference section 9)
+        io.sleep_ns = state.dur & _U32 if self.rules.u32_sleep else state.dur
+        return io.sleep_ns
 
     def _on_floor(self, cpu: int) -> None:
         """A timer-floor event; only DPAS counts them."""

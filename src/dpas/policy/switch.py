@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from enum import Enum, IntEnum
 
+from dpas.policy.rules import LAB, Rules, c_div, c_int
+
 
 class Mode(IntEnum):
     """The kernel's mode numbers, as switch_stat prints them."""
@@ -38,6 +40,24 @@ EDGES = frozenset(
 )
 
 
+INT_MAX = 2**31 - 1
+#: the evaluation periods: with 0 (or -1) an evaluation can run on a count of 0, and the
+#: artifact kernel divides by it (reference section 9)
+PERIODS = ("param5", "param6", "param7")
+
+
+def param_error(name: str, value: object) -> str | None:
+    """Why switch_``name`` cannot be ``value`` (the value, then what is accepted), or None."""
+    if not isinstance(value, int) or not -1 <= value <= INT_MAX:
+        return f"{value!r}: expected an integer from -1 to {INT_MAX} (the kernel's int attribute)"
+    if name in PERIODS and value < 1:
+        return (
+            f"{value}: an evaluation period of {value} I/Os, on which the kernel would divide "
+            f"by zero (accepted: 1 to {INT_MAX})"
+        )
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class SwitchParams:
     """switch_param1..7 with the kernel's defaults. Queue depths are in tenths (10 = 1.0)."""
@@ -52,9 +72,9 @@ class SwitchParams:
 
     def __post_init__(self) -> None:
         for f in fields(self):
-            value = getattr(self, f.name)
-            if not isinstance(value, int) or value < -1:
-                raise ValueError(f"switch_{f.name} {value!r}: expected an integer >= -1")
+            why = param_error(f.name, getattr(self, f.name))
+            if why:
+                raise ValueError(f"switch_{f.name} {why}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +137,7 @@ class SwitchState:
         return True, None
 
     def evaluate(
-        self, params: SwitchParams, order: Order = Order.KERNEL
+        self, params: SwitchParams, order: Order = Order.KERNEL, rules: Rules = LAB
     ) -> tuple[Mode, int, int | None] | None:
         """Decide whether to leave the current mode.
 
@@ -135,18 +155,24 @@ class SwitchState:
             self.force_update = True
             return Mode.PAS, count, None
         if mode == Mode.PAS:
-            return self._evaluate_pas(params, order)
+            return self._evaluate_pas(params, order, rules)
         if mode == Mode.OL:
-            return self._evaluate_ol(params)
+            return self._evaluate_ol(params, rules)
         return None  # INT leaves only from the submission hook
 
+    def avg_qd(self, count: int, rules: Rules = LAB) -> int:
+        """qd_sum*10/count: the mean queue depth in tenths over the window."""
+        if rules.int_avg_qd:  # C int arithmetic: wraps, truncates toward zero (reference §9)
+            return c_int(c_div(c_int(c_int(self.qd_sum) * 10), count))
+        return self.qd_sum * 10 // count
+
     def _evaluate_pas(
-        self, params: SwitchParams, order: Order
+        self, params: SwitchParams, order: Order, rules: Rules
     ) -> tuple[Mode, int, int | None] | None:
         count = self.pas_cnt
         if count < params.param5 or count <= 0:
             return None
-        avg_qd = self.qd_sum * 10 // count
+        avg_qd = self.avg_qd(count, rules)
         to_ol = self.tf > params.param1
         to_cp = params.param4 >= 1 and avg_qd == 10
         if order == Order.GUIDE and to_cp:
@@ -163,11 +189,13 @@ class SwitchState:
         self.pas_cnt = 0
         return None
 
-    def _evaluate_ol(self, params: SwitchParams) -> tuple[Mode, int, int | None] | None:
+    def _evaluate_ol(
+        self, params: SwitchParams, rules: Rules
+    ) -> tuple[Mode, int, int | None] | None:
         count = self.ol_cnt
         if count < params.param5 or count <= 0:
             return None
-        avg_qd = self.qd_sum * 10 // count
+        avg_qd = self.avg_qd(count, rules)
         self.qd_sum = self.tf = 0
         if avg_qd <= params.param2:
             self.mode = Mode.PAS

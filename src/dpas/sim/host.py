@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from dpas.policy import Io, Op, Policy, Request
+from dpas.policy import LAB, Io, Op, Policy, Request, Rules
 from dpas.sim.device import Device, Draws
 from dpas.sim.engine import Engine
 from dpas.sim.profile import Profile
@@ -279,6 +279,10 @@ class Job:
         if not self.hybrid:  # classic polling: io_poll_delay -1, or no poll queues
             self.cpu.poll(self)
             return
+        self._wait(io)
+
+    def _wait(self, io: Io) -> None:
+        """The hybrid path: the policy's sleep, if any, then polling."""
         now = self.engine.now
         sleep = self.policy.on_wait_start(io, now)
         self.sim.tally.wait_started(self.cpu.id)
@@ -319,6 +323,14 @@ class Job:
         self.cpu.poll(self)
 
     def resume_poll(self) -> None:
+        """Back on the CPU after giving it up on need_resched while polling. An I/O that has
+        not slept goes through the hybrid path again under the artifact's rules, evaluating
+        and maybe sleeping this time (reference section 9); otherwise it polls on."""
+        io = self.io
+        assert io is not None
+        if self.sim.rules.resched_reentry and self.hybrid and io.polled and io.sleep_ns == 0:
+            self._wait(io)
+            return
         self.cpu.poll(self)
 
     def device_done(self) -> None:
@@ -379,8 +391,10 @@ class Host:
         arm_draws: Draws,
         end_ns: int,
         tally: Tally,
+        rules: Rules = LAB,
     ) -> None:
         self.engine = engine
+        self.rules = rules
         self.profile = profile
         self.policy = policy
         self.device = device

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from dpas.policy import (
+    LAB,
     Bucketing,
     DpasPolicy,
     Method,
@@ -15,6 +16,7 @@ from dpas.policy import (
     PasParams,
     Policy,
     PolicyConfig,
+    Rules,
     SwitchParams,
     make_policy,
 )
@@ -45,6 +47,7 @@ class RunConfig:
     pas: PasParams = field(default_factory=PasParams)
     switch: SwitchParams = field(default_factory=SwitchParams)
     order: Order = Order.KERNEL
+    rules: Rules = LAB
 
     def policy_config(self) -> PolicyConfig:
         pit = self.profile.pitfalls
@@ -55,6 +58,7 @@ class RunConfig:
             order=self.order,
             io_poll_delay=max(pit.io_poll_delay, 0),
             bucketing=Bucketing(pit.stats_sectors_bug, pit.queue_stats),
+            rules=self.rules,
         )
 
     def cpu_of(self, job: int) -> int:
@@ -88,7 +92,7 @@ def simulate(config: RunConfig) -> RunResult:
     arm = Draws(lambda n: rng.normal(timer.arm_mean_ns, timer.arm_sd_ns, n))
     end_ns = round(config.runtime_s * 1e9) if config.ios is None else 2**62
     tally = Tally(policy)
-    host = Host(engine, config.profile, policy, device, arm, end_ns, tally)
+    host = Host(engine, config.profile, policy, device, arm, end_ns, tally, config.rules)
     for job in range(config.jobs):
         host.add_job(config.cpu_of(job), config.rw, config.bs)
     if config.ios is not None:
