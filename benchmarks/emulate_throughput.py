@@ -24,7 +24,7 @@ def main() -> None:
     trace = pattern("noisy:30:5", args.ios, 1)
     print(f"{'model':6} {'method':6} {'seconds':>8} {'I/Os per s':>12}")
     for model in Model:
-        methods = PAGE_METHODS if model is Model.PAGE else tuple(Method)
+        methods = PAGE_METHODS if model is Model.PAGE else Method.policies()
         for method in methods:
             start = time.perf_counter()
             emulate(trace, [method], EmulateConfig(model=model))
