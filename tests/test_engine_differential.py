@@ -313,9 +313,11 @@ def coverage(monkeypatch: pytest.MonkeyPatch) -> Iterator[Coverage]:
         seen["window closes at its very end"] += now_ns == self.end_ns
         advance(self, now_ns)
 
-    def watched_add(self: StatWindows, bucket: int, value_ns: int, now_ns: int) -> None:
+    def watched_add(
+        self: StatWindows, bucket: int, value_ns: int, now_ns: int, cpu: int = 0
+    ) -> None:
         seen["negative latency"] += value_ns < 0
-        add(self, bucket, value_ns, now_ns)
+        add(self, bucket, value_ns, now_ns, cpu)
 
     def watched_polls(self: EhpPolicy, stat: BucketStat | None) -> bool:
         p = self.params
