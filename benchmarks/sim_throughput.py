@@ -1,6 +1,12 @@
-"""Simulated I/Os per wall second, per mode, and the wall time of `dpas bench ALL` (by hand).
+"""Simulated I/Os per wall second, compiled (mypyc) and pure Python, per mode; the peak RSS of
+a long run; determinism; and the wall time of `dpas bench ALL` (by hand).
 
     python benchmarks/sim_throughput.py
+
+Every measurement runs in a subprocess of this script (``--worker``): the compiled one as
+installed, the pure one with DPAS_PURE_PYTHON=1, one after the other so they do not share the
+cores. Reinstall first (``python3 -m pip install -e .``) if a simulator source changed: a
+stale compiled set runs as Python, and the first line says so.
 
 The issue's target: `dpas bench ALL` (5 modes x 5 job counts, 1 s of simulated time each)
 in at most 60 s on this 2-core machine, using both cores.
@@ -8,35 +14,165 @@ in at most 60 s on this 2-core machine, using both cores.
 
 from __future__ import annotations
 
+import json
+import os
+import resource
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import asdict
+from typing import Any
 
+from dpas.compiled import PURE_ENV, decide
 from dpas.policy import Method
 from dpas.sim import RunConfig, load, simulate
+from dpas.sim.profile import shipped
+
+MODES = ("INT", "CP", "LHP", "EHP", "PAS", "DPAS")
+#: (profile, cpus, jobs, simulated seconds): the lab's guest, and a fast drive if shipped
+GRIDS = (("qemu-lab", "0", (1, 16), 1.0), ("optane-p5800x", "split", (1, 20), 0.2))
+RSS_CASE = {"mode": "DPAS", "jobs": 20, "runtime_s": 1.0}
+
+
+def config(case: dict[str, Any]) -> RunConfig:
+    return RunConfig(
+        load(case.get("profile", "qemu-lab")),
+        Method.parse(case["mode"]),
+        jobs=case["jobs"],
+        cpus=case.get("cpus", "0"),
+        runtime_s=case["runtime_s"],
+        seed=case.get("seed", 1),
+    )
+
+
+def measure(case: dict[str, Any]) -> dict[str, Any]:
+    """One run's simulated I/Os and events, and its wall time."""
+    start = time.perf_counter()
+    r = simulate(config(case))
+    return {"ios": r.ios, "events": r.events, "wall_s": time.perf_counter() - start}
+
+
+def peak_rss(case: dict[str, Any]) -> dict[str, Any]:
+    """One run, then this process's peak resident set (KiB on Linux)."""
+    result = measure(case)
+    return {**result, "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
+
+
+def twice(case: dict[str, Any]) -> dict[str, Any]:
+    """The same config and seed twice in one process: the same record, field for field."""
+    a, b = asdict(simulate(config(case))), asdict(simulate(config(case)))
+    return {"same": a == b, "ios": a["ios"]}
+
+
+TASKS = {"measure": measure, "rss": peak_rss, "twice": twice}
+
+
+def worker() -> None:
+    """``--worker``: run the tasks on stdin, print the results and which simulator ran."""
+    import dpas.compiled
+
+    tasks = json.load(sys.stdin)
+    results = [TASKS[task](case) for task, case in tasks]
+    json.dump({"simulator": dpas.compiled.mode(), "results": results}, sys.stdout)
+
+
+def run_worker(tasks: list[tuple[str, dict[str, Any]]], pure: bool) -> dict[str, Any]:
+    env = {k: v for k, v in os.environ.items() if k != PURE_ENV}
+    if pure:
+        env[PURE_ENV] = "1"
+    done = subprocess.run(
+        [sys.executable, __file__, "--worker"],
+        input=json.dumps(tasks),
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    sys.stderr.write(done.stderr)
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def cases() -> list[dict[str, Any]]:
+    names = shipped()
+    return [
+        {"profile": profile, "cpus": cpus, "mode": mode, "jobs": jobs, "runtime_s": runtime_s}
+        for profile, cpus, job_counts, runtime_s in GRIDS
+        if profile in names
+        for mode in MODES
+        for jobs in job_counts
+    ]
+
+
+def throughput_table() -> None:
+    todo = [("measure", case) for case in cases()]
+    compiled, pure = run_worker(todo, pure=False), run_worker(todo, pure=True)
+    print(f"simulator: {compiled['simulator']} vs {pure['simulator']} ({PURE_ENV}=1)")
+    print(
+        f"{'profile':14} {'cpus':5} {'mode':5} {'jobs':>4} {'sim I/Os':>9} "
+        f"{'compiled I/O/s':>14} {'pure I/O/s':>12} {'ratio':>5}"
+    )
+    ratios = []
+    for (_, case), c, p in zip(todo, compiled["results"], pure["results"], strict=True):
+        fast, slow = c["ios"] / c["wall_s"], p["ios"] / p["wall_s"]
+        ratios.append(fast / slow)
+        same = "" if c["ios"] == p["ios"] else "  (records differ!)"
+        print(
+            f"{case['profile']:14} {case['cpus']:5} {case['mode']:5} {case['jobs']:4} "
+            f"{c['ios']:9} {fast:14,.0f} {slow:12,.0f} {fast / slow:5.2f}{same}"
+        )
+    print(f"compiled/pure: {min(ratios):.2f} to {max(ratios):.2f}, mean {mean(ratios):.2f}")
+
+
+def mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def rss_and_determinism() -> None:
+    profile = "optane-p5800x" if "optane-p5800x" in shipped() else "qemu-lab"
+    rss_case = {**RSS_CASE, "profile": profile, "cpus": "split" if profile != "qemu-lab" else "0"}
+    check = {"profile": "qemu-lab", "mode": "DPAS", "jobs": 16, "runtime_s": 0.2, "seed": 3}
+    for pure in (False, True):
+        tasks = [("twice", check)] + ([] if pure else [("rss", rss_case)])
+        out = run_worker(tasks, pure)
+        same = out["results"][0]
+        print(
+            f"{out['simulator']}: same config and seed twice -> "
+            f"{'identical' if same['same'] else 'DIFFERENT'} records ({same['ios']} I/Os)"
+        )
+        if not pure:
+            rss = out["results"][1]
+            print(
+                f"{out['simulator']}: peak RSS of {profile} DPAS x20 ({rss_case['cpus']}) 1 s: "
+                f"{rss['maxrss_kib'] / 1024:.0f} MiB ({rss['ios']} I/Os, {rss['wall_s']:.1f} s)"
+            )
+
+
+def bench_wall_time() -> None:
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-m", "dpas", "bench", "--out", out], capture_output=True, text=True
+        )
+        wall = time.perf_counter() - start
+    if done.returncode:
+        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        print(f"dpas bench failed (exit {done.returncode}): {last}")
+        return
+    print(f"dpas bench (ALL, R, 1 repeat, qemu-lab): {wall:.1f} s wall")
 
 
 def main() -> None:
-    profile = load("qemu-lab")
-    names = ("mode", "jobs", "sim I/Os", "events", "wall s", "I/Os per wall s")
-    widths = (-5, 4, 9, 9, 7, 16)
-    print(
-        " ".join(f"{n:{'<' if w < 0 else '>'}{abs(w)}}" for n, w in zip(names, widths, strict=True))
-    )
-    for mode in ("INT", "CP", "LHP", "PAS", "DPAS", "EHP"):
-        for jobs in (1, 16):
-            start = time.perf_counter()
-            r = simulate(RunConfig(profile, Method.parse(mode), jobs=jobs, runtime_s=1.0))
-            wall = time.perf_counter() - start
-            print(f"{mode:5} {jobs:4} {r.ios:9} {r.events:9} {wall:7.2f} {r.ios / wall:16,.0f}")
-    with tempfile.TemporaryDirectory() as out:
-        start = time.perf_counter()
-        subprocess.run(
-            [sys.executable, "-m", "dpas", "bench", "--out", out], check=True, capture_output=True
-        )
-        print(f"dpas bench (ALL, R, 1 repeat, qemu-lab): {time.perf_counter() - start:.1f} s wall")
+    status = decide(environ={k: v for k, v in os.environ.items() if k != PURE_ENV})
+    print(f"compiled set: {'in use' if status.active else 'NOT in use: ' + status.reason}")
+    throughput_table()
+    rss_and_determinism()
+    bench_wall_time()
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["--worker"]:
+        worker()
+    else:
+        main()
