@@ -1,11 +1,13 @@
-"""Does the qemu-lab profile reproduce the lab's published multi-job table? (run by hand)
+"""Does the qemu-lab profile reproduce the lab's published tables? (run by hand)
 
     python benchmarks/fidelity.py [--runtime S] [--repeats N]
 
-Runs INT, CP, PAS and DPAS at 1-16 jobs pinned to CPU 0 (as the lab did) with bench.sh's
-auto d_init, prints the model against shared/reference/qemu_lab.json cell by cell (marking
-the six cells the profile was fitted to), checks the issue's criteria and the hrtimer table,
-and exits 1 if any criterion fails.
+Runs qemu-lab's published grid (its [published] section: INT, CP, PAS and DPAS at 1-16 jobs
+pinned to CPU 0, as the lab did, with bench.sh's auto d_init) and prints it against the lab's
+multi-job table cell by cell as ``dpas validate`` does (dpas.reports.validation: model /
+published, error, * on the six fitted cells, mean |error| fitted and predicted). Then what only
+this profile has: the issue's criteria (CP flat, INT rises, DPAS's single-job CP:PAS split and
+INT from 2 jobs) and the hrtimer table; exits 1 if any criterion fails.
 """
 
 from __future__ import annotations
@@ -13,45 +15,54 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import asdict
+from importlib import resources
 from pathlib import Path
+from typing import Any
 
-from dpas.bench.backend import Sweep
+from rich.console import Console
+
 from dpas.bench.sweep import d_init_auto, plan, run_all
+from dpas.cli.validate import published_sweep
 from dpas.policy import Method, PasParams
+from dpas.reports.bench import averaged
+from dpas.reports.published import published_values
+from dpas.reports.validation import compare, print_comparison
 from dpas.sim import RunConfig, load, simulate
 
-#: shared/ sits beside the project (../shared), wherever the project was copied to
-REFERENCE = next(
-    p / "shared" / "reference" / "qemu_lab.json"
-    for p in Path(__file__).resolve().parents
-    if (p / "shared" / "reference" / "qemu_lab.json").exists()
-)
+#: the lab's table, as dpas ships it (a copy of shared/reference/qemu_lab.json)
+REFERENCE = Path(str(resources.files("dpas.sim").joinpath("reference", "qemu_lab.json")))
+#: the axes of the checks below (qemu-lab's [published] grid)
 MODES = ("INT", "CP", "PAS", "DPAS")
 JOBS = (1, 2, 4, 8, 16)
-#: the cells the profile's FIT parameters were fitted to (with DPAS's 1-job breakdown)
-FITTED = {("INT", 1), ("INT", 4), ("INT", 16), ("CP", 1), ("PAS", 1), ("PAS", 16)}
 TOLERANCE = 0.25
 
 
-def model_table(runtime: float, repeats: int) -> tuple[dict, dict, int]:
+def grid(runtime: float, repeats: int) -> tuple[list[dict[str, Any]], int]:
+    """qemu-lab's published grid: the records (RunResult dicts) and the auto d_init."""
     profile = load("qemu-lab")
-    sweep = Sweep(
-        modes=tuple(Method.parse(m) for m in MODES),
-        jobs=JOBS,
-        runtime_s=runtime,
-        repeats=repeats,
-    )
+    sweep = published_sweep(profile, runtime, repeats, seed=1)
     d_init = d_init_auto(profile, sweep)
-    runs = plan(profile, sweep, d_init)
-    iops: dict = {}
-    breakdown: dict = {}
-    for run, result in zip(runs, run_all(runs), strict=True):
-        key = (run.method.value, run.jobs)
-        iops[key] = iops.get(key, 0.0) + result.iops / repeats
-        if result.breakdown is not None:
-            old = breakdown.get(key, dict.fromkeys(result.breakdown, 0))
-            breakdown[key] = {k: old[k] + v for k, v in result.breakdown.items()}
-    return iops, breakdown, d_init
+    return [asdict(r) for r in run_all(plan(profile, sweep, d_init))], d_init
+
+
+def by_cell(records: list[dict[str, Any]]) -> tuple[dict, dict]:
+    """(mode, jobs) -> mean IOPS over repeats, and -> DPAS's breakdown summed over them."""
+    table = averaged(records)
+    iops = {(m, j): row["iops"] for m, rows in table.items() for j, row in rows.items()}
+    breakdown = {
+        (m, j): row["breakdown"]
+        for m, rows in table.items()
+        for j, row in rows.items()
+        if "breakdown" in row
+    }
+    return iops, breakdown
+
+
+def model_table(runtime: float, repeats: int) -> tuple[dict, dict, int]:
+    """The grid's IOPS and breakdowns by cell, and the d_init they ran with."""
+    records, d_init = grid(runtime, repeats)
+    return (*by_cell(records), d_init)
 
 
 def hrtimer_table() -> list[tuple[int, float, float]]:
@@ -101,33 +112,24 @@ def main() -> int:
     parser.add_argument("--runtime", type=float, default=1.0)
     parser.add_argument("--repeats", type=int, default=1)
     args = parser.parse_args()
-    published = {
-        m: {int(j): row[m] for j, row in table.items()}
-        for m in MODES
-        for table in [json.loads(REFERENCE.read_text())["multi_job_cpu0_pinned_iops"]]
-    }
-    iops, breakdown, d_init = model_table(args.runtime, args.repeats)
-    print(f"qemu-lab, jobs on CPU 0, {args.runtime} s x {args.repeats}, auto d_init {d_init} ns")
-    print("IOPS: model / published (error); * = fitted cell, the rest are predictions")
-    print("mode  " + "".join(f"{j:>22}" for j in JOBS))
-    for m in MODES:
-        cells = []
-        for j in JOBS:
-            mark = "*" if (m, j) in FITTED else " "
-            err = iops[m, j] / published[m][j] - 1
-            cells.append(f"{iops[m, j] / 1e3:6.1f}k/{published[m][j] / 1e3:5.1f}k{err:+5.0%}{mark}")
-        print(f"{m:5} " + "".join(f"{c:>22}" for c in cells))
-    held = [abs(iops[k] / published[k[0]][k[1]] - 1) for k in iops if k not in FITTED]
-    fit = [abs(iops[k] / published[k[0]][k[1]] - 1) for k in iops if k in FITTED]
-    print(
-        f"mean |error|: fitted cells {sum(fit) / len(fit):.1%}, "
-        f"predicted cells {sum(held) / len(held):.1%} (worst {max(held):.1%})"
+    profile = load("qemu-lab")
+    assert profile.published is not None, "qemu-lab lost its [published] section"
+    values = published_values(profile.published.table, profile.published.device, profile.name)
+    records, d_init = grid(args.runtime, args.repeats)
+    comparison = compare(profile.name, profile.published, values, records)
+    console = Console()
+    console.print(
+        f"qemu-lab, jobs on CPU 0, {args.runtime} s x {args.repeats}, auto d_init {d_init} ns",
+        soft_wrap=True,
     )
+    print_comparison(console, comparison)
+    iops, breakdown = by_cell(records)
     for j in JOBS:
         print(f"DPAS {j:2} jobs breakdown: {breakdown['DPAS', j]}")
     print("hrtimer table (sleep ratio %, published vs model, always-yield off):")
     for d, pub, model in hrtimer_table():
         print(f"  d_init {d:5} ns: {pub:5.1f}% vs {model:5.1f}%")
+    published = {m: {j: 1000 * v for (mm, j), v in values.kiops.items() if mm == m} for m in MODES}
     ok = True
     for text, passed in checks(iops, breakdown, published):
         print(("PASS " if passed else "FAIL ") + text)

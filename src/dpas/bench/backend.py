@@ -45,6 +45,9 @@ class Sweep:
     order: Order = Order.KERNEL
     #: whose kernel the simulator's policy follows: the lab's or the artifact's
     rules: Rules = LAB
+    #: pas_adaptive_enabled (0 off, 1 dn, 2 up): bench.sh and the paper set 1; a profile's
+    #: [published] section can name another, which ``dpas validate`` runs
+    adaptive: int = 1
 
     def runs(self) -> list[tuple[Method, int, int]]:
         """(mode, jobs, repeat) in bench.sh's order: mode, then jobs, then repeat (from 1)."""
@@ -71,6 +74,7 @@ class Sweep:
             "switch": asdict(self.switch),
             "order": self.order.value,
             "rules": self.rules.name,
+            "adaptive": self.adaptive,
         }
 
     @classmethod
@@ -91,6 +95,7 @@ class Sweep:
             switch=SwitchParams(**record["switch"]),
             order=Order(record["order"]),
             rules=Rules.named(record.get("rules", "lab")),
+            adaptive=record.get("adaptive", 1),  # records before the field ran with 1
         )
 
 

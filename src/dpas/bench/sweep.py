@@ -12,7 +12,7 @@ import numpy as np
 
 from dpas.bench.backend import Outcome, Sweep
 from dpas.children import die_with
-from dpas.policy import Method, Op, PasParams
+from dpas.policy import Adaptive, Method, Op, PasParams
 from dpas.results import RunResult
 from dpas.sim import Profile, RunConfig, simulate
 
@@ -43,7 +43,7 @@ def d_init_auto(profile: Profile, sweep: Sweep) -> int:
 
 def plan(profile: Profile, sweep: Sweep, d_init_ns: int) -> list[RunConfig]:
     """The runs in bench.sh's order (``Sweep.runs``), each with its own seed."""
-    pas = PasParams(d_init=d_init_ns)
+    pas = PasParams(d_init=d_init_ns, adaptive=Adaptive(sweep.adaptive))
     return [
         RunConfig(
             profile,

@@ -32,7 +32,15 @@ def cli(ctx: click.Context) -> None:
 
 def register() -> None:
     """Attach the subcommands (their modules import this one for ``cli``)."""
-    from dpas.cli import bench, doctor, emulate, policy, restore, vm  # noqa: F401  (registers them)
+    from dpas.cli import (  # noqa: F401  (registers them)
+        bench,
+        doctor,
+        emulate,
+        policy,
+        restore,
+        validate,
+        vm,
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
