@@ -11,6 +11,19 @@ import pytest
 from dpas.policy import Io, Op, Policy, Request
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked pure patch or subclass classes mypyc compiled: skipped here where the
+    compiled set is in use, and run by tests/test_pure.py on the .py sources."""
+    from dpas import compiled
+
+    if not compiled.active():
+        return
+    skip = pytest.mark.skip(reason="runs on the .py sources in tests/test_pure.py (compiled here)")
+    for item in items:
+        if item.get_closest_marker("pure"):
+            item.add_marker(skip)
+
+
 def read_4k() -> Request:
     """A 4 KiB read (bucket 6). Built on call: nothing of dpas runs at import (mutmut needs it)."""
     return Request(Op.READ, 4096)

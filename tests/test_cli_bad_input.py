@@ -136,7 +136,6 @@ def test_bench_refuses_simulator_options_with_device(args: list[str], tmp_path: 
 
 
 REAL_ONLY = {
-    "bs": ["--bs", "8192"],
     "size": ["--size", "1g"],
     "destroy-data": ["--destroy-data"],
     "fio": ["--fio", "/bin/true"],

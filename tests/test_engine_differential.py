@@ -294,7 +294,8 @@ class Coverage:
 @pytest.fixture
 def coverage(monkeypatch: pytest.MonkeyPatch) -> Iterator[Coverage]:
     """Watch the reference's PAS updates, statistics windows and EHP tests (each wrapper calls
-    the original and returns what it returns)."""
+    the original and returns what it returns).
+    A compiled dpas.policy cannot be wrapped: the tests that watch are marked pure."""
     cov = Coverage()
     update = PasState.update
 
@@ -374,6 +375,7 @@ def random_cases(seed: int, total: int) -> Iterator[tuple[PolicyConfig, np.ndarr
         case += 1
 
 
+@pytest.mark.pure
 def test_two_million_random_events_decide_alike(coverage: Coverage) -> None:
     started = time.perf_counter()
     events_run = 0
@@ -445,6 +447,7 @@ def test_a_long_underslept_run_grows_dur_past_u64_and_wraps_dur_cnt() -> None:
         assert 0 in waits[:, 1], "dur_cnt wrapped"
 
 
+@pytest.mark.pure
 def test_knobs_past_63_bits_keep_pythons_unbounded_integers(coverage: Coverage) -> None:
     """adj and dn outgrow int64 in Python; the C copy keeps them in 128 bits and agrees."""
     U, O = False, True

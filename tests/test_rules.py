@@ -200,6 +200,7 @@ def test_8_a_request_beyond_bio_max_vecs_is_not_counted(rules: Rules, polled: bo
 # -- 9. re-entering the hybrid path on need_resched --------------------------------------------
 
 
+@pytest.mark.pure
 @pytest.mark.parametrize("reentry", [False, True])
 def test_9_an_io_that_did_not_sleep_reenters_the_hybrid_path(
     reentry: bool, monkeypatch: pytest.MonkeyPatch

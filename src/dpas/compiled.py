@@ -31,8 +31,23 @@ from importlib.util import spec_from_file_location
 from pathlib import Path
 from types import ModuleType
 
-#: The modules mypyc compiles: the one list setup.py and the import switch share.
-MODULES = ("dpas.sim.engine", "dpas.sim.device", "dpas.sim.host")
+#: The modules mypyc compiles: the one list setup.py and the import switch share. The
+#: simulator's loop and the policy it calls for every I/O: together about 2.3 times CPython.
+MODULES = (
+    "dpas.sim.engine",
+    "dpas.sim.device",
+    "dpas.sim.host",
+    "dpas.policy.base",
+    "dpas.policy.request",
+    "dpas.policy.rules",
+    "dpas.policy.windows",
+    "dpas.policy.classic",
+    "dpas.policy.lhp",
+    "dpas.policy.ehp",
+    "dpas.policy.pas",
+    "dpas.policy.switch",
+    "dpas.policy.dpas",
+)
 #: mypyc's group name. Its shared library, dpas_sim__mypyc, is a top-level module beside the
 #: dpas package (src/ in an editable install, site-packages otherwise): mypyc derives its
 #: modules' __file__ from the library's folder, right only at the top.

@@ -6,10 +6,11 @@ import multiprocessing
 import os
 import signal
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from dpas import compiled
 from dpas.bench.backend import Outcome, Sweep
 from dpas.children import die_with
 from dpas.policy import Adaptive, Method, Op, PasParams
@@ -132,7 +133,9 @@ class SimulatorBackend:
         runs = plan(self.profile, sweep, d_init)
         records = run_all(runs, lambda run: done(f"{run.method.value} x{run.jobs}"))
         header = (
-            f"profile {self.profile.name}, {'read' if sweep.rw is Op.READ else 'write'} 4 KiB, "
+            f"profile {self.profile.name}, {'read' if sweep.rw is Op.READ else 'write'} "
+            f"{sweep.bs // 1024 if sweep.bs % 1024 == 0 else sweep.bs} "
+            f"{'KiB' if sweep.bs % 1024 == 0 else 'bytes'}, "
             f"jobs on {'CPU 0' if sweep.cpus == '0' else 'one CPU each'}, "
             f"{sweep.runtime_s if sweep.ios is None else sweep.ios} "
             f"{'s' if sweep.ios is None else 'I/Os'} per run, "
@@ -142,6 +145,6 @@ class SimulatorBackend:
             records=records,
             refused=refused,
             d_init_ns=d_init,
-            context={"profile": asdict(self.profile)},
+            context={"profile": self.profile.record(), "simulator": compiled.mode()},
             header=[header],
         )

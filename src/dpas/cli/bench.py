@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import click
 from click.core import ParameterSource
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from dpas.bench.backend import Backend, Interrupted, Outcome, Sweep, results_record
 from dpas.bench.sweep import SimulatorBackend
@@ -24,14 +24,16 @@ from dpas.cli.options import (
     parse_number,
     parse_sweep,
     rules_option,
+    run_progress,
     sweep_options,
 )
 from dpas.limits import MAX_IOS, MAX_REAL_RUNTIME_S, MAX_SEED, MAX_SIM_RUNTIME_S
-from dpas.policy import RULE_SETS
+from dpas.policy import RULE_SETS, SwitchParams
 from dpas.real.executor import LocalExecutor
 from dpas.real.runner import RealBackend, RealConfig
 from dpas.reports.bench import mode_tables, plot, write_csv
 from dpas.sim import load
+from dpas.sim.profile import Published
 
 SIZE = re.compile(r"([0-9]{1,16})([kmgt]?)(?:i?b)?")
 MAX_SIZE = 1 << 40
@@ -52,7 +54,6 @@ def parse_size(text: str, bs: int) -> int:
 #: what only the simulator reads, and what only a real run (--device) reads
 SIM_ONLY = ("ios", "profile_name", "seed", "order", "rules_name")
 REAL_ONLY = (
-    "bs",
     "ioengine",
     "size",
     "destroy_data",
@@ -133,7 +134,8 @@ def _given(ctx: click.Context, name: str) -> bool:
     type=BLOCK_SIZE,
     default=4096,
     show_default=True,
-    help="Block size in bytes (--device).",
+    help="Block size in bytes: fio's bs, or the simulator's (the device's transfer time and "
+    "the host's per-page cost: a prediction beyond 4 KiB).",
 )
 @click.option(
     "--ioengine", default=None, help="Override fio's engine (--device); stated in the output."
@@ -212,6 +214,8 @@ def bench_command(
         rules=RULE_SETS[rules_name],
     )
     profile = load(profile_name) if device is None else None  # a bad one: before any output
+    if profile is not None and profile.published is not None:
+        sweep = published_defaults(ctx, profile.published, sweep)
     file_size = parse_size(size, bs)
     check_out_dir(out_dir)
     backend: Backend
@@ -241,6 +245,21 @@ def bench_command(
     )
     if not outcome.records:
         raise InputError("every mode was refused: " + "; ".join(outcome.refused.values()))
+
+
+def published_defaults(ctx: click.Context, published: Published, sweep: Sweep) -> Sweep:
+    """A drive profile runs as the drive was published (the paper: one CPU per job, DPAS's
+    param3 per drive, pas_adaptive_enabled=1) unless the command line says otherwise."""
+    switch = {
+        name: getattr(published.switch if not _given(ctx, name) else sweep.switch, name)
+        for name in SwitchParams.__dataclass_fields__
+    }
+    return replace(
+        sweep,
+        switch=SwitchParams(**switch),
+        cpus=sweep.cpus if _given(ctx, "cpus") else published.cpus,
+        adaptive=published.adaptive,
+    )
 
 
 def parse_runtime(text: str | None, real: bool) -> float:
@@ -303,13 +322,7 @@ def _running(backend: Backend, sweep: Sweep, console: Console, spinner: str | No
     if spinner is not None:
         with console.status(spinner):
             return backend.run(sweep, lambda what: None)
-    columns = (
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=console, transient=True) as progress:
+    with run_progress(console) as progress:
         task = progress.add_task("running", total=len(sweep.runs()))
 
         def done(what: str) -> None:

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from dpas.bench.backend import ALL_MODES, ENGINE_ALL_MODES, Sweep
 from dpas.cli.app import InputError
@@ -322,12 +324,12 @@ def parse_d_init(text: str) -> int | None:
 OUT_FILES = ("results.json", "results.csv", "bench.png")
 
 
-def check_out_dir(out_dir: Path) -> None:
-    """Before any run: the folder exists or can be made, and every file can be written there
-    (a sweep of hours must not end in a traceback about its output)."""
+def check_out_dir(out_dir: Path, names: tuple[str, ...] = OUT_FILES) -> None:
+    """Before any run: the folder exists or can be made, and every file ``names`` can be
+    written there (a sweep of hours must not end in a traceback about its output)."""
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        for name in OUT_FILES:
+        for name in names:
             path = out_dir / name
             if path.exists() and not path.is_file():
                 raise InputError(f"--out {out_dir}: {name} there is not a regular file")
@@ -336,7 +338,19 @@ def check_out_dir(out_dir: Path) -> None:
         probe.unlink()
     except OSError as err:
         raise InputError(f"--out {out_dir}: {err.strerror or err}") from None
-    for name in OUT_FILES:
+    for name in names:
         path = out_dir / name
         if path.exists() and not os.access(path, os.W_OK):
             raise InputError(f"--out {out_dir}: {name} there cannot be written")
+
+
+def run_progress(console: Console) -> Progress:
+    """The progress bar of a sweep of runs: what ran last, how many of how many, how long."""
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -12,12 +11,11 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from dpas.bench.backend import Sweep
 from dpas.bench.sweep import d_init_auto, plan, run_all
 from dpas.cli.app import InputError, cli
-from dpas.cli.options import Number
+from dpas.cli.options import Number, check_out_dir, run_progress
 from dpas.limits import MAX_REPEATS, MAX_SEED, MAX_SIM_RUNTIME_S
 from dpas.reports.published import PublishedValues, published_values
 from dpas.reports.validation import (
@@ -28,7 +26,6 @@ from dpas.reports.validation import (
     comparison_record,
     document,
     print_comparison,
-    profile_parameters,
     write_csv,
 )
 from dpas.results import RunResult
@@ -83,7 +80,7 @@ def validate_command(
     profiles = chosen(specs)
     values = [_values(p) for p in profiles]  # a drive the table lacks: before any run
     figures = figure_names(profiles)
-    check_out(out_dir, [OUT_JSON, OUT_CSV, *figures])
+    check_out_dir(out_dir, (OUT_JSON, OUT_CSV, *figures))
     sweeps = [published_sweep(p, runtime_s, repeats, seed) for p in profiles]
     console = Console()
     d_inits, results = run_grids(profiles, sweeps, console)
@@ -102,7 +99,7 @@ def validate_command(
     entries = [
         {
             **comparison_record(c),
-            "parameters": profile_parameters(p),
+            "parameters": p.parameters(),
             "sweep": s.record(),
             "d_init_ns": d,
             "records": rs,
@@ -173,22 +170,6 @@ def figure_names(profiles: list[Profile]) -> list[str]:
     return [f"{n}.png" for n in names]
 
 
-def check_out(out_dir: Path, names: list[str]) -> None:
-    """Before any run: the folder exists or can be made and every file can be written there,
-    so minutes of runs do not end in a traceback about the output."""
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        probe = out_dir / ".dpas-write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as err:
-        raise InputError(f"--out {out_dir}: {err.strerror or err}") from None
-    for name in names:
-        path = out_dir / name
-        if path.exists() and not (path.is_file() and os.access(path, os.W_OK)):
-            raise InputError(f"--out {out_dir}: {name} there is not a writable file")
-
-
 def published_sweep(profile: Profile, runtime_s: float, repeats: int, seed: int) -> Sweep:
     """The grid the table was published on, as a sweep: its modes, job counts, CPU placement,
     switch params and pas_adaptive_enabled; d_init auto, as bench.sh sets it."""
@@ -210,13 +191,7 @@ def run_grids(
 ) -> tuple[list[int], list[list[RunResult]]]:
     """Every profile's runs in one pool (so both cores stay busy to the end, whichever
     profile's runs are left), under one progress bar; the records come back per profile."""
-    columns = (
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=console, transient=True) as progress:
+    with run_progress(console) as progress:
         task = progress.add_task("d_init", total=sum(len(s.runs()) for s in sweeps))
         d_inits = []
         for profile, sweep in zip(profiles, sweeps, strict=True):

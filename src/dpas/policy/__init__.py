@@ -4,6 +4,10 @@ No I/O, no clocks, no randomness: callers pass time in through the event API of
 :mod:`dpas.policy.base`, and every other layer of dpas reuses these rules.
 """
 
+import copyreg as _copyreg
+import dataclasses as _dataclasses
+import sys as _sys
+
 from dpas.policy.base import Io, Policy
 from dpas.policy.classic import CpPolicy, IntPolicy
 from dpas.policy.dpas import DpasPolicy
@@ -50,3 +54,23 @@ __all__ = [
     "bucket_of",
     "make_policy",
 ]
+
+
+def _pickle_by_fields(cls: type) -> None:
+    """mypyc compiles these modules (dpas.compiled), and a compiled frozen dataclass cannot be
+    unpickled field by field (its __setattr__ refuses): rebuild it from its fields instead, so
+    run configs cross to worker processes either way."""
+
+    def reduce(obj: object) -> tuple[type, tuple[object, ...]]:
+        return cls, tuple(getattr(obj, f.name) for f in _dataclasses.fields(obj))  # type: ignore[arg-type]
+
+    _copyreg.pickle(cls, reduce)
+
+
+for _module in list(_sys.modules.values()):
+    if getattr(_module, "__name__", "").startswith("dpas.policy."):
+        for _cls in list(vars(_module).values()):
+            _params = getattr(_cls, "__dataclass_params__", None)
+            if isinstance(_cls, type) and _params is not None and _params.frozen:
+                if _cls.__module__ == _module.__name__:
+                    _pickle_by_fields(_cls)

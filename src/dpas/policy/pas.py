@@ -62,7 +62,7 @@ class PasParams:
     min_dn: int = 10_000
     max_dn: int = 100_000
     updn_ratio: int = 10
-    adaptive: Adaptive = Adaptive.DN
+    adaptive: Adaptive | int = Adaptive.DN  # an int is taken as its Adaptive
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -21,7 +21,7 @@ from rich.table import Table
 
 from dpas.reports.bench import averaged
 from dpas.reports.published import PublishedValues
-from dpas.sim.profile import Profile, Published
+from dpas.sim.profile import Published
 
 SCHEMA = "dpas.validate/1"
 
@@ -286,35 +286,12 @@ def _one(stats: ErrorStats, unit: str) -> str:
 # -- the files ---------------------------------------------------------------------------------
 
 
-def published_record(published: Published) -> dict[str, Any]:
-    """[published] as the profile file spells it: modes by name, fitted cells "MODE xJOBS"."""
-    return {
-        "table": published.table,
-        "device": published.device,
-        "cpus": published.cpus,
-        "jobs": list(published.jobs),
-        "modes": [m.value for m in published.modes],
-        "runtime_s": published.runtime_s,
-        "fitted": [f"{mode.value} x{jobs}" for mode, jobs in published.fitted],
-        "switch": asdict(published.switch),
-        "adaptive": published.adaptive,
-    }
-
-
-def profile_parameters(profile: Profile) -> dict[str, Any]:
-    """The numbers the model ran on (every section but [published]), for the record."""
-    return {
-        "description": profile.description,
-        **{s: asdict(getattr(profile, s)) for s in ("device", "host", "timer", "pitfalls")},
-    }
-
-
 def comparison_record(comparison: Comparison) -> dict[str, Any]:
     """validate.json's part for one profile that the comparison makes: the published section,
     the drive's role, the summary and the cells."""
     return {
         "name": comparison.profile,
-        "published": published_record(comparison.published),
+        "published": comparison.published.record(),
         "role": comparison.values.role,
         "summary": asdict(comparison.summary),
         "cells": [asdict(c) for c in comparison.cells],

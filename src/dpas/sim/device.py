@@ -49,7 +49,8 @@ class Command(Protocol):
 
 class Device:
     """A controller that takes one command at a time (serial_ns), then media that serve up
-    to ``parallelism`` commands at once for the rest of the device time.
+    to ``parallelism`` commands at once for the rest of the device time; a command waits for
+    a free slot when all are held.
 
     An emulated drive is mostly controller (QEMU's single emulation thread); a real SSD is
     mostly media (many flash dies in parallel).
@@ -78,7 +79,9 @@ class Device:
         )
         self._ns_per_byte = 1e3 / profile.bandwidth_mb_s if profile.bandwidth_mb_s else 0.0
         self.controller_free = 0
-        self.in_media = 0
+        #: commands holding a media slot (from the controller on, or from submission when
+        #: they took one at once)
+        self.holding = 0
         self.waiting: deque[Command] = deque()
         self.served = 0
 
@@ -86,27 +89,41 @@ class Device:
         p = self.profile
         base = (p.read_ns if op is Op.READ else p.write_ns) - p.serial_ns
         extra = max(size - BASE_BYTES, 0) * self._ns_per_byte
-        return round(base * self._multiplier() + extra)
+        return round(base * (p.floor + (1 - p.floor) * self._multiplier()) + extra)
 
     def submit(self, cmd: Command) -> None:
-        """The controller takes commands in order, one serial_ns each."""
+        """The controller takes commands in order, one serial_ns each, then the media.
+
+        A command that finds a media slot free (and nobody waiting for one) takes it at once:
+        nothing can take it before the controller is done, so its completion is known now and
+        costs one event. Otherwise it asks for a slot when the controller is done with it."""
         start = max(self.engine.now, self.controller_free)
         self.controller_free = start + round(self._serial())
-        self.engine.at(self.controller_free, self._to_media, cmd)
+        if self.holding < self.profile.parallelism and not self.waiting:
+            media = self._media(cmd)
+            self.engine.at(self.controller_free + media, self._done, cmd)
+        else:
+            self.engine.at(self.controller_free, self._to_media, cmd)
 
     def _to_media(self, cmd: Command) -> None:
-        if self.in_media < self.profile.parallelism:
-            self._start(cmd)
+        if self.holding < self.profile.parallelism:
+            self.engine.at(self.engine.now + self._media(cmd), self._done, cmd)
         else:
             self.waiting.append(cmd)
 
-    def _start(self, cmd: Command) -> None:
-        self.in_media += 1
-        self.engine.at(self.engine.now + self.media_ns(cmd.op, cmd.size), self._done, cmd)
+    def _media(self, cmd: Command) -> int:
+        """Take a media slot: the media time, longer by ``contention`` for each other command
+        holding one (their transfers share the controller's channels and the link)."""
+        others = self.holding
+        self.holding += 1
+        media = self.media_ns(cmd.op, cmd.size)
+        if others and self.profile.contention:
+            media += round(media * self.profile.contention * others)
+        return media
 
     def _done(self, cmd: Command) -> None:
-        self.in_media -= 1
+        self.holding -= 1
         self.served += 1
         if self.waiting:
-            self._start(self.waiting.popleft())
+            self._to_media(self.waiting.popleft())
         cmd.device_done()

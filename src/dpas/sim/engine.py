@@ -16,21 +16,25 @@ class Engine:
 
     def __init__(self) -> None:
         self.now = 0
-        self._heap: list[tuple[int, int, Callable[..., Any], tuple[Any, ...]]] = []
+        self._heap: list[tuple[int, int, Callable[..., Any], Any]] = []
         self._seq = 0
         self.events = 0
 
-    def at(self, time: int, fn: Callable[..., Any], *args: Any) -> None:
-        """Call ``fn(*args)`` at ``time`` (never before now); ties run in scheduling order."""
+    def at(self, time: int, fn: Callable[..., Any], arg: Any = None) -> None:
+        """Call ``fn(arg)``, or ``fn()`` without one, at ``time`` (never before now); ties run
+        in scheduling order. One argument at most keeps the event a flat tuple."""
         self._seq += 1
-        heapq.heappush(self._heap, (time if time > self.now else self.now, self._seq, fn, args))
+        heapq.heappush(self._heap, (time if time > self.now else self.now, self._seq, fn, arg))
 
     def run(self, until: int) -> None:
         """Process events up to and including time ``until``."""
         heap, pop = self._heap, heapq.heappop
         while heap and heap[0][0] <= until:
-            time, _, fn, args = pop(heap)
+            time, _, fn, arg = pop(heap)
             self.now = time
             self.events += 1
-            fn(*args)
+            if arg is None:
+                fn()
+            else:
+                fn(arg)
         self.now = until

@@ -17,15 +17,11 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
-from dpas.policy import LAB, Io, Op, Policy, Request, Rules
-from dpas.sim.device import Device, Draws
+from dpas.policy import LAB, DpasPolicy, Io, Op, Policy, Request, Rules
+from dpas.sim.device import BASE_BYTES, Device, Draws
 from dpas.sim.engine import Engine
 from dpas.sim.profile import Profile
-
-if TYPE_CHECKING:
-    from dpas.sim.run import Tally
 
 
 class Cpu:
@@ -47,6 +43,7 @@ class Cpu:
         "detect_at",
         "run_start",
         "slice_token",
+        "sole",
     )
 
     def __init__(self, cpu_id: int, engine: Engine, profile: Profile) -> None:
@@ -65,6 +62,8 @@ class Cpu:
         self.detect_at = -1
         self.run_start = 0
         self.slice_token = 0
+        #: the CPU runs one job only: nothing but that job's own I/O interrupts it
+        self.sole = False
 
     # -- the current job's work -------------------------------------------------------------
     def exec(self, job: Job, dur: int, cont: Callable[[], None], delay: int = 0) -> None:
@@ -120,8 +119,17 @@ class Cpu:
 
     # -- leaving and taking the CPU ---------------------------------------------------------
     def block(self, job: Job) -> None:
-        """The current job sleeps: the CPU runs the next runnable job or goes idle."""
+        """The current job sleeps: the CPU runs the next runnable job or goes idle.
+
+        schedule() switching the job out costs the job ``block_ns`` of CPU while its I/O is in
+        the device; the CPU is busy with it as with an interrupt handler, so what wakes next
+        waits for it, and nothing is scheduled for it."""
         job.ctx += 1
+        out = self.host.block_ns
+        if out:
+            job.cpu_ns += out
+            now = self.engine.now
+            self.irq_free = (now if now > self.irq_free else self.irq_free) + out
         self._dispatch()
 
     def yield_(self, job: Job, cont: Callable[[], None]) -> None:
@@ -134,9 +142,11 @@ class Cpu:
         self.runq.append(job)
         self._dispatch()
 
-    def wake(self, job: Job, cont: Callable[[], None]) -> None:
-        """``job`` is runnable again and will run ``cont`` when it has the CPU."""
+    def wake(self, job: Job, cont: Callable[[], None], then_ns: int = 0) -> None:
+        """``job`` is runnable again and will run ``cont`` when it has the CPU, after
+        ``then_ns`` of its own work that follows the switch (one event for both)."""
         job.resume = cont
+        job.resume_ns = then_ns
         if self.current is None:
             # an interrupt handler that just ran has already woken the CPU
             delay = 0 if self.engine.now <= self.irq_free else self.host.idle_exit_ns
@@ -155,7 +165,8 @@ class Cpu:
         self.polling = False
         self.token += 1
         if self.runq:
-            self._switch_in(self.runq.popleft(), 0)
+            now = self.engine.now
+            self._switch_in(self.runq.popleft(), self.irq_free - now if self.irq_free > now else 0)
 
     def _switch_in(self, job: Job, delay: int) -> None:
         self.current = job
@@ -163,7 +174,8 @@ class Cpu:
         self.slice_token += 1
         resume = job.resume
         assert resume is not None
-        self.exec(job, self.host.ctx_switch_ns, resume, delay)
+        extra, job.resume_ns = job.resume_ns, 0
+        self.exec(job, self.host.ctx_switch_ns + extra, resume, delay)
 
     def _preempt(self) -> None:
         job = self.current
@@ -229,6 +241,14 @@ class Job:
         "latencies",
         "hybrid",
         "timer",
+        "submit_ns",
+        "reported",
+        "slept_at",
+        "idle_ns",
+        "resume_ns",
+        "host",
+        "poll_queues",
+        "always_yield",
     )
 
     def __init__(self, job_id: int, cpu: Cpu, sim: Host, op: Op, size: int) -> None:
@@ -239,10 +259,15 @@ class Job:
         self.device = sim.device
         self.policy = sim.policy
         self.timer = sim.profile.timer
+        self.host = sim.profile.host
         pit = sim.profile.pitfalls
         self.hybrid = pit.poll_queues and pit.io_poll_delay >= 0
+        self.poll_queues = pit.poll_queues
+        self.always_yield = pit.always_yield
         self.op = op
         self.size = size
+        host = sim.profile.host
+        self.submit_ns = host.submit_ns + max(size - BASE_BYTES, 0) * host.kib_ns // 1024
         self.resume: Callable[[], None] | None = self.next_io
         self.io: Io | None = None
         self.io_start = 0
@@ -254,6 +279,10 @@ class Job:
         self.cpu_ns = 0
         self.ctx = 0
         self.latencies: list[int] = []
+        self.reported = False
+        self.slept_at = -1
+        self.idle_ns = 0
+        self.resume_ns = 0
 
     def next_io(self) -> None:
         now = self.engine.now
@@ -261,19 +290,30 @@ class Job:
         if now >= sim.end_ns or (sim.stop_after is not None and sim.completed >= sim.stop_after):
             self.cpu.block(self)  # the job is done and never comes back
             return
+        self._begin(now)
+        self.cpu.exec(self, self.submit_ns, self._issue)
+
+    def _begin(self, now: int) -> None:
+        """A new I/O starts at ``now``: fio's clock for its latency."""
         self.io_start = now
-        self.io = self.policy.on_submit(self.cpu.id, _request(self.op, self.size), now)
         self.visible = False
         self.found_first = False
-        self.cpu.exec(self, self.sim.profile.host.submit_ns, self._issue)
+        self.reported = False
+        self.slept_at = -1
+        self.idle_ns = 0
 
     def _issue(self) -> None:
-        io = self.io
-        assert io is not None
-        self.by_irq = not (io.polled and self.sim.profile.pitfalls.poll_queues)
+        """The doorbell: the block layer stamps the request's start here (its statistics
+        measure the device's time, not the system calls around it), and DPAS's counters
+        take it."""
+        io = self.io = self.policy.on_submit(
+            self.cpu.id, _request(self.op, self.size), self.engine.now
+        )
+        self.by_irq = not (io.polled and self.poll_queues)
         self.device.submit(self)
         if not io.polled:
             self.waiting = True
+            self.slept_at = self.engine.now
             self.cpu.block(self)
             return
         if not self.hybrid:  # classic polling: io_poll_delay -1, or no poll queues
@@ -296,20 +336,22 @@ class Job:
     def _armed(self) -> None:
         if self.expire <= self.engine.now:  # expired while it was being armed
             self.sim.tally.sleeps_skipped += 1
-            if self.sim.profile.pitfalls.always_yield:
+            if self.always_yield:
                 self.cpu.yield_(self, self._woke)
             else:
                 self._woke()
             return
         self.sim.tally.sleeps_taken += 1
         self.engine.at(self.expire + self.timer.slack_ns, self._timer_fired)
+        self.slept_at = self.engine.now
         self.cpu.block(self)
 
     def _timer_fired(self) -> None:
         self.cpu.interrupt(self.timer.isr_ns, self._timer_wake)
 
     def _timer_wake(self) -> None:
-        self.cpu.wake(self, self._woke)
+        self.idle_ns = self.engine.now - self.slept_at
+        self.cpu.wake(self, self._first_poll, self.timer.cancel_ns)  # switch in, cancel
 
     def _woke(self) -> None:
         """Back on the CPU after the sleep: cancel the timer, then the first poll decides
@@ -335,7 +377,7 @@ class Job:
 
     def device_done(self) -> None:
         if self.by_irq:
-            host = self.sim.profile.host
+            host = self.host
             self.engine.at(self.engine.now + host.irq_latency_ns, self._irq, host.isr_ns)
         else:
             self.visible = True
@@ -348,6 +390,8 @@ class Job:
         self.visible = True
         if self.waiting:
             self.waiting = False
+            self.idle_ns = self.engine.now - self.slept_at
+            self._report()  # the handler ends the request, before the waiter runs
             self.cpu.wake(self, self._complete)
         else:  # a waiter spinning without poll queues sees it now
             self.cpu.completion_visible(self)
@@ -356,16 +400,43 @@ class Job:
         self._complete()
 
     def _complete(self) -> None:
-        self.cpu.exec(self, self.sim.profile.host.complete_ns, self._finish)
+        """The completion path. After a sleep it finds its caches cold and its CPU in a
+        deeper idle state the longer the sleep was: cold_ns more after cold_full_ns of sleep,
+        in proportion before."""
+        self._report()
+        host = self.host
+        cost = host.complete_ns
+        if self.idle_ns and host.cold_ns:
+            cost += host.cold_ns * min(self.idle_ns, host.cold_full_ns) // host.cold_full_ns
+        sim = self.sim
+        done = self.engine.now + cost
+        if self.cpu.sole and sim.stop_after is None and done < sim.end_ns:
+            # A CPU's only job, its own I/O done: no interrupt can come before the next
+            # doorbell, so this I/O's end and the next one's submission are one stretch of
+            # CPU time, and one event (--ios runs keep the event: jobs count each other's).
+            self._done(done)
+            self._begin(done)
+            self.cpu.exec(self, cost + self.submit_ns, self._issue)
+            return
+        self.cpu.exec(self, cost, self._finish)
+
+    def _report(self) -> None:
+        """The request ends (blk_mq_end_request): the policy's statistics and feedback take
+        it before the completion path returns to fio."""
+        if not self.reported:
+            self.reported = True
+            assert self.io is not None
+            self.policy.on_complete(self.io, self.engine.now, self.found_first)
 
     def _finish(self) -> None:
-        now = self.engine.now
-        assert self.io is not None
+        self._done(self.engine.now)
+        self.next_io()
+
+    def _done(self, now: int) -> None:
+        """fio sees the I/O complete at ``now``."""
         self.latencies.append(now - self.io_start)
         self.sim.completed += 1
         self.sim.last_completion_ns = now
-        self.policy.on_complete(self.io, now, self.found_first)
-        self.next_io()
 
 
 _REQUESTS: dict[tuple[Op, int], Request] = {}
@@ -377,6 +448,23 @@ def _request(op: Op, size: int) -> Request:
     if request is None:
         request = _REQUESTS[op, size] = Request(op, size)
     return request
+
+
+class Tally:
+    """Counts the host model keeps while it runs, beyond the jobs' own."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.sleeps_taken = 0
+        self.sleeps_skipped = 0
+        self.max_qd: dict[int, int] = {}
+        self._dpas = policy if isinstance(policy, DpasPolicy) else None
+
+    def wait_started(self, cpu: int) -> None:
+        """A polled I/O's wait began on ``cpu``: note DPAS's queue depth there."""
+        if self._dpas is not None:
+            qd = self._dpas.switch_state(cpu).qd
+            if qd > self.max_qd.get(cpu, 0):
+                self.max_qd[cpu] = qd
 
 
 class Host:
@@ -398,7 +486,7 @@ class Host:
         self.profile = profile
         self.policy = policy
         self.device = device
-        self.arm_ns = lambda: max(round(arm_draws()), 0)
+        self.arm_draws = arm_draws
         self.end_ns = end_ns
         self.tally = tally
         self.cpus = [Cpu(i, engine, profile) for i in range(profile.host.cpus)]
@@ -407,6 +495,10 @@ class Host:
         self.stop_after: int | None = None
         self.completed = 0
         self.last_completion_ns = 0
+
+    def arm_ns(self) -> int:
+        """CPU time to arm one hrtimer, drawn (never negative)."""
+        return max(round(self.arm_draws()), 0)
 
     def add_job(self, cpu_id: int, op: Op, size: int) -> Job:
         job = Job(len(self.jobs), self.cpus[cpu_id], self, op, size)
@@ -418,5 +510,6 @@ class Host:
         for job in self.jobs:
             job.cpu.runq.append(job)
         for cpu in self.cpus:
+            cpu.sole = len(cpu.runq) == 1
             if cpu.runq:
                 cpu._switch_in(cpu.runq.popleft(), 0)

@@ -7,14 +7,17 @@ any file of the same shape.
 
 from __future__ import annotations
 
+import re
 import tomllib
-from dataclasses import dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from dpas.errors import DpasError, LimitError
 from dpas.limits import INT_MAX, checked
+from dpas.policy import Method, SwitchParams
+from dpas.policy.switch import param_error
 
 
 class ProfileError(DpasError, ValueError):
@@ -29,10 +32,12 @@ class DeviceProfile:
     write_ns: int  # the same for a 4 KiB write
     serial_ns: int  # the part of it the controller serves one command at a time (mean)
     serial_cv: float  # coefficient of variation of the controller's time (gamma distributed)
-    cv: float  # coefficient of variation of the lognormal media time
+    floor: float  # the fixed share of the media time (a NAND page read's tR); the rest varies
+    cv: float  # coefficient of variation of the media time's varying share (lognormal)
     tail_p: float  # probability that an I/O is a tail I/O
     tail_x: float  # a tail I/O's media time, as a multiple of its drawn time
     parallelism: int  # commands the media serves at once; more wait behind the controller
+    contention: float  # each other command in the media lengthens one's media time this much
     bandwidth_mb_s: float  # bytes beyond 4 KiB cost size / bandwidth
 
 
@@ -41,12 +46,16 @@ class HostProfile:
     """The CPUs, the kernel paths' CPU costs, and the scheduler."""
 
     cpus: int
-    submit_ns: int  # fio loop + syscall + block layer + doorbell, per I/O
+    submit_ns: int  # fio loop + syscall + block layer + doorbell, per 4 KiB I/O
+    kib_ns: int  # submission's CPU time per KiB beyond 4 KiB (pinning and mapping the pages)
     complete_ns: int  # completion handling + return to user space, per I/O
+    cold_ns: int  # the completion path's extra time after its job slept cold_full_ns or more
+    cold_full_ns: int  # the sleep after which the caches are as cold as they get
     poll_ns: int  # one iteration of the completion-queue poll loop
     isr_ns: int  # CPU time of the device interrupt handler and its wakeup
     irq_latency_ns: int  # device completion to the guest's handler (no guest CPU used)
-    ctx_switch_ns: int  # CPU time of one context switch
+    ctx_switch_ns: int  # CPU time of switching a job in
+    block_ns: int  # CPU time of schedule() switching a blocking job out
     idle_exit_ns: int  # an idle CPU's delay before it runs what woke it
     sched_latency_ns: int  # CFS period: a polling job's slice is this / runnable jobs...
     min_granularity_ns: int  # ...but at least this
@@ -76,6 +85,40 @@ class Pitfalls:
 
 
 @dataclass(frozen=True, slots=True)
+class Published:
+    """The published results a profile was calibrated against, and how they were run.
+
+    ``dpas validate`` runs this grid and compares it cell by cell with ``table`` (a reference
+    shipped in dpas.sim.reference); ``fitted`` marks the cells the profile's FIT values were
+    fitted to, so the rest are predictions.
+    """
+
+    table: str  # a shipped reference table: paper_4k_randread or qemu_lab
+    device: str  # the table's name for the drive ("" for a table of one drive)
+    cpus: str  # "0": every job on CPU 0 (the lab); "split": one CPU per job (the paper)
+    jobs: tuple[int, ...]
+    modes: tuple[Method, ...]
+    runtime_s: float  # the published runs' length (validate runs shorter ones by default)
+    fitted: tuple[tuple[Method, int], ...]  # (mode, jobs) cells the FIT values were fitted to
+    switch: SwitchParams  # the switch_param1..7 the drive was published with
+    adaptive: int  # pas_adaptive_enabled of the published runs
+
+    def record(self) -> dict[str, Any]:
+        """As the profile file spells it: modes by name, fitted cells "MODE xJOBS"."""
+        return {
+            "table": self.table,
+            "device": self.device,
+            "cpus": self.cpus,
+            "jobs": list(self.jobs),
+            "modes": [m.value for m in self.modes],
+            "runtime_s": self.runtime_s,
+            "fitted": [f"{mode.value} x{jobs}" for mode, jobs in self.fitted],
+            "switch": asdict(self.switch),
+            "adaptive": self.adaptive,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Profile:
     name: str
     description: str
@@ -83,6 +126,22 @@ class Profile:
     host: HostProfile
     timer: TimerProfile
     pitfalls: Pitfalls
+    published: Published | None = None
+    #: the shipped platform that gave host, timer and pitfalls ("" when the file gives them)
+    platform: str = ""
+
+    def parameters(self) -> dict[str, Any]:
+        """The numbers the model runs on (every section but [published]), for records."""
+        return {
+            "description": self.description,
+            "platform": self.platform,
+            **{s: asdict(getattr(self, s)) for s in ("device", "host", "timer", "pitfalls")},
+        }
+
+    def record(self) -> dict[str, Any]:
+        """The whole profile as JSON can hold it (results.json's "profile")."""
+        published = self.published.record() if self.published else None
+        return {"name": self.name, **self.parameters(), "published": published}
 
     def with_pitfalls(self, **changes: Any) -> Profile:
         return replace(self, pitfalls=replace(self.pitfalls, **changes))
@@ -97,6 +156,8 @@ SECTIONS = {
 
 #: Top-level keys besides the sections: free text.
 TEXT_KEYS = ("name", "description")
+#: Optional sections
+OPTIONAL = ("published",)
 
 #: 10 s in ns: no single cost or device time of a 4 KiB I/O comes near it
 MAX_NS = 10_000_000_000
@@ -122,18 +183,24 @@ RANGES: dict[tuple[str, str], Range] = {
     ("device", "write_ns"): Range(1000, MAX_NS, "no drive answers 4 KiB in under 1 µs"),
     ("device", "serial_ns"): _COST,
     ("device", "serial_cv"): _CV,
+    ("device", "floor"): Range(0, 0.999, "a share of the media time; below 1 so it varies"),
     ("device", "cv"): _CV,
     ("device", "tail_p"): Range(0, 1, "a probability"),
     ("device", "tail_x"): Range(1, 1000, "a tail I/O is no faster than others"),
     ("device", "parallelism"): Range(1, 65_536),
+    ("device", "contention"): Range(0, 1, "a share of the media time per other command"),
     ("device", "bandwidth_mb_s"): Range(1, 10_000_000, "1 MB/s to 10 TB/s"),
     ("host", "cpus"): Range(1, 4096),
     ("host", "submit_ns"): _COST,
+    ("host", "kib_ns"): Range(0, 1_000_000, "1 ms a KiB would be a floppy disk"),
     ("host", "complete_ns"): _COST,
+    ("host", "cold_ns"): _COST,
+    ("host", "cold_full_ns"): Range(1, MAX_NS),
     ("host", "poll_ns"): _COST,
     ("host", "isr_ns"): _COST,
     ("host", "irq_latency_ns"): _COST,
     ("host", "ctx_switch_ns"): _COST,
+    ("host", "block_ns"): _COST,
     ("host", "idle_exit_ns"): _COST,
     # the kernel's own bounds of sched_latency_ns and sched_min_granularity_ns (0.1 ms to 1 s):
     # shorter slices would preempt a poll loop every few ns
@@ -207,19 +274,57 @@ def _text(where: str, data: dict[str, Any], key: str, default: str) -> str:
     return value
 
 
-def parse(text: str, where: str) -> Profile:
-    """The profile in ``text`` (TOML); ``where`` names it in errors."""
+def _toml_data(text: str, where: str) -> dict[str, Any]:
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ProfileError(f"profile {where}: {err}") from None
     except RecursionError:
         raise ProfileError(f"profile {where}: nested too deeply to be a profile") from None
-    unknown = sorted(set(data) - set(SECTIONS) - set(TEXT_KEYS))
+
+
+#: the sections a platform file gives a drive's profile
+PLATFORM_SECTIONS = ("host", "timer", "pitfalls")
+
+
+def platforms() -> list[str]:
+    """Names of the host platforms shipped with dpas (profiles/platforms/NAME.toml)."""
+    folder = resources.files("dpas.sim") / "profiles" / "platforms"
+    return sorted(
+        p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml")
+    )
+
+
+def _with_platform(where: str, data: dict[str, Any]) -> dict[str, Any]:
+    """A drive's profile that names its host (``platform = "bare-metal"``) gets the platform's
+    [host], [timer] and [pitfalls]: several drives share one calibrated host."""
+    name = data.pop("platform")
+    if not isinstance(name, str) or name not in platforms():
+        raise ProfileError(
+            f"profile {where}: platform = {_toml(name)}: expected a shipped platform "
+            f"({', '.join(platforms())})"
+        )
+    both = [s for s in PLATFORM_SECTIONS if s in data]
+    if both:
+        raise ProfileError(
+            f"profile {where}: [{both[0]}] is given by platform {name!r}; remove one of them"
+        )
+    text = (resources.files("dpas.sim") / "profiles" / "platforms" / f"{name}.toml").read_text()
+    platform = _toml_data(text, f"platform {name}")
+    return {**data, **{s: platform.get(s) for s in PLATFORM_SECTIONS}}
+
+
+def parse(text: str, where: str) -> Profile:
+    """The profile in ``text`` (TOML); ``where`` names it in errors."""
+    data = _toml_data(text, where)
+    platform = data.get("platform", "")
+    if "platform" in data:
+        data = _with_platform(where, data)
+    unknown = sorted(set(data) - set(SECTIONS) - set(TEXT_KEYS) - set(OPTIONAL))
     if unknown:
         key = unknown[0]
         what = f"table [{key[:40]}]" if isinstance(data[key], dict) else f"key {key[:40]!r}"
-        known = ", ".join([*TEXT_KEYS, *(f"[{s}]" for s in SECTIONS)])
+        known = ", ".join([*TEXT_KEYS, *(f"[{s}]" for s in (*SECTIONS, *OPTIONAL))])
         raise ProfileError(f"profile {where}: unknown {what} (known: {known})")
     parts = {name: _section(where, name, cls, data.get(name)) for name, cls in SECTIONS.items()}
     device = parts["device"]
@@ -228,7 +333,112 @@ def parse(text: str, where: str) -> Profile:
     return Profile(
         name=_text(where, data, "name", where),
         description=_text(where, data, "description", ""),
+        published=_published(where, data["published"]) if "published" in data else None,
+        platform=platform,
         **parts,
+    )
+
+
+#: [published] keys: what each accepts
+PUBLISHED_KEYS = {
+    "table": "a shipped reference table (paper_4k_randread, qemu_lab)",
+    "device": "the table's name for the drive, a string",
+    "cpus": '"0" or "split"',
+    "jobs": "a list of job counts from 1 to 4096",
+    "modes": "a list of modes (INT, CP, LHP, EHP, PAS, DPAS)",
+    "runtime_s": "seconds, above 0",
+    "fitted": 'a list of cells "MODE xJOBS" from modes and jobs',
+    "params": "a table of switch params (param1..7) and adaptive (0, 1, 2)",
+}
+
+
+FITTED_CELL = re.compile(r"([A-Za-z]+) x([1-9][0-9]{0,3})")
+
+
+def _published(where: str, table: Any) -> Published:
+    """The [published] section, every value checked; a ProfileError names the key."""
+
+    def bad(key: str, value: Any) -> ProfileError:
+        return ProfileError(
+            f"profile {where}: [published] {key} = {_toml(value)}: expected {PUBLISHED_KEYS[key]}"
+        )
+
+    if not isinstance(table, dict):
+        raise ProfileError(f"profile {where}: [published] must be a table")
+    unknown = sorted(set(table) - set(PUBLISHED_KEYS))
+    if unknown:
+        raise ProfileError(f"profile {where}: [published] has no key {unknown[0][:40]!r}")
+    missing = [k for k in PUBLISHED_KEYS if k not in table and k != "params"]
+    if missing:
+        raise ProfileError(f"profile {where}: [published] {missing[0]} is missing")
+    if table["table"] not in reference_tables():
+        raise bad("table", table["table"])
+    for key in ("device",):
+        if not isinstance(table[key], str):
+            raise bad(key, table[key])
+    if table["cpus"] not in ("0", "split"):
+        raise bad("cpus", table["cpus"])
+    jobs = table["jobs"]
+    if not (
+        isinstance(jobs, list)
+        and jobs
+        and all(isinstance(j, int) and not isinstance(j, bool) and 1 <= j <= 4096 for j in jobs)
+    ):
+        raise bad("jobs", jobs)
+    try:
+        modes = tuple(Method.parse(m) for m in table["modes"])
+    except (ValueError, TypeError, AttributeError):
+        raise bad("modes", table["modes"]) from None
+    if not modes or Method.HYB in modes:
+        raise bad("modes", table["modes"])
+    runtime = table["runtime_s"]
+    if not isinstance(runtime, int | float) or isinstance(runtime, bool) or not 0 < runtime < 1e6:
+        raise bad("runtime_s", runtime)
+    if not isinstance(table["fitted"], list):
+        raise bad("fitted", table["fitted"])
+    fitted = []
+    for cell in table["fitted"]:
+        match = FITTED_CELL.fullmatch(cell) if isinstance(cell, str) else None
+        try:
+            parsed = (Method.parse(match[1]), int(match[2])) if match else None
+        except ValueError:
+            parsed = None
+        if parsed is None:
+            raise bad("fitted", cell)
+        if parsed[0] not in modes or parsed[1] not in jobs:
+            raise bad("fitted", cell)
+        fitted.append(parsed)
+    params = table.get("params", {})
+    if not isinstance(params, dict):
+        raise bad("params", params)
+    switch: dict[str, int] = {}
+    adaptive = 1
+    for key, value in params.items():
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        if key == "adaptive" and whole and value in (0, 1, 2):
+            adaptive = value
+        elif key in SwitchParams.__dataclass_fields__ and whole and not param_error(key, value):
+            switch[key] = value
+        else:
+            raise bad("params", {key: value})
+    return Published(
+        table=table["table"],
+        device=table["device"],
+        cpus=table["cpus"],
+        jobs=tuple(jobs),
+        modes=modes,
+        runtime_s=float(runtime),
+        fitted=tuple(fitted),
+        switch=SwitchParams(**switch),
+        adaptive=adaptive,
+    )
+
+
+def reference_tables() -> list[str]:
+    """Names of the published tables shipped with dpas (dpas.sim.reference)."""
+    folder = resources.files("dpas.sim") / "reference"
+    return sorted(
+        p.name.removesuffix(".json") for p in folder.iterdir() if p.name.endswith(".json")
     )
 
 

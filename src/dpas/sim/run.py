@@ -24,7 +24,7 @@ from dpas.policy.switch_stat import SwitchStatLine
 from dpas.results import RunResult
 from dpas.sim.device import Device, Draws
 from dpas.sim.engine import Engine
-from dpas.sim.host import Host
+from dpas.sim.host import Host, Tally
 from dpas.sim.profile import Profile
 
 
@@ -63,23 +63,6 @@ class RunConfig:
 
     def cpu_of(self, job: int) -> int:
         return 0 if self.cpus == "0" else job % self.profile.host.cpus
-
-
-class Tally:
-    """Counts the host model keeps while it runs, beyond the jobs' own."""
-
-    def __init__(self, policy: Policy) -> None:
-        self.sleeps_taken = 0
-        self.sleeps_skipped = 0
-        self.max_qd: dict[int, int] = {}
-        self._dpas = policy if isinstance(policy, DpasPolicy) else None
-
-    def wait_started(self, cpu: int) -> None:
-        """A polled I/O's wait began on ``cpu``: note DPAS's queue depth there."""
-        if self._dpas is not None:
-            qd = self._dpas.switch_state(cpu).qd
-            if qd > self.max_qd.get(cpu, 0):
-                self.max_qd[cpu] = qd
 
 
 def simulate(config: RunConfig) -> RunResult:
