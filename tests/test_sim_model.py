@@ -68,6 +68,7 @@ PINNED_TIMER = {
     "arm_mean_ns": 150,
     "arm_sd_ns": 30,
     "slack_ns": 300,
+    "jitter_ns": 0,
     "isr_ns": 600,
     "cancel_ns": 100,
 }

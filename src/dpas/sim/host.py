@@ -342,7 +342,7 @@ class Job:
                 self._woke()
             return
         self.sim.tally.sleeps_taken += 1
-        self.engine.at(self.expire + self.timer.slack_ns, self._timer_fired)
+        self.engine.at(self.expire + self.sim.timer_delay(), self._timer_fired)
         self.slept_at = self.engine.now
         self.cpu.block(self)
 
@@ -477,6 +477,7 @@ class Host:
         policy: Policy,
         device: Device,
         arm_draws: Draws,
+        jitter_draws: Draws | None,
         end_ns: int,
         tally: Tally,
         rules: Rules = LAB,
@@ -487,6 +488,7 @@ class Host:
         self.policy = policy
         self.device = device
         self.arm_draws = arm_draws
+        self.jitter_draws = jitter_draws
         self.end_ns = end_ns
         self.tally = tally
         self.cpus = [Cpu(i, engine, profile) for i in range(profile.host.cpus)]
@@ -499,6 +501,11 @@ class Host:
     def arm_ns(self) -> int:
         """CPU time to arm one hrtimer, drawn (never negative)."""
         return max(round(self.arm_draws()), 0)
+
+    def timer_delay(self) -> int:
+        """Expiry to the timer's interrupt: the slack, and a drawn jitter where there is one."""
+        slack = self.profile.timer.slack_ns
+        return slack + round(self.jitter_draws()) if self.jitter_draws is not None else slack
 
     def add_job(self, cpu_id: int, op: Op, size: int) -> Job:
         job = Job(len(self.jobs), self.cpus[cpu_id], self, op, size)

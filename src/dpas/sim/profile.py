@@ -69,6 +69,7 @@ class TimerProfile:
     arm_mean_ns: int  # CPU time to arm the hrtimer (normal distribution)
     arm_sd_ns: int
     slack_ns: int  # expiry to the timer interrupt
+    jitter_ns: int  # mean of an exponential delay added to that, drawn per timer (0: none)
     isr_ns: int  # CPU time of the timer interrupt and wakeup
     cancel_ns: int  # CPU time of hrtimer_cancel after the sleep, before the first poll
 
@@ -209,6 +210,7 @@ RANGES: dict[tuple[str, str], Range] = {
     ("timer", "arm_mean_ns"): _COST,
     ("timer", "arm_sd_ns"): _COST,
     ("timer", "slack_ns"): _COST,
+    ("timer", "jitter_ns"): _COST,
     ("timer", "isr_ns"): _COST,
     ("timer", "cancel_ns"): _COST,
     ("pitfalls", "io_poll_delay"): Range(-1, INT_MAX, "-1: classic polling; N >= 0 µs"),

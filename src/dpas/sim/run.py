@@ -73,9 +73,10 @@ def simulate(config: RunConfig) -> RunResult:
     device = Device(engine, config.profile.device, rng)
     timer = config.profile.timer
     arm = Draws(lambda n: rng.normal(timer.arm_mean_ns, timer.arm_sd_ns, n))
+    jitter = Draws(lambda n: rng.exponential(timer.jitter_ns, n)) if timer.jitter_ns else None
     end_ns = round(config.runtime_s * 1e9) if config.ios is None else 2**62
     tally = Tally(policy)
-    host = Host(engine, config.profile, policy, device, arm, end_ns, tally, config.rules)
+    host = Host(engine, config.profile, policy, device, arm, jitter, end_ns, tally, config.rules)
     for job in range(config.jobs):
         host.add_job(config.cpu_of(job), config.rw, config.bs)
     if config.ios is not None:
