@@ -38,6 +38,7 @@ def register() -> None:
         emulate,
         policy,
         restore,
+        sweep,
         validate,
         vm,
     )

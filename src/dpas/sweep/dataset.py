@@ -1,0 +1,162 @@
+"""The sweep's output folder: points/ (Parquet, one file a batch), grid.toml and sweep.json.
+
+Rows are written as they arrive, a batch at a time, each part file written whole under a
+temporary name and then renamed: a run killed at any moment leaves only complete parts, and
+a rerun of the same grid runs only the points no part holds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow.parquet as pq  # type: ignore[import-untyped]
+
+from dpas.errors import DpasError
+from dpas.sweep.grid import Grid
+
+SCHEMA = "dpas.sweep/1"
+#: a part file every this many rows, or every FLUSH_S seconds, whichever comes first
+BATCH_ROWS = 200
+FLUSH_S = 10.0
+PART = re.compile(r"part-(\d{5,})\.parquet")
+
+_I = pa.int64()
+_F = pa.float64()
+_S = pa.string()
+COLUMNS: list[tuple[str, pa.DataType]] = [
+    ("key", _S),
+    ("profile", _S),
+    ("mode", _S),
+    ("jobs", _I),
+    ("cpus", _S),
+    ("bs", _I),
+    ("rw", _S),
+    ("runtime", _F),
+    ("ios", _I),
+    ("seed", pa.uint64()),
+    ("repeat", _I),
+    ("d_init", _S),
+    ("adaptive", _I),
+    ("up", _I),
+    ("dn", _I),
+    *((f"param{i}", _I) for i in range(1, 8)),
+    ("order", _S),
+    ("rules", _S),
+    ("ios_done", _I),
+    ("runtime_s", _F),
+    ("iops", _F),
+    ("lat_mean_us", _F),
+    ("lat_p50_us", _F),
+    ("lat_p99_us", _F),
+    ("lat_p999_us", _F),
+    ("cpu_pct", _F),
+    ("ctx", _I),
+    ("sleeps_taken", _I),
+    ("sleeps_skipped", _I),
+    ("max_qd", _I),
+    ("d_init_ns", _I),
+    ("run_seed", pa.uint64()),
+    ("events", _I),
+    ("bd_cp", _I),
+    ("bd_pas", _I),
+    ("bd_ol", _I),
+    ("bd_int", _I),
+]
+ARROW_SCHEMA = pa.schema(COLUMNS)
+
+
+class OutError(DpasError):
+    """An output folder this grid cannot write to (another grid's, unreadable)."""
+
+
+def check(out: Path, grid: Grid) -> None:
+    """Before anything runs or is written: ``out`` is new, or this grid's (a folder of another
+    grid, its text's hash different, is refused)."""
+    meta, points = out / "sweep.json", out / "points"
+    try:
+        if meta.exists():
+            old = json.loads(meta.read_text())
+            if not isinstance(old, dict) or old.get("grid_sha256") != grid.sha256:
+                found = old.get("grid_sha256") if isinstance(old, dict) else None
+                raise OutError(
+                    f"--out {out}: holds the results of another grid (sha256 "
+                    f"{str(found)[:12]}, this one {grid.sha256[:12]}): "
+                    "expected a new folder or this grid's"
+                )
+        elif points.exists() and any(points.iterdir()):
+            raise OutError(f"--out {out}: points/ there has no sweep.json: expected a new folder")
+    except (OSError, ValueError) as err:
+        raise OutError(f"--out {out}: {getattr(err, 'strerror', None) or err}") from None
+
+
+def prepare(out: Path, grid: Grid) -> set[str]:
+    """Make ``out`` this grid's folder (grid.toml, sweep.json) and give the keys its dataset
+    already holds."""
+    check(out, grid)
+    points = out / "points"
+    try:
+        points.mkdir(parents=True, exist_ok=True)
+        (out / "grid.toml").write_text(grid.text)
+        record = {"schema": SCHEMA, "grid_sha256": grid.sha256, "points": len(grid.points)}
+        (out / "sweep.json").write_text(json.dumps(record, indent=1) + "\n")
+        return done_keys(points)
+    except (OSError, ValueError, pa.ArrowException) as err:
+        raise OutError(f"--out {out}: {getattr(err, 'strerror', None) or err}") from None
+
+
+def parts(points: Path) -> list[Path]:
+    """The complete part files (temporary ones are not parts)."""
+    return sorted(p for p in points.iterdir() if PART.fullmatch(p.name))
+
+
+def done_keys(points: Path) -> set[str]:
+    """The point keys of every part file."""
+    keys: set[str] = set()
+    for part in parts(points):
+        keys.update(pq.read_table(part, columns=["key"]).column("key").to_pylist())
+    return keys
+
+
+def read(points: Path) -> list[dict[str, Any]]:
+    """Every row of the dataset, sorted by key (tests and reports)."""
+    rows = [r for part in parts(points) for r in pq.read_table(part).to_pylist()]
+    return sorted(rows, key=lambda r: r["key"])
+
+
+class Writer:
+    """Collects rows and writes a part file every BATCH_ROWS rows or FLUSH_S seconds; ``close``
+    writes what is left (call it in a finally: whatever ran is kept)."""
+
+    def __init__(self, points: Path) -> None:
+        self.points = points
+        self.rows: list[dict[str, Any]] = []
+        found = [int(m.group(1)) for p in parts(points) if (m := PART.fullmatch(p.name))]
+        self.next = max(found, default=-1) + 1
+        self.since = time.monotonic()
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+        if len(self.rows) >= BATCH_ROWS or time.monotonic() - self.since >= FLUSH_S:
+            self.flush()
+
+    def flush(self) -> None:
+        """The rows so far as one part: written to a temporary name, then renamed."""
+        self.since = time.monotonic()
+        if not self.rows:
+            return
+        table = pa.Table.from_pylist(self.rows, schema=ARROW_SCHEMA)
+        final = self.points / f"part-{self.next:05d}.parquet"
+        temp = self.points / f".{final.name}.tmp"
+        pq.write_table(table, temp)
+        os.replace(temp, final)
+        self.next += 1
+        self.rows = []
+
+    def close(self) -> None:
+        self.flush()

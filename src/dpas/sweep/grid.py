@@ -1,0 +1,259 @@
+"""A sweep's grid: a TOML file of settings, each a scalar or a list, expanded to points.
+
+Every value is checked where it is read, in the ranges ``dpas bench`` enforces, so a grid of
+hours never stops at its thousandth point on a typing mistake.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import math
+import tomllib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from dpas.errors import DpasError, LimitError
+from dpas.limits import (
+    MAX_IOS,
+    MAX_JOBS,
+    MAX_REPEATS,
+    MAX_SEED,
+    MAX_SIM_RUNTIME_S,
+    U32_MAX,
+    checked,
+)
+from dpas.policy import Method, Op, Order
+from dpas.policy.rules import RULE_SETS
+from dpas.policy.switch import param_error
+
+#: a grid larger than this needs --yes: a typo in a list can make it years long
+MAX_POINTS = 1_000_000
+#: the modes the simulator runs (HYB is the kernel's, which it has no model of)
+MODES = ("INT", "CP", "LHP", "PAS", "DPAS", "EHP")
+
+
+class GridError(DpasError):
+    """A grid file that cannot be run: names the key and value, and what is accepted."""
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """One run of the grid, every setting a field (plain values: it crosses to workers)."""
+
+    profile: str = "qemu-lab"
+    mode: str = "DPAS"
+    jobs: int = 1
+    cpus: str = "0"
+    bs: int = 4096
+    rw: str = "R"
+    #: simulated seconds; None when the run stops after ``ios`` I/Os
+    runtime: float | None = 1.0
+    ios: int | None = None
+    seed: int = 1
+    repeat: int = 1
+    #: "auto" or pas_d_init in ns, as written
+    d_init: str = "auto"
+    adaptive: int = 1
+    up: int = 10_000
+    dn: int = 100_000
+    param1: int = 0
+    param2: int = 10
+    param3: int = 10
+    param4: int = 1
+    param5: int = 100
+    param6: int = 1000
+    param7: int = 10000
+    order: str = "kernel"
+    rules: str = "lab"
+
+    def key(self) -> str:
+        """Every setting, name=value in field order: the same point always gives the same key
+        (the dataset's resume test and the dask task's name)."""
+        return ",".join(f"{k}={v}" for k, v in asdict(self).items())
+
+
+SETTINGS = tuple(f.name for f in fields(Point))
+#: keys of the file that are not settings of a point
+GRID_KEYS = ("repeats", "zip")
+
+
+def _whole(low: int, high: int) -> Callable[[str, Any], int]:
+    def check(key: str, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise GridError(f"{key} = {value!r}: expected a whole number from {low} to {high}")
+        try:
+            return int(checked(key, value, low, high, integer=True))
+        except LimitError as err:
+            raise GridError(str(err)) from None
+
+    return check
+
+
+def _choice(options: tuple[str, ...], upper: bool = False) -> Callable[[str, Any], str]:
+    def check(key: str, value: Any) -> str:
+        text = value.upper() if upper and isinstance(value, str) else value
+        if not isinstance(text, str) or text not in options:
+            raise GridError(f"{key} = {value!r}: expected one of {', '.join(options)}")
+        return text
+
+    return check
+
+
+def _runtime(key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise GridError(f"{key} = {value!r}: expected seconds above 0 to {MAX_SIM_RUNTIME_S:g}")
+    if not math.isfinite(value) or not 0 < value <= MAX_SIM_RUNTIME_S:
+        raise GridError(f"{key} = {value!r}: expected seconds above 0 to {MAX_SIM_RUNTIME_S:g}")
+    return float(value)
+
+
+def _bs(key: str, value: Any) -> int:
+    bs = _whole(512, 64 << 20)(key, value)
+    if bs % 512:
+        raise GridError(f"{key} = {value!r}: expected a multiple of 512 from 512 to {64 << 20}")
+    return bs
+
+
+def _d_init(key: str, value: Any) -> str:
+    if value == "auto":
+        return "auto"
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= U32_MAX:
+        raise GridError(f'{key} = {value!r}: expected "auto" or ns from 1 to {U32_MAX}')
+    return str(value)
+
+
+def _profile(key: str, value: Any) -> str:
+    from dpas.sim.profile import load
+
+    if not isinstance(value, str):
+        raise GridError(f"{key} = {value!r}: expected a shipped profile's name or a TOML path")
+    load(value)  # a ProfileError (one line, exit 2) names what is wrong
+    return value
+
+
+def _param(key: str, value: Any) -> int:
+    why = param_error(key, value) if not isinstance(value, bool) else f"{value!r}: not a number"
+    if why:
+        raise GridError(f"{key} = {why}")
+    return int(value)
+
+
+CHECKS: dict[str, Callable[[str, Any], Any]] = {
+    "profile": _profile,
+    "mode": _choice(MODES, upper=True),
+    "jobs": _whole(1, MAX_JOBS),
+    "cpus": _choice(("0", "split")),
+    "bs": _bs,
+    "rw": _choice(("R", "W"), upper=True),
+    "runtime": _runtime,
+    "ios": _whole(1, MAX_IOS),
+    "seed": _whole(0, MAX_SEED),
+    "d_init": _d_init,
+    "adaptive": _whole(0, 2),
+    "up": _whole(0, U32_MAX),
+    "dn": _whole(0, U32_MAX),
+    **{f"param{i}": _param for i in range(1, 8)},
+    "order": _choice(tuple(o.value for o in Order)),
+    "rules": _choice(tuple(RULE_SETS)),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Grid:
+    """The expanded grid: its points (each once, in the file's order) and its text's hash."""
+
+    points: list[Point]
+    sha256: str
+    text: str
+
+
+def parse(text: str, where: str = "grid", yes: bool = False) -> Grid:
+    """The points of a grid file's ``text``; GridError naming the key and value otherwise."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise GridError(f"{where}: not TOML: {err}") from None
+    axes = _axes(data)
+    size = math.prod(len(values) for _, values in axes)
+    if size == 0:
+        raise GridError(f"{where}: an empty grid (a list with no values)")
+    if size > MAX_POINTS and not yes:
+        raise GridError(
+            f"{where}: {size} points, more than {MAX_POINTS}: expected --yes to run them all"
+        )
+    points: dict[str, Point] = {}
+    for combo in itertools.product(*(values for _, values in axes)):
+        settings: dict[str, Any] = {}
+        for (names, _), values in zip(axes, combo, strict=True):
+            settings.update(zip(names, values, strict=True))
+        point = _point(settings)
+        points.setdefault(point.key(), point)
+    return Grid(list(points.values()), hashlib.sha256(text.encode()).hexdigest(), text)
+
+
+def _axes(data: dict[str, Any]) -> list[tuple[tuple[str, ...], list[tuple[Any, ...]]]]:
+    """The grid's axes: a zip group is one axis of tuples, every other key one of its own;
+    repeats N is the axis repeat 1..N. Each value checked here."""
+    for key in data:
+        if key not in CHECKS and key not in GRID_KEYS:
+            raise GridError(f"{key}: unknown key; expected {', '.join([*CHECKS, *GRID_KEYS])}")
+    if "runtime" in data and "ios" in data:
+        raise GridError("runtime and ios: a run stops by one of them; expected only one")
+    values = {key: _values(key, data[key]) for key in CHECKS if key in data}
+    if "repeats" in data:
+        repeats = _whole(1, MAX_REPEATS)("repeats", data["repeats"])
+        values["repeat"] = list(range(1, repeats + 1))
+    groups = _zip_groups(data.get("zip", []), values)
+    tied = {name for group in groups for name in group}
+    axes = [(group, list(zip(*(values[n] for n in group), strict=True))) for group in groups]
+    axes += [((key,), [(v,) for v in vs]) for key, vs in values.items() if key not in tied]
+    return axes
+
+
+def _values(key: str, raw: Any) -> list[Any]:
+    """A key's values, each checked: a scalar is a list of one."""
+    items = raw if isinstance(raw, list) else [raw]
+    return [CHECKS[key](key, item) for item in items]
+
+
+def _zip_groups(raw: Any, values: dict[str, list[Any]]) -> list[tuple[str, ...]]:
+    """zip = [["jobs", "cpus"], ...]: keys that advance together, each in one group, given in
+    the grid, their lists of one length."""
+    if not isinstance(raw, list) or not all(isinstance(g, list) for g in raw):
+        raise GridError(f'zip = {raw!r}: expected a list of lists of keys, like [["jobs", "cpus"]]')
+    groups: list[tuple[str, ...]] = []
+    seen: set[str] = set()
+    for group in raw:
+        for name in group:
+            if name == "repeats":
+                name = "repeat"
+            if name not in values:
+                raise GridError(f"zip: {name!r} is not a key given in the grid")
+            if name in seen:
+                raise GridError(f"zip: {name!r} is in more than one group")
+            seen.add(name)
+        names = tuple("repeat" if n == "repeats" else n for n in group)
+        lengths = {n: len(values[n]) for n in names}
+        if len(set(lengths.values())) > 1:
+            shown = ", ".join(f"{n} {k}" for n, k in lengths.items())
+            raise GridError(f"zip {list(names)}: lists of unequal length ({shown})")
+        if names:
+            groups.append(names)
+    return groups
+
+
+def _point(settings: dict[str, Any]) -> Point:
+    """One point; ios set means the run stops by its I/O count, not by time."""
+    if "ios" in settings:
+        settings["runtime"] = None
+    return Point(**settings)
+
+
+def method(point: Point) -> Method:
+    return Method.parse(point.mode)
+
+
+def op(point: Point) -> Op:
+    return Op.parse(point.rw)

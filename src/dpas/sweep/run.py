@@ -1,0 +1,117 @@
+"""One point of a grid: its RunConfig, simulated, as one flat row of the dataset."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import asdict
+from typing import Any
+
+from dpas.bench.backend import Sweep
+from dpas.bench.sweep import d_init_auto, run_seed
+from dpas.policy import Adaptive, Order, PasParams, Rules, SwitchParams
+from dpas.results import RunResult
+from dpas.sim import Profile, RunConfig, load, simulate
+from dpas.sweep.grid import Point, method, op
+
+#: the RunResult's scalar fields, as columns (settings of the same name are the point's)
+RESULT_COLUMNS = (
+    "ios_done",
+    "runtime_s",
+    "iops",
+    "lat_mean_us",
+    "lat_p50_us",
+    "lat_p99_us",
+    "lat_p999_us",
+    "cpu_pct",
+    "ctx",
+    "sleeps_taken",
+    "sleeps_skipped",
+    "max_qd",
+    "d_init_ns",
+    "run_seed",
+    "events",
+    "bd_cp",
+    "bd_pas",
+    "bd_ol",
+    "bd_int",
+)
+
+
+@functools.lru_cache(maxsize=64)
+def profile_of(spec: str) -> Profile:
+    """Each worker loads a profile once, not once a point."""
+    return load(spec)
+
+
+@functools.lru_cache(maxsize=4096)
+def auto_d_init(spec: str, cpus: str, rw: str, seed: int) -> int:
+    """bench.sh's auto pas_d_init for this profile, placement, workload and seed (what it
+    depends on, so one measurement serves every point that shares them)."""
+    sweep = Sweep(rw=op(Point(rw=rw)), cpus=cpus, seed=seed)
+    return d_init_auto(profile_of(spec), sweep)
+
+
+def d_init_of(point: Point) -> int:
+    """The point's pas_d_init in ns: as written, or auto."""
+    if point.d_init != "auto":
+        return int(point.d_init)
+    return auto_d_init(point.profile, point.cpus, point.rw, point.seed)
+
+
+def config(point: Point, d_init_ns: int) -> RunConfig:
+    """The point as the simulator's RunConfig. Its seed is run_seed's, as ``dpas bench``
+    derives it (grid seed, mode, jobs, rw, repeat): independent of the order points run, and
+    shared by points that differ only in a parameter, so their differences are not noise."""
+    mode, rw = method(point), op(point)
+    return RunConfig(
+        profile_of(point.profile),
+        mode,
+        jobs=point.jobs,
+        rw=rw,
+        bs=point.bs,
+        cpus=point.cpus,
+        runtime_s=point.runtime if point.runtime is not None else 1.0,
+        ios=point.ios,
+        seed=run_seed(point.seed, mode, point.jobs, rw, point.repeat),
+        repeat=point.repeat,
+        pas=PasParams(
+            d_init=d_init_ns,
+            up_init=point.up,
+            dn_init=point.dn,
+            adaptive=Adaptive(point.adaptive),
+        ),
+        switch=SwitchParams(**{f"param{i}": getattr(point, f"param{i}") for i in range(1, 8)}),
+        order=Order(point.order),
+        rules=Rules.named(point.rules),
+    )
+
+
+def row(point: Point, result: RunResult) -> dict[str, Any]:
+    """Every setting, the key, then the result's scalars (breakdown as bd_*; None where the
+    mode has none). No wall-clock column: the same point gives the same row anywhere."""
+    bd = result.breakdown or {}
+    return {
+        "key": point.key(),
+        **asdict(point),
+        "ios_done": result.ios,
+        "runtime_s": result.runtime_s,
+        "iops": result.iops,
+        "lat_mean_us": result.lat_mean_us,
+        "lat_p50_us": result.lat_p50_us,
+        "lat_p99_us": result.lat_p99_us,
+        "lat_p999_us": result.lat_p999_us,
+        "cpu_pct": result.cpu_pct,
+        "ctx": result.ctx,
+        "sleeps_taken": result.sleeps_taken,
+        "sleeps_skipped": result.sleeps_skipped,
+        "max_qd": result.max_qd,
+        "d_init_ns": result.d_init_ns,
+        "run_seed": result.seed,
+        "events": result.events,
+        **{f"bd_{k}": bd.get(k) for k in ("cp", "pas", "ol", "int")},
+    }
+
+
+def run_point(point: Point, d_init_ns: int) -> dict[str, Any]:
+    """Simulate one point (in a worker) and give its row."""
+    return row(point, simulate(config(point, d_init_ns)))

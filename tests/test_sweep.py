@@ -1,0 +1,150 @@
+"""dpas sweep: grid parsing, the pool and dask giving the same rows, resume, refusals."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from conftest import run_dpas
+
+from dpas.cli.app import main
+from dpas.sweep import dataset
+from dpas.sweep.grid import GridError, parse
+
+SMALL = """
+profile = "qemu-lab"
+mode = ["DPAS", "PAS"]
+jobs = [1, 2]
+param2 = [5, 20]
+runtime = 0.02
+zip = [["mode", "param2"]]
+repeats = 1
+"""
+
+
+def test_product_of_lists_and_scalars() -> None:
+    grid = parse('mode = "DPAS"\njobs = [1, 4]\nparam2 = [5, 10, 20]\nparam3 = [10, 30]')
+    assert len(grid.points) == 12
+    assert {(p.jobs, p.param2, p.param3) for p in grid.points} == {
+        (j, a, b) for j in (1, 4) for a in (5, 10, 20) for b in (10, 30)
+    }
+    assert len({p.key() for p in grid.points}) == 12
+
+
+def test_zip_ties_axes_and_repeats_expand() -> None:
+    grid = parse('jobs = [1, 4]\ncpus = ["0", "split"]\nzip = [["jobs", "cpus"]]\nrepeats = 3')
+    assert sorted((p.jobs, p.cpus, p.repeat) for p in grid.points) == sorted(
+        (j, c, r) for j, c in ((1, "0"), (4, "split")) for r in (1, 2, 3)
+    )
+
+
+def test_ios_replaces_runtime_and_keys_are_stable() -> None:
+    a, b = parse("ios = 500").points[0], parse("ios = 500\n").points[0]
+    assert a.runtime is None and a.ios == 500 and a.key() == b.key()
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("jobz = 1", "jobz"),
+        ("jobs = 0", "jobs"),
+        ("jobs = [1, 5000]", "jobs"),
+        ('mode = "HYB"', "mode"),
+        ('cpus = "0-3"', "cpus"),
+        ("bs = 1000", "bs"),
+        ('rw = "X"', "rw"),
+        ("runtime = 0", "runtime"),
+        ("runtime = 0.1\nios = 10", "ios"),
+        ("seed = -1", "seed"),
+        ("repeats = 0", "repeats"),
+        ('d_init = "soon"', "d_init"),
+        ("adaptive = 3", "adaptive"),
+        ("dn = -1", "dn"),
+        ("param5 = 0", "param5"),
+        ("param1 = true", "param1"),
+        ('order = "random"', "order"),
+        ('rules = "mine"', "rules"),
+        ("jobs = []", "empty"),
+        ('jobs = [1, 2]\ncpus = ["0"]\nzip = [["jobs", "cpus"]]', "unequal"),
+        ('zip = [["jobs"]]', "jobs"),
+        ("jobs = [", "TOML"),
+    ],
+)
+def test_bad_grids_name_the_key(text: str, names: str) -> None:
+    with pytest.raises(GridError, match=names):
+        parse(text)
+
+
+def test_too_many_points_need_yes() -> None:
+    text = "jobs = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\nparam1 = " + str(list(range(100_001)))
+    with pytest.raises(GridError, match="--yes"):
+        parse(text)
+
+
+def _sweep(tmp_path: Path, name: str, *more: str) -> tuple[str, Path]:
+    grid = tmp_path / "grid.toml"
+    if not grid.exists():
+        grid.write_text(SMALL)
+    out = tmp_path / name
+    result = run_dpas("sweep", str(grid), "--out", str(out), *more)
+    assert result.returncode == 0, result.stderr
+    return result.stdout, out
+
+
+def test_pool_and_local_cluster_give_identical_rows(tmp_path: Path) -> None:
+    said, pool = _sweep(tmp_path, "pool", "--workers", "2")
+    assert "ran 4 points, skipped 0" in said
+    _, local = _sweep(tmp_path, "local", "--scheduler", "local:2")
+    rows = dataset.read(pool / "points")
+    assert len(rows) == 4 and rows == dataset.read(local / "points")
+    assert {r["mode"] for r in rows} == {"DPAS", "PAS"} and all(r["iops"] > 0 for r in rows)
+    assert (pool / "grid.toml").read_text() == SMALL
+
+
+def test_rerun_runs_only_the_missing_points(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    grid, out = tmp_path / "grid.toml", tmp_path / "out"
+    grid.write_text(SMALL)
+    monkeypatch.setattr(dataset, "BATCH_ROWS", 1)
+    main(["sweep", str(grid), "--out", str(out), "--workers", "1"])
+    full = dataset.read(out / "points")
+    assert len(dataset.parts(out / "points")) == 4
+    dataset.parts(out / "points")[1].unlink()
+    capsys.readouterr()
+    main(["sweep", str(grid), "--out", str(out), "--workers", "1"])
+    assert "ran 1 points, skipped 3 already done" in capsys.readouterr().out
+    assert dataset.read(out / "points") == full
+    main(["sweep", str(grid), "--out", str(out), "--workers", "1"])
+    assert "ran 0 points, skipped 4" in capsys.readouterr().out
+
+
+def test_a_folder_of_another_grid_is_refused(tmp_path: Path) -> None:
+    _, out = _sweep(tmp_path, "out")
+    other = tmp_path / "other.toml"
+    other.write_text(SMALL.replace("0.02", "0.03"))
+    result = run_dpas("sweep", str(other), "--out", str(out))
+    assert result.returncode == 2 and "another grid" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_bad_grid_file_is_one_line(tmp_path: Path) -> None:
+    grid = tmp_path / "g.toml"
+    grid.write_text("jobs = [1, -4]")
+    result = run_dpas("sweep", str(grid), "--out", str(tmp_path / "o"))
+    assert result.returncode == 2 and result.stderr.startswith("dpas: error: jobs -4")
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_unreachable_scheduler_is_refused_within_seconds(tmp_path: Path) -> None:
+    grid = tmp_path / "g.toml"
+    grid.write_text("runtime = 0.01")
+    began = time.monotonic()
+    result = run_dpas(
+        "sweep", str(grid), "--out", str(tmp_path / "o"), "--scheduler", "tcp://127.0.0.1:9"
+    )
+    assert time.monotonic() - began < 15
+    assert result.returncode == 2 and "cannot connect" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "o" / "sweep.json").exists()
