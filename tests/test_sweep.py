@@ -68,6 +68,7 @@ def test_ios_replaces_runtime_and_keys_are_stable() -> None:
         ("jobs = []", "empty"),
         ('jobs = [1, 2]\ncpus = ["0"]\nzip = [["jobs", "cpus"]]', "unequal"),
         ('zip = [["jobs"]]', "jobs"),
+        ('jobs = [1]\nzip = [[["jobs"]]]', "zip"),
         ("jobs = [", "TOML"),
     ],
 )

@@ -227,6 +227,8 @@ def _zip_groups(raw: Any, values: dict[str, list[Any]]) -> list[tuple[str, ...]]
     seen: set[str] = set()
     for group in raw:
         for name in group:
+            if not isinstance(name, str):
+                raise GridError(f"zip: {name!r} is not a key's name")
             if name == "repeats":
                 name = "repeat"
             if name not in values:
