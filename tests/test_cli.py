@@ -40,7 +40,17 @@ def test_help_lists_only_working_commands() -> None:
     out = run_dpas("--help")
     assert out.returncode == 0
     listed = [line.split()[0] for line in out.stdout.split("Commands:")[1].strip().splitlines()]
-    assert listed == ["bench", "doctor", "emulate", "policy", "restore", "sweep", "validate", "vm"]
+    assert listed == [
+        "bench",
+        "doctor",
+        "emulate",
+        "policy",
+        "restore",
+        "sweep",
+        "tune",
+        "validate",
+        "vm",
+    ]
     for args in (["policy"], [], ["emulate", "--help"], ["policy", "demo", "--help"]):
         assert run_dpas(*args).returncode == 0
 

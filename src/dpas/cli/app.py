@@ -39,6 +39,7 @@ def register() -> None:
         policy,
         restore,
         sweep,
+        tune,
         validate,
         vm,
     )

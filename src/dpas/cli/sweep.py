@@ -20,7 +20,7 @@ from rich.progress import (
 from dpas.cli.app import InputError, cli
 from dpas.cli.options import Number, check_out_dir
 from dpas.sweep import dataset, grid, schedulers
-from dpas.sweep.run import d_init_of
+from dpas.sweep.run import RESULT_COLUMNS, d_init_of
 
 
 @cli.command("sweep")
@@ -48,8 +48,22 @@ from dpas.sweep.run import d_init_of
     help="The pool's processes (default: every core).",
 )
 @click.option("--yes", is_flag=True, help="Run a grid of more than 1,000,000 points.")
+@click.option(
+    "--heatmap",
+    "heatmap_spec",
+    default=None,
+    metavar="X,Y[,METRIC]",
+    help="OUT/heatmap.png: METRIC's mean (default iops) on the grid of two settings it varies.",
+)
+@click.option("--front", "front_plot", is_flag=True, help="OUT/front.png: IOPS against CPU %.")
 def sweep_command(
-    grid_path: Path, out_dir: Path, scheduler: str | None, workers_n: int | None, yes: bool
+    grid_path: Path,
+    out_dir: Path,
+    scheduler: str | None,
+    workers_n: int | None,
+    yes: bool,
+    heatmap_spec: str | None,
+    front_plot: bool,
 ) -> None:
     """Run every point of GRID.toml (settings as lists: their product, zip ties some).
 
@@ -61,8 +75,9 @@ def sweep_command(
     except (OSError, UnicodeDecodeError) as err:
         raise InputError(f"{grid_path}: {getattr(err, 'strerror', None) or err}") from None
     the_grid = grid.parse(text, str(grid_path), yes)
+    axes = _heatmap_axes(heatmap_spec, the_grid) if heatmap_spec is not None else None
     where = schedulers.parse(scheduler, workers_n)
-    check_out_dir(out_dir, ("sweep.json", "grid.toml"))
+    check_out_dir(out_dir, ("sweep.json", "grid.toml", "heatmap.png", "front.png"))
     dataset.check(out_dir, the_grid)  # another grid's folder: refused before a cluster starts
     console = Console()
     with schedulers.connected(where) as run:
@@ -88,6 +103,48 @@ def sweep_command(
         f"wall {wall:.1f} s{rate} ({where.kind}); wrote {out_dir / 'points'}",
         soft_wrap=True,
     )
+    _figures(out_dir, axes, front_plot, console)
+
+
+def _heatmap_axes(spec: str, the_grid: grid.Grid) -> tuple[str, str, str]:
+    """--heatmap X,Y[,METRIC]: two settings the grid varies and a result column, checked
+    before anything runs (a typo found after hours of points would waste them)."""
+    parts = [p.strip() for p in spec.split(",")]
+    if len(parts) not in (2, 3):
+        raise InputError(f"--heatmap {spec}: expected X,Y or X,Y,METRIC")
+    x, y, metric = parts[0], parts[1], parts[2] if len(parts) == 3 else "iops"
+    varied = [s for s in grid.SETTINGS if len({getattr(p, s) for p in the_grid.points}) > 1]
+    for name in (x, y):
+        if name not in varied:
+            raise InputError(
+                f"--heatmap {spec}: {name!r} is not a setting this grid varies; expected one of "
+                f"{', '.join(varied) or '(none: the grid varies nothing)'}"
+            )
+    if x == y:
+        raise InputError(f"--heatmap {spec}: X and Y are the same setting; expected two")
+    if metric not in RESULT_COLUMNS:
+        raise InputError(
+            f"--heatmap {spec}: {metric!r} is not a result; expected one of "
+            f"{', '.join(RESULT_COLUMNS)}"
+        )
+    return x, y, metric
+
+
+def _figures(
+    out_dir: Path, axes: tuple[str, str, str] | None, front_plot: bool, console: Console
+) -> None:
+    """The figures from the whole dataset read back (a resumed sweep plots every point)."""
+    if axes is None and not front_plot:
+        return
+    from dpas.reports import sweep_figures
+
+    rows = dataset.read(out_dir / "points")
+    if axes is not None:
+        sweep_figures.heatmap(rows, *axes, out_dir / "heatmap.png")
+        console.print(f"wrote {out_dir / 'heatmap.png'}")
+    if front_plot:
+        sweep_figures.front(rows, out_dir / "front.png")
+        console.print(f"wrote {out_dir / 'front.png'}")
 
 
 def _progress(console: Console) -> Progress:
