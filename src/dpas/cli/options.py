@@ -10,7 +10,14 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from dpas.bench.backend import ALL_MODES, ENGINE_ALL_MODES, Sweep
 from dpas.cli.app import InputError
@@ -344,13 +351,15 @@ def check_out_dir(out_dir: Path, names: tuple[str, ...] = OUT_FILES) -> None:
             raise InputError(f"--out {out_dir}: {name} there cannot be written")
 
 
-def run_progress(console: Console) -> Progress:
-    """The progress bar of a sweep of runs: what ran last, how many of how many, how long."""
+def run_progress(console: Console, eta: bool = False) -> Progress:
+    """The progress bar of a sweep of runs: what ran last, how many of how many, how long,
+    and with ``eta`` the time left."""
     return Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
+        *([TimeRemainingColumn()] if eta else []),
         console=console,
         transient=True,
     )

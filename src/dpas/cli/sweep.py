@@ -8,17 +8,9 @@ from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from dpas.cli.app import InputError, cli
-from dpas.cli.options import Number, check_out_dir
+from dpas.cli.options import Number, check_out_dir, run_progress
 from dpas.sweep import dataset, grid, schedulers
 from dpas.sweep.run import RESULT_COLUMNS, d_init_of
 
@@ -84,7 +76,7 @@ def sweep_command(
         done = dataset.prepare(out_dir, the_grid)
         todo = [p for p in the_grid.points if p.key() not in done]
         start = time.monotonic()
-        with _progress(console) as progress:
+        with run_progress(console, eta=True) as progress:
             task = progress.add_task("measuring d_init", total=len(todo))
             tasks = [(p, d_init_of(p)) for p in todo]  # auto: once per profile, cpus, rw, seed
             progress.update(task, description="running")
@@ -145,16 +137,3 @@ def _figures(
     if front_plot:
         sweep_figures.front(rows, out_dir / "front.png")
         console.print(f"wrote {out_dir / 'front.png'}")
-
-
-def _progress(console: Console) -> Progress:
-    """Points done of points to run, with the time left."""
-    return Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    )

@@ -83,7 +83,6 @@ class Device:
         #: they took one at once)
         self.holding = 0
         self.waiting: deque[Command] = deque()
-        self.served = 0
 
     def media_ns(self, op: Op, size: int) -> int:
         p = self.profile
@@ -123,7 +122,6 @@ class Device:
 
     def _done(self, cmd: Command) -> None:
         self.holding -= 1
-        self.served += 1
         if self.waiting:
             self._to_media(self.waiting.popleft())
         cmd.device_done()

@@ -217,12 +217,15 @@ RANGES: dict[tuple[str, str], Range] = {
 }
 
 
+def _shipped_names(folder: str, suffix: str) -> list[str]:
+    """Names of the files ending in ``suffix`` that dpas.sim ships in ``folder``."""
+    files = resources.files("dpas.sim").joinpath(*folder.split("/")).iterdir()
+    return sorted(p.name.removesuffix(suffix) for p in files if p.name.endswith(suffix))
+
+
 def shipped() -> list[str]:
     """Names of the profiles shipped with dpas."""
-    folder = resources.files("dpas.sim") / "profiles"
-    return sorted(
-        p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml")
-    )
+    return _shipped_names("profiles", ".toml")
 
 
 def _value(where: str, section: str, key: str, kind: str, value: Any) -> Any:
@@ -291,10 +294,7 @@ PLATFORM_SECTIONS = ("host", "timer", "pitfalls")
 
 def platforms() -> list[str]:
     """Names of the host platforms shipped with dpas (profiles/platforms/NAME.toml)."""
-    folder = resources.files("dpas.sim") / "profiles" / "platforms"
-    return sorted(
-        p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml")
-    )
+    return _shipped_names("profiles/platforms", ".toml")
 
 
 def _with_platform(where: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -438,10 +438,7 @@ def _published(where: str, table: Any) -> Published:
 
 def reference_tables() -> list[str]:
     """Names of the published tables shipped with dpas (dpas.sim.reference)."""
-    folder = resources.files("dpas.sim") / "reference"
-    return sorted(
-        p.name.removesuffix(".json") for p in folder.iterdir() if p.name.endswith(".json")
-    )
+    return _shipped_names("reference", ".json")
 
 
 def load(spec: str) -> Profile:
