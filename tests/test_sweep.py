@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -70,6 +73,11 @@ def test_ios_replaces_runtime_and_keys_are_stable() -> None:
         ('zip = [["jobs"]]', "jobs"),
         ('jobs = [1]\nzip = [[["jobs"]]]', "zip"),
         ("jobs = [", "TOML"),
+        ("target = 3", "target"),
+        ('target = ""', "target"),
+        ('engine = "spdk"', "engine"),
+        ('target = "vm"\nkernel = "windows"', "kernel"),
+        ('target = "vm"\nios = 100', "ios: only the simulator"),
     ],
 )
 def test_bad_grids_name_the_key(text: str, names: str) -> None:
@@ -149,3 +157,58 @@ def test_unreachable_scheduler_is_refused_within_seconds(tmp_path: Path) -> None
     assert result.returncode == 2 and "cannot connect" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "o" / "sweep.json").exists()
+
+
+def test_records_hold_what_the_simulator_gave(tmp_path: Path) -> None:
+    """OUT/records/ keeps each point's whole record (switch_stat, timeline) beside its row."""
+    from dataclasses import asdict
+
+    from dpas.sim import simulate
+    from dpas.sweep.run import config, d_init_of
+
+    _, out = _sweep(tmp_path, "out")
+    records = dataset.read_records(out)
+    rows = dataset.read(out / "points")
+    assert set(records) == {r["key"] for r in rows} and len(rows) == 4
+    point = parse(SMALL).points[0]
+    direct = asdict(simulate(config(point, d_init_of(point))))
+    kept = records[point.key()]
+    assert kept.pop("key") == point.key()
+    direct["timeline"] = [list(t) for t in direct["timeline"] or []] or None  # JSON's lists
+    assert kept == direct and kept["switch_stat"]
+
+
+KILLED = 2000  # points of the grid a sweep is killed in: 10 parts of 200
+
+
+def _long_grid(tmp_path: Path) -> Path:
+    grid = tmp_path / "long.toml"
+    seeds = ", ".join(str(s) for s in range(1, KILLED + 1))
+    grid.write_text(f'mode = "INT"\nios = 50\nd_init = 5000\nseed = [{seeds}]\n')
+    return grid
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+def test_a_killed_sweep_resumes_with_only_the_missing_points(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
+    grid, out = _long_grid(tmp_path), tmp_path / "out"
+    argv = [sys.executable, "-m", "dpas", "sweep", str(grid), "--out", str(out)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = out / "points" / "part-00000.parquet"
+    deadline = time.monotonic() + 120
+    while not first.exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.002)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == (-signal.SIGKILL if sig == signal.SIGKILL else 130), err
+    kept = dataset.read(out / "points")
+    assert 0 < len(kept) < KILLED
+    again = run_dpas("sweep", str(grid), "--out", str(out))
+    said = f"ran {KILLED - len(kept)} points, skipped {len(kept)} already done"
+    assert again.returncode == 0 and said in again.stdout, again.stdout + again.stderr
+    clean = tmp_path / "clean"
+    assert run_dpas("sweep", str(grid), "--out", str(clean)).returncode == 0
+    assert dataset.read(out / "points") == dataset.read(clean / "points")
+    assert dataset.read_records(out) == dataset.read_records(clean)

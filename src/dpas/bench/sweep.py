@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 import numpy as np
 
@@ -17,6 +19,8 @@ from dpas.policy import Adaptive, Method, Op, PasParams
 from dpas.results import RunResult
 from dpas.sim import Profile, RunConfig, simulate
 
+T = TypeVar("T")
+R = TypeVar("R")
 #: bench.sh's "first short run" that sets pas_d_init
 D_INIT_PROBE_S = 0.05
 
@@ -86,15 +90,50 @@ def run_all(
     # longest first keeps both cores busy to the end
     order = sorted(range(len(runs)), key=lambda i: -_cost(runs[i]))
     results_by_index: dict[int, RunResult] = {}
-    # a Pool, not a ProcessPoolExecutor: leaving the block on Ctrl-C or any error terminates
-    # the workers at once, where an executor would first finish every queued run
-    with multiprocessing.Pool(n, initializer=_worker_start, initargs=(os.getpid(),)) as pool:
-        tasks = [(i, runs[i]) for i in order]
-        for i, result in pool.imap_unordered(_simulate_indexed, tasks):
-            results_by_index[i] = result
-            if done:
-                done(runs[i])
+    tasks = [(i, runs[i]) for i in order]
+    for i, result in unordered(_simulate_indexed, tasks, n):
+        results_by_index[i] = result
+        if done:
+            done(runs[i])
     return [results_by_index[i] for i in range(len(runs))]
+
+
+def unordered(fn: Callable[[T], R], tasks: list[T], n: int) -> Iterator[R]:
+    """``fn`` of every task on a pool of ``n`` processes, results as they finish.
+
+    A Pool, not a ProcessPoolExecutor: leaving it on Ctrl-C or any error terminates the
+    workers at once, where an executor would first finish every queued task. Ctrl-C raises
+    KeyboardInterrupt here only between two results: raised inside the pool's own waiting, it
+    can leave the pool's lock held and its terminate waiting for it forever.
+    """
+    asked: list[int] = []
+    with multiprocessing.Pool(n, initializer=_worker_start, initargs=(os.getpid(),)) as pool:
+        results = pool.imap_unordered(fn, tasks)
+        with _sigint_noted(asked):
+            while True:
+                if asked:
+                    raise KeyboardInterrupt
+                try:
+                    yield results.next(timeout=0.05)
+                except multiprocessing.TimeoutError:
+                    continue
+                except StopIteration:
+                    return
+
+
+@contextlib.contextmanager
+def _sigint_noted(asked: list[int]) -> Iterator[None]:
+    """SIGINT appends to ``asked`` instead of raising (in the main thread; elsewhere, as
+    before)."""
+    try:
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: asked.append(signum))
+    except ValueError:  # not the main thread: signals are not ours to catch
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _worker_start(parent: int) -> None:

@@ -20,6 +20,7 @@ from dpas.cli.options import (
     BLOCK_SIZE,
     Number,
     check_out_dir,
+    device_options,
     parse_cpus,
     parse_number,
     parse_sweep,
@@ -147,12 +148,7 @@ def _given(ctx: click.Context, name: str) -> bool:
     help="How much of a regular file a run uses (--device FILE): at most this much of an "
     "existing file, never more than it holds; a missing file is created this large.",
 )
-@click.option(
-    "--destroy-data",
-    is_flag=True,
-    help="Allow writes (W) to a block device or an existing file: whatever it holds is lost.",
-)
-@click.option("--fio", "fio_path", default="fio", show_default=True, help="The fio binary.")
+@device_options()
 @click.option(
     "--settle/--no-settle",
     default=True,
@@ -166,13 +162,6 @@ def _given(ctx: click.Context, name: str) -> bool:
     default=None,
     help="Where the original knob values are kept until restored "
     "(default: one per device under ~/.local/state/dpas/journals).",
-)
-@click.option(
-    "--sysfs-root",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("/sys"),
-    show_default=True,
-    help="Where the queue knobs live (a test seam; leave it for real devices).",
 )
 @click.pass_context
 def bench_command(

@@ -9,6 +9,7 @@ import click
 from rich.console import Console
 
 from dpas.cli.app import InputError, cli
+from dpas.cli.options import sysfs_root_option
 from dpas.doctor.checks import Where
 from dpas.doctor.diagnose import DoctorError, examine, records
 from dpas.reports.doctor import show
@@ -17,13 +18,7 @@ from dpas.reports.doctor import show
 @cli.command("doctor")
 @click.argument("devices", nargs=-1, metavar="[DEV]...")
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON records.")
-@click.option(
-    "--sysfs-root",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("/sys"),
-    show_default=True,
-    help="Read /sys from here (a test seam).",
-)
+@sysfs_root_option("Read /sys from here (a test seam).")
 @click.option(
     "--proc-root",
     type=click.Path(file_okay=False, path_type=Path),

@@ -363,3 +363,35 @@ def run_progress(console: Console, eta: bool = False) -> Progress:
         console=console,
         transient=True,
     )
+
+
+def device_options(
+    destroy_help: str = "Allow writes (W) to a block device or an existing file: whatever it "
+    "holds is lost.",
+) -> Callable[[Callable[..., Any]], Any]:
+    """--destroy-data, --fio and --sysfs-root: what a command that runs on a device takes
+    (dpas bench --device, a sweep's device points), the same everywhere."""
+
+    options: list[Callable[[Callable[..., Any]], Any]] = [
+        click.option("--destroy-data", is_flag=True, help=destroy_help),
+        click.option("--fio", "fio_path", default="fio", show_default=True, help="The fio binary."),
+        sysfs_root_option("Where the queue knobs live (a test seam; leave it for real devices)."),
+    ]
+
+    def add(f: Callable[..., Any]) -> Any:
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return add
+
+
+def sysfs_root_option(help: str) -> Callable[[Callable[..., Any]], Any]:
+    """--sysfs-root: where /sys is read from (the test seam of every root-only path)."""
+    return click.option(
+        "--sysfs-root",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=Path("/sys"),
+        show_default=True,
+        help=help,
+    )

@@ -1,18 +1,21 @@
-"""``dpas sweep GRID.toml``: every point of a grid, run on a pool or a dask cluster, saved as
-a resumable Parquet dataset."""
+"""``dpas sweep GRID.toml``: every point of a grid, run on a pool or a dask cluster (real
+points one at a time here), saved as a resumable Parquet dataset with the full records."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 from rich.console import Console
 
 from dpas.cli.app import InputError, cli
-from dpas.cli.options import Number, check_out_dir, run_progress
+from dpas.cli.options import Number, check_out_dir, device_options, run_progress
 from dpas.sweep import dataset, grid, schedulers
-from dpas.sweep.run import RESULT_COLUMNS, d_init_of
+from dpas.sweep.run import RESULT_COLUMNS, Finished, d_init_of
+from dpas.sweep.targets import RealOptions, RealPoints
 
 
 @cli.command("sweep")
@@ -48,7 +51,12 @@ from dpas.sweep.run import RESULT_COLUMNS, d_init_of
     help="OUT/heatmap.png: METRIC's mean (default iops) on the grid of two settings it varies.",
 )
 @click.option("--front", "front_plot", is_flag=True, help="OUT/front.png: IOPS against CPU %.")
+@device_options(
+    "Allow the grid's writes (rw W) to a device or an existing file: what it holds is lost."
+)
+@click.pass_context
 def sweep_command(
+    ctx: click.Context,
     grid_path: Path,
     out_dir: Path,
     scheduler: str | None,
@@ -56,11 +64,16 @@ def sweep_command(
     yes: bool,
     heatmap_spec: str | None,
     front_plot: bool,
+    destroy_data: bool,
+    fio_path: str,
+    sysfs_root: Path,
 ) -> None:
     """Run every point of GRID.toml (settings as lists: their product, zip ties some).
 
-    Each point is one simulated run; its row (settings and results) goes to OUT/points/ as it
-    finishes. A rerun of the same grid runs only the points the dataset lacks.
+    Each point is one run: simulated (on the pool or the cluster), or, where the grid names a
+    target, on a device, a file or the QEMU guest (one at a time, here). Its row goes to
+    OUT/points/ and its full record to OUT/records/ as it finishes. A rerun of the same grid
+    runs only the points the dataset lacks.
     """
     try:
         text = grid_path.read_text()
@@ -71,31 +84,60 @@ def sweep_command(
     where = schedulers.parse(scheduler, workers_n)
     check_out_dir(out_dir, ("sweep.json", "grid.toml", "heatmap.png", "front.png"))
     dataset.check(out_dir, the_grid)  # another grid's folder: refused before a cluster starts
+    real_points = [p for p in the_grid.points if not p.simulated]
+    _refuse_unused(ctx, real_points)
+    real = RealPoints(real_points, RealOptions(destroy_data, fio_path, sysfs_root))
     console = Console()
-    with schedulers.connected(where) as run:
+    with schedulers.connected(where) as run, real.held():
         done = dataset.prepare(out_dir, the_grid)
         todo = [p for p in the_grid.points if p.key() not in done]
         start = time.monotonic()
         with run_progress(console, eta=True) as progress:
             task = progress.add_task("measuring d_init", total=len(todo))
-            tasks = [(p, d_init_of(p)) for p in todo]  # auto: once per profile, cpus, rw, seed
+            # auto d_init: once per profile, cpus, rw, seed
+            tasks = [(p, d_init_of(p)) for p in todo if p.simulated]
             progress.update(task, description="running")
             writer = dataset.Writer(out_dir / "points")
             try:
-                for row in run(tasks):
-                    writer.add(row)
-                    what = f"last: {row['mode']} x{row['jobs']}"
+                for row, record in _finished(run(tasks), real, todo):
+                    writer.add(row, record)
+                    what = f"last: {row['mode']} x{row['jobs']} on {row['target']}"
                     progress.update(task, advance=1, description=what)
             finally:
                 writer.close()  # whatever ran is kept, Ctrl-C or not
     wall = time.monotonic() - start
     rate = f", {len(todo) / wall:.2f} points per wall second" if todo and wall > 0 else ""
+    on_targets = sum(not p.simulated for p in todo)
+    here = f", {on_targets} on their targets here" if on_targets else ""
     console.print(
         f"ran {len(todo)} points, skipped {len(the_grid.points) - len(todo)} already done, "
-        f"wall {wall:.1f} s{rate} ({where.kind}); wrote {out_dir / 'points'}",
+        f"wall {wall:.1f} s{rate} ({where.kind}{here}); wrote {out_dir / 'points'}",
         soft_wrap=True,
     )
     _figures(out_dir, axes, front_plot, console)
+
+
+def _finished(
+    simulated: Iterator[Finished], real: RealPoints, todo: list[grid.Point]
+) -> Iterator[Finished]:
+    """The simulated points as the scheduler finishes them, then the real ones, one at a
+    time on their targets."""
+    yield from simulated
+    yield from real.run_all([p for p in todo if not p.simulated])
+
+
+def _refuse_unused(ctx: click.Context, real_points: list[grid.Point]) -> None:
+    """Options for a device point mean nothing to a grid without one."""
+    devices = [p for p in real_points if p.target != "vm"]
+    for name, flag in (
+        ("destroy_data", "--destroy-data"),
+        ("fio_path", "--fio"),
+        ("sysfs_root", "--sysfs-root"),
+    ):
+        if not devices and ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE:
+            raise InputError(
+                f"{flag} means nothing to a grid without a device target; leave it out"
+            )
 
 
 def _heatmap_axes(spec: str, the_grid: grid.Grid) -> tuple[str, str, str]:
@@ -130,7 +172,7 @@ def _figures(
         return
     from dpas.reports import sweep_figures
 
-    rows = dataset.read(out_dir / "points")
+    rows = [r for r in dataset.read(out_dir / "points") if r["refused"] is None]
     if axes is not None:
         sweep_figures.heatmap(rows, *axes, out_dir / "heatmap.png")
         console.print(f"wrote {out_dir / 'heatmap.png'}")

@@ -53,6 +53,14 @@ def _jobs(text: str) -> tuple[int, ...]:
 @click.option("--scheduler", default=None, metavar="ADDRESS", help="local:N or tcp://HOST:PORT.")
 @click.option("--workers", "workers_n", type=Number(1, 1024, integer=True), default=None)
 @click.option(
+    "--batch",
+    type=Number(1, 1024, integer=True),
+    default=4,
+    show_default=True,
+    help="Trials asked at once (run in parallel): the same batch and seed give the same "
+    "trials whatever the scheduler and its workers.",
+)
+@click.option(
     "--out",
     "out_dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -70,6 +78,7 @@ def tune_command(
     seed: float,
     scheduler: str | None,
     workers_n: int | None,
+    batch: int,
     out_dir: Path,
 ) -> None:
     """Search DPAS's switch params, d_init, up/dn, adaptive and order for the best objective.
@@ -84,8 +93,8 @@ def tune_command(
     check_out_dir(out_dir, ("tune.json", "front.png"))
     console = Console()
     with schedulers.connected(where) as run, console.status("tuning"):
-        outcome = tune.search(task, int(trials), where.workers, run)
-    config = {**_fields(task), "jobs": list(task.jobs), "trials": int(trials)}
+        outcome = tune.search(task, int(trials), int(batch), run)
+    config = {**_fields(task), "jobs": list(task.jobs), "trials": int(trials), "batch": int(batch)}
     config["scheduler"] = where.kind
     record = tune.save(out_dir, task, outcome, config)  # saved before the figure and table
     from dpas.reports import sweep_figures

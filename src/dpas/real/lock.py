@@ -32,7 +32,8 @@ def lock_dir() -> Path:
 
 class DeviceLock:
     """``with DeviceLock(key, what):`` holds the device for the block; ``holder()`` names
-    the pid of a live run that holds it, without taking it."""
+    the pid of a live run that holds it, without taking it. One object is re-entrant: a
+    sweep holds its device throughout, and each of its runs takes the same lock again."""
 
     def __init__(self, key: str, what: str, folder: Path | None = None) -> None:
         digest = hashlib.sha256(key.encode()).hexdigest()[:16]
@@ -40,6 +41,7 @@ class DeviceLock:
         self.key, self.what = key, what
         self._fd: int | None = None
         self._held = False
+        self._depth = 0  # blocks of this object holding it
 
     def _open(self) -> int:
         try:
@@ -103,6 +105,9 @@ class DeviceLock:
         raise Busy(f"lock {self.held_path}: could not be taken")
 
     def __enter__(self) -> DeviceLock:
+        if self._depth:
+            self._depth += 1
+            return self
         fd = self._open()
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -121,9 +126,13 @@ class DeviceLock:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n{self.key}\n".encode(), 0)
         self._fd = fd
+        self._depth = 1
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._depth = max(self._depth - 1, 0)
+        if self._depth:
+            return
         if self._fd is not None:
             os.close(self._fd)  # closing drops the flock
             self._fd = None

@@ -124,6 +124,8 @@ class Runner:
         self.engine = EngineRuns(self) if config.engine == "dpas" else None
         self.online_cpus = os.cpu_count() or 1  # what fio's "split" spreads the jobs over
         self.say: Callable[[str], None] = _say  # settling progress, one line a step
+        #: made when first asked for; runners of one device in one sweep share it
+        self.lock: DeviceLock | None = None
 
     @property
     def journal(self) -> Path:
@@ -131,9 +133,12 @@ class Runner:
         return (self.config.journal or default_journal(queue)).absolute()
 
     def device_lock(self) -> DeviceLock:
-        """Keyed by the queue when known (its knobs are what two runs would fight over)."""
-        key = self.knobs.queue_dir if self.knobs is not None else self.target.path.resolve()
-        return DeviceLock(str(key), self.where)
+        """Keyed by the queue when known (its knobs are what two runs would fight over); one
+        lock a runner, so a sweep of points can hold it across their runs."""
+        if self.lock is None:
+            key = self.knobs.queue_dir if self.knobs is not None else self.target.path.resolve()
+            self.lock = DeviceLock(str(key), self.where)
+        return self.lock
 
     # -- checks before anything runs --------------------------------------------------------
     def check_data(self, sweep: Sweep) -> None:
@@ -271,6 +276,7 @@ class Runner:
         outranks the error it caused)."""
         bench = RealBench() if bench is None else bench
         with self.device_lock(), stop.stopping():
+            self.target = resolve(self.config.device, self.executor)  # as it is now
             self.check_data(sweep)
             bench.kernel = self.kernel.release
             bench.fio_version = self.engine.version() if self.engine else self.fio_version()

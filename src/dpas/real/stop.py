@@ -38,6 +38,8 @@ class _State:
 
     signum: int | None = None
     groups: set[int] = set()
+    #: stopping() blocks open: a sweep of runs holds one around each run's own
+    depth = 0
 
 
 def _handle(signum: int, frame: FrameType | None) -> None:
@@ -56,12 +58,16 @@ def _kill(group: int) -> None:
 
 @contextmanager
 def stopping() -> Iterator[None]:
-    """Catch the stopping signals for the duration of a run (main thread only)."""
+    """Catch the stopping signals for the duration of a run (main thread only). Nested, the
+    inner block keeps a signal the outer one saw (a sweep's runs each hold one of their own)."""
     previous = {s: signal.signal(s, _handle) for s in CAUGHT}
-    _State.signum = None
+    if _State.depth == 0:
+        _State.signum = None
+    _State.depth += 1
     try:
         yield
     finally:
+        _State.depth -= 1
         if _State.signum is None:
             for s, handler in previous.items():
                 signal.signal(s, handler)

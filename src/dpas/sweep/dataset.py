@@ -1,12 +1,15 @@
-"""The sweep's output folder: points/ (Parquet, one file a batch), grid.toml and sweep.json.
+"""The sweep's output folder: points/ (Parquet, one file a batch), records/ (the same batch's
+full records, JSON lines), grid.toml and sweep.json.
 
-Rows are written as they arrive, a batch at a time, each part file written whole under a
-temporary name and then renamed: a run killed at any moment leaves only complete parts, and
-a rerun of the same grid runs only the points no part holds.
+Rows are written as they arrive, a batch at a time, each file written whole under a temporary
+name and then renamed, the records before the rows: a run killed at any moment leaves only
+complete parts (a records file without its Parquet part is rewritten by the next run), and a
+rerun of the same grid runs only the points no part holds.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
@@ -20,7 +23,9 @@ import pyarrow.parquet as pq  # type: ignore[import-untyped]
 from dpas.errors import DpasError
 from dpas.sweep.grid import Grid
 
-SCHEMA = "dpas.sweep/1"
+SCHEMA = "dpas.sweep/2"
+#: the records' own schema: results.json's records (dpas.results.RunResult) and their key
+RECORDS_SCHEMA = "dpas.bench/2"
 #: a part file every this many rows, or every FLUSH_S seconds, whichever comes first
 BATCH_ROWS = 200
 FLUSH_S = 10.0
@@ -31,6 +36,7 @@ _F = pa.float64()
 _S = pa.string()
 COLUMNS: list[tuple[str, pa.DataType]] = [
     ("key", _S),
+    ("target", _S),
     ("profile", _S),
     ("mode", _S),
     ("jobs", _I),
@@ -48,6 +54,9 @@ COLUMNS: list[tuple[str, pa.DataType]] = [
     *((f"param{i}", _I) for i in range(1, 8)),
     ("order", _S),
     ("rules", _S),
+    ("engine", _S),
+    ("kernel", _S),
+    ("refused", _S),
     ("ios_done", _I),
     ("runtime_s", _F),
     ("iops", _F),
@@ -89,6 +98,11 @@ def check(out: Path, grid: Grid) -> None:
                     f"{str(found)[:12]}, this one {grid.sha256[:12]}): "
                     "expected a new folder or this grid's"
                 )
+            if old.get("schema") != SCHEMA:
+                raise OutError(
+                    f"--out {out}: written by another dpas ({old.get('schema')}, this one "
+                    f"{SCHEMA}): expected a new folder"
+                )
         elif points.exists() and any(points.iterdir()):
             raise OutError(f"--out {out}: points/ there has no sweep.json: expected a new folder")
     except (OSError, ValueError) as err:
@@ -102,8 +116,14 @@ def prepare(out: Path, grid: Grid) -> set[str]:
     points = out / "points"
     try:
         points.mkdir(parents=True, exist_ok=True)
+        (out / "records").mkdir(exist_ok=True)
         (out / "grid.toml").write_text(grid.text)
-        record = {"schema": SCHEMA, "grid_sha256": grid.sha256, "points": len(grid.points)}
+        record = {
+            "schema": SCHEMA,
+            "grid_sha256": grid.sha256,
+            "points": len(grid.points),
+            "records_schema": RECORDS_SCHEMA,
+        }
         (out / "sweep.json").write_text(json.dumps(record, indent=1) + "\n")
         return done_keys(points)
     except (OSError, ValueError, pa.ArrowException) as err:
@@ -129,34 +149,66 @@ def read(points: Path) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: r["key"])
 
 
+def records_of(part: Path) -> Path:
+    """The records file of a Parquet part: OUT/records/part-N.jsonl.gz beside OUT/points/."""
+    return part.parent.parent / "records" / part.name.replace(".parquet", ".jsonl.gz")
+
+
+def read_records(out: Path) -> dict[str, dict[str, Any]]:
+    """Every point's full record (results.json's, plus its key) by key: those of complete
+    parts only (a records file whose Parquet part never landed is not one)."""
+    found: dict[str, dict[str, Any]] = {}
+    for part in parts(out / "points"):
+        with gzip.open(records_of(part), "rt") as lines:
+            found.update((r["key"], r) for r in map(json.loads, lines))
+    return found
+
+
 class Writer:
-    """Collects rows and writes a part file every BATCH_ROWS rows or FLUSH_S seconds; ``close``
-    writes what is left (call it in a finally: whatever ran is kept)."""
+    """Collects rows and records and writes a part every BATCH_ROWS rows or FLUSH_S seconds;
+    ``close`` writes what is left (call it in a finally: whatever ran is kept)."""
 
     def __init__(self, points: Path) -> None:
         self.points = points
         self.rows: list[dict[str, Any]] = []
+        self.records: list[dict[str, Any]] = []
         found = [int(m.group(1)) for p in parts(points) if (m := PART.fullmatch(p.name))]
         self.next = max(found, default=-1) + 1
         self.since = time.monotonic()
 
-    def add(self, row: dict[str, Any]) -> None:
+    def add(self, row: dict[str, Any], record: dict[str, Any] | None) -> None:
         self.rows.append(row)
+        if record is not None:
+            self.records.append(record)
         if len(self.rows) >= BATCH_ROWS or time.monotonic() - self.since >= FLUSH_S:
             self.flush()
 
     def flush(self) -> None:
-        """The rows so far as one part: written to a temporary name, then renamed."""
+        """The records, then the rows, each written to a temporary name and renamed: the
+        Parquet part, which marks its points done, lands last."""
         self.since = time.monotonic()
         if not self.rows:
             return
-        table = pa.Table.from_pylist(self.rows, schema=ARROW_SCHEMA)
         final = self.points / f"part-{self.next:05d}.parquet"
+        _atomic(records_of(final), _jsonl(self.records))
+        table = pa.Table.from_pylist(self.rows, schema=ARROW_SCHEMA)
         temp = self.points / f".{final.name}.tmp"
         pq.write_table(table, temp)
         os.replace(temp, final)
         self.next += 1
-        self.rows = []
+        self.rows, self.records = [], []
 
     def close(self) -> None:
         self.flush()
+
+
+def _jsonl(records: list[dict[str, Any]]) -> bytes:
+    """JSON lines, gzip'd without a timestamp: the same records, the same bytes."""
+    text = "".join(json.dumps(r, allow_nan=False) + "\n" for r in records)
+    return gzip.compress(text.encode(), mtime=0)
+
+
+def _atomic(path: Path, data: bytes) -> None:
+    temp = path.with_name(f".{path.name}.tmp")
+    temp.write_bytes(data)
+    os.replace(temp, path)

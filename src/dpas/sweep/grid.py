@@ -11,7 +11,7 @@ import itertools
 import math
 import tomllib
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from dpas.errors import DpasError, LimitError
@@ -40,9 +40,14 @@ class GridError(DpasError):
 
 @dataclass(frozen=True, slots=True)
 class Point:
-    """One run of the grid, every setting a field (plain values: it crosses to workers)."""
+    """One run of the grid, every setting a field (plain values: it crosses to workers).
 
-    profile: str = "qemu-lab"
+    ``target`` is where it runs: "sim" (the simulator), "vm" (the QEMU guest's polled drive)
+    or a device or file. A setting the target does not read is None (``applies``), so a grid
+    that varies it runs one real point, not copies of it."""
+
+    target: str = "sim"
+    profile: str | None = "qemu-lab"
     mode: str = "DPAS"
     jobs: int = 1
     cpus: str = "0"
@@ -51,13 +56,13 @@ class Point:
     #: simulated seconds; None when the run stops after ``ios`` I/Os
     runtime: float | None = 1.0
     ios: int | None = None
-    seed: int = 1
+    seed: int | None = 1
     repeat: int = 1
     #: "auto" or pas_d_init in ns, as written
     d_init: str = "auto"
-    adaptive: int = 1
-    up: int = 10_000
-    dn: int = 100_000
+    adaptive: int | None = 1
+    up: int | None = 10_000
+    dn: int | None = 100_000
     param1: int = 0
     param2: int = 10
     param3: int = 10
@@ -65,8 +70,16 @@ class Point:
     param5: int = 100
     param6: int = 1000
     param7: int = 10000
-    order: str = "kernel"
-    rules: str = "lab"
+    order: str | None = "kernel"
+    rules: str | None = "lab"
+    #: who completes a real point's I/Os: "fio" (the kernel's methods) or "dpas" (the engine)
+    engine: str | None = None
+    #: the guest's kernel (a ``dpas vm --kernel`` spec) of a "vm" point
+    kernel: str | None = None
+
+    @property
+    def simulated(self) -> bool:
+        return self.target == "sim"
 
     def key(self) -> str:
         """Every setting, name=value in field order: the same point always gives the same key
@@ -75,6 +88,14 @@ class Point:
 
 
 SETTINGS = tuple(f.name for f in fields(Point))
+#: what only the simulator reads; what the engine reads of it (fio reads neither); what only
+#: a real point reads, and only the guest
+SIM_ONLY = ("profile", "ios", "seed", "adaptive", "up", "dn", "order", "rules")
+ENGINE_READS = ("seed", "order")
+REAL_ONLY = ("engine", "kernel")
+VM_ONLY = ("kernel",)
+#: a real point's defaults for the settings only it reads
+REAL_DEFAULTS = {"engine": "fio", "kernel": "debian"}
 #: keys of the file that are not settings of a point
 GRID_KEYS = ("repeats", "zip")
 
@@ -124,6 +145,31 @@ def _d_init(key: str, value: Any) -> str:
     return str(value)
 
 
+def _target(key: str, value: Any) -> str:
+    """ "sim", "vm", or a device or file (found when the sweep starts, before any point)."""
+    if (
+        not isinstance(value, str)
+        or not value.strip()
+        or not value.isprintable()
+        or len(value) > 4096
+    ):
+        raise GridError(f'{key} = {value!r}: expected "sim", "vm", or a device or file path')
+    return value
+
+
+def _kernel(key: str, value: Any) -> str:
+    from dpas.vm.kernels import parse_kernel
+    from dpas.vm.runner import VmError
+
+    if not isinstance(value, str):
+        raise GridError(f"{key} = {value!r}: expected a dpas vm --kernel spec such as debian")
+    try:
+        parse_kernel(value, None, ())
+    except VmError as err:
+        raise GridError(f"{key} = {value!r}: {err}") from None
+    return value
+
+
 def _profile(key: str, value: Any) -> str:
     from dpas.sim.profile import load
 
@@ -141,6 +187,7 @@ def _param(key: str, value: Any) -> int:
 
 
 CHECKS: dict[str, Callable[[str, Any], Any]] = {
+    "target": _target,
     "profile": _profile,
     "mode": _choice(MODES, upper=True),
     "jobs": _whole(1, MAX_JOBS),
@@ -157,6 +204,8 @@ CHECKS: dict[str, Callable[[str, Any], Any]] = {
     **{f"param{i}": _param for i in range(1, 8)},
     "order": _choice(tuple(o.value for o in Order)),
     "rules": _choice(tuple(RULE_SETS)),
+    "engine": _choice(("fio", "dpas")),
+    "kernel": _kernel,
 }
 
 
@@ -247,10 +296,33 @@ def _zip_groups(raw: Any, values: dict[str, list[Any]]) -> list[tuple[str, ...]]
 
 
 def _point(settings: dict[str, Any]) -> Point:
-    """One point; ios set means the run stops by its I/O count, not by time."""
+    """One point; ios set means the run stops by its I/O count, not by time. A setting its
+    target does not read is None (``applies``)."""
+    target = settings.get("target", "sim")
     if "ios" in settings:
+        if target != "sim":
+            raise GridError(
+                f"ios: only the simulator stops a run by its I/O count; target {target!r} runs "
+                "by runtime"
+            )
         settings["runtime"] = None
-    return Point(**settings)
+    if target != "sim":
+        settings = {**REAL_DEFAULTS, **settings}
+    engine = settings.get("engine")
+    point = replace(Point(), **settings)
+    unread: dict[str, Any] = {n: None for n in SETTINGS if not applies(n, target, engine)}
+    return replace(point, **unread)
+
+
+def applies(name: str, target: str, engine: str | None) -> bool:
+    """Whether a point on ``target`` (with ``engine``, for a real one) reads setting ``name``."""
+    if target == "sim":
+        return name not in REAL_ONLY
+    if name in VM_ONLY and target != "vm":
+        return False
+    if name in SIM_ONLY:
+        return engine == "dpas" and name in ENGINE_READS
+    return True
 
 
 def method(point: Point) -> Method:

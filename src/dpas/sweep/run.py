@@ -1,4 +1,5 @@
-"""One point of a grid: its RunConfig, simulated, as one flat row of the dataset."""
+"""One point of a grid: its RunConfig, simulated, as one flat row of the dataset and its
+full record (results.json's, switch_stat and timeline included)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from dpas.results import RunResult
 from dpas.sim import Profile, RunConfig, load, simulate
 from dpas.sweep.grid import Point, method, op
 
+#: a finished point: its row (settings and scalar results) and its full record (None: refused)
+Finished = tuple[dict[str, Any], dict[str, Any] | None]
 #: the RunResult's scalar fields, as columns (settings of the same name are the point's)
 RESULT_COLUMNS = (
     "ios_done",
@@ -35,6 +38,8 @@ RESULT_COLUMNS = (
     "bd_ol",
     "bd_int",
 )
+#: a point its target could not run: why (the row's results are null)
+REFUSED = "refused"
 
 
 @functools.lru_cache(maxsize=64)
@@ -52,9 +57,10 @@ def auto_d_init(spec: str, cpus: str, rw: str, seed: int) -> int:
 
 
 def d_init_of(point: Point) -> int:
-    """The point's pas_d_init in ns: as written, or auto."""
+    """A simulated point's pas_d_init in ns: as written, or auto."""
     if point.d_init != "auto":
         return int(point.d_init)
+    assert point.profile is not None and point.seed is not None
     return auto_d_init(point.profile, point.cpus, point.rw, point.seed)
 
 
@@ -63,6 +69,8 @@ def config(point: Point, d_init_ns: int) -> RunConfig:
     derives it (grid seed, mode, jobs, rw, repeat): independent of the order points run, and
     shared by points that differ only in a parameter, so their differences are not noise."""
     mode, rw = method(point), op(point)
+    assert point.profile is not None and point.seed is not None and point.adaptive is not None
+    assert point.up is not None and point.dn is not None and point.order and point.rules
     return RunConfig(
         profile_of(point.profile),
         mode,
@@ -93,6 +101,7 @@ def row(point: Point, result: RunResult) -> dict[str, Any]:
     return {
         "key": point.key(),
         **asdict(point),
+        REFUSED: None,
         "ios_done": result.ios,
         "runtime_s": result.runtime_s,
         "iops": result.iops,
@@ -112,6 +121,21 @@ def row(point: Point, result: RunResult) -> dict[str, Any]:
     }
 
 
-def run_point(point: Point, d_init_ns: int) -> dict[str, Any]:
-    """Simulate one point (in a worker) and give its row."""
-    return row(point, simulate(config(point, d_init_ns)))
+def refused_row(point: Point, why: str) -> dict[str, Any]:
+    """A point its target refused (a mode its kernel lacks): the settings and why; a rerun
+    does not try it again."""
+    return {"key": point.key(), **asdict(point), REFUSED: why}
+
+
+def record(point: Point, result: RunResult) -> dict[str, Any]:
+    """The point's full record, as results.json keeps a run's, under its key."""
+    return {"key": point.key(), **asdict(result)}
+
+
+def finished(point: Point, result: RunResult) -> Finished:
+    return row(point, result), record(point, result)
+
+
+def run_point(point: Point, d_init_ns: int) -> Finished:
+    """Simulate one point (in a worker): its row and its record."""
+    return finished(point, simulate(config(point, d_init_ns)))

@@ -1,25 +1,23 @@
 """Where a sweep's points run: a local process pool (the default), or a dask.distributed
 cluster (``local:N`` starts one here, ``tcp://HOST:PORT`` joins one). Each gives back rows as
-points finish, in whatever order they finish."""
+points finish (each its row and record), in whatever order they finish."""
 
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from dpas.bench.sweep import _worker_start, workers
+from dpas.bench.sweep import unordered, workers
 from dpas.errors import DpasError
 from dpas.sweep.grid import Point
-from dpas.sweep.run import run_point
+from dpas.sweep.run import Finished, run_point
 
 #: how long joining a tcp:// scheduler may take before it is called unreachable
 CONNECT_TIMEOUT_S = 3
 Task = tuple[Point, int]
-Runner = Callable[[list[Task]], Iterator[dict[str, Any]]]
+Runner = Callable[[list[Task]], Iterator[Finished]]
 
 
 class SchedulerError(DpasError):
@@ -66,17 +64,16 @@ def connected(scheduler: Scheduler) -> Iterator[Runner]:
             cluster.close()
 
 
-def _run_task(task: Task) -> dict[str, Any]:
+def _run_task(task: Task) -> Finished:
     return run_point(*task)
 
 
-def _pool(tasks: list[Task], n: int) -> Iterator[dict[str, Any]]:
+def _pool(tasks: list[Task], n: int) -> Iterator[Finished]:
     """dpas bench's pool: workers that die with this process and leave Ctrl-C to it."""
     if n == 1 or len(tasks) <= 1:
         yield from (_run_task(t) for t in tasks)
         return
-    with multiprocessing.Pool(n, initializer=_worker_start, initargs=(os.getpid(),)) as pool:
-        yield from pool.imap_unordered(_run_task, tasks)
+    yield from unordered(_run_task, tasks, n)
 
 
 def _client(scheduler: Scheduler) -> tuple[Any, Any]:
@@ -103,7 +100,7 @@ def _client(scheduler: Scheduler) -> tuple[Any, Any]:
         ) from None
 
 
-def _stream(client: Any, tasks: list[Task]) -> Iterator[dict[str, Any]]:
+def _stream(client: Any, tasks: list[Task]) -> Iterator[Finished]:
     """Each point one task named by its key (retried twice if its worker is lost), rows
     streamed back as tasks complete."""
     from distributed import as_completed

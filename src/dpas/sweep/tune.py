@@ -1,9 +1,10 @@
 """``dpas tune``: DPAS's settings searched with optuna, each trial a sweep point per job count.
 
-Trials run in batches of as many as there are workers (optuna's ask/tell), on the sweep's
-schedulers; a batch is told back in trial order, so the same seed and worker count give the
-same trials whichever order the points finish in. The defaults (and the profile's published
-settings) are enqueued as the first trials: the best is never worse than them.
+Trials run in batches (optuna's ask/tell, --batch of them at once) on the sweep's schedulers;
+a batch is told back in trial order, so the same seed and batch give the same trials whatever
+the scheduler, its workers, and the order the points finish in. The defaults (and the
+profile's published settings) are enqueued as the first trials: the best is never worse
+than them.
 """
 
 from __future__ import annotations
@@ -131,7 +132,7 @@ def evaluate(task: Task, batch: list[dict[str, Any]], run: Runner) -> list[list[
     """Each settings' rows, one a job count (points shared by two settings run once)."""
     per = [task.points(s) for s in batch]
     unique = {p.key(): p for points in per for p in points}
-    rows = {r["key"]: r for r in run([(p, d_init_of(p)) for p in unique.values()])}
+    rows = {r["key"]: r for r, _ in run([(p, d_init_of(p)) for p in unique.values()])}
     return [[rows[p.key()] for p in points] for points in per]
 
 
