@@ -53,7 +53,7 @@ def test_ios_replaces_runtime_and_keys_are_stable() -> None:
         ("jobz = 1", "jobz"),
         ("jobs = 0", "jobs"),
         ("jobs = [1, 5000]", "jobs"),
-        ('mode = "HYB"', "mode"),
+        ('mode = "SPIN"', "mode"),
         ('cpus = "0-3"', "cpus"),
         ("bs = 1000", "bs"),
         ('rw = "X"', "rw"),
@@ -212,3 +212,13 @@ def test_a_killed_sweep_resumes_with_only_the_missing_points(
     assert run_dpas("sweep", str(grid), "--out", str(clean)).returncode == 0
     assert dataset.read(out / "points") == dataset.read(clean / "points")
     assert dataset.read_records(out) == dataset.read_records(clean)
+
+
+def test_a_simulated_hyb_point_is_kept_as_refused(tmp_path: Path) -> None:
+    grid = tmp_path / "g.toml"
+    grid.write_text('mode = ["CP", "HYB"]\nruntime = 0.02\n')
+    main(["sweep", str(grid), "--out", str(tmp_path / "o"), "--workers", "1"])
+    rows = {r["mode"]: r for r in dataset.read(tmp_path / "o" / "points")}
+    assert rows["CP"]["refused"] is None and rows["CP"]["iops"] > 0
+    assert "hybrid polling" in rows["HYB"]["refused"] and rows["HYB"]["iops"] is None
+    assert set(dataset.read_records(tmp_path / "o")) == {rows["CP"]["key"]}

@@ -87,6 +87,8 @@ def sweep_command(
     real_points = [p for p in the_grid.points if not p.simulated]
     _refuse_unused(ctx, real_points)
     real = RealPoints(real_points, RealOptions(destroy_data, fio_path, sysfs_root))
+    if len(real_points) == len(the_grid.points):  # nothing simulated: no cluster to start
+        where = schedulers.Scheduler("pool", 1)
     console = Console()
     with schedulers.connected(where) as run, real.held():
         done = dataset.prepare(out_dir, the_grid)
@@ -108,10 +110,11 @@ def sweep_command(
     wall = time.monotonic() - start
     rate = f", {len(todo) / wall:.2f} points per wall second" if todo and wall > 0 else ""
     on_targets = sum(not p.simulated for p in todo)
-    here = f", {on_targets} on their targets here" if on_targets else ""
+    ran = [where.kind] if on_targets < len(todo) else []
+    ran += [f"{on_targets} on their targets here"] if on_targets else []
     console.print(
         f"ran {len(todo)} points, skipped {len(the_grid.points) - len(todo)} already done, "
-        f"wall {wall:.1f} s{rate} ({where.kind}{here}); wrote {out_dir / 'points'}",
+        f"wall {wall:.1f} s{rate} ({', '.join(ran) or where.kind}); wrote {out_dir / 'points'}",
         soft_wrap=True,
     )
     _figures(out_dir, axes, front_plot, console)

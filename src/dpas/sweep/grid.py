@@ -30,8 +30,9 @@ from dpas.policy.switch import param_error
 
 #: a grid larger than this needs --yes: a typo in a list can make it years long
 MAX_POINTS = 1_000_000
-#: the modes the simulator runs (HYB is the kernel's, which it has no model of)
-MODES = ("INT", "CP", "LHP", "PAS", "DPAS", "EHP")
+#: the modes a point may name: the simulator runs all but HYB (io_uring's hybrid polling, the
+#: kernel's, which it has no model of: a simulated HYB point is kept as refused)
+MODES = ("INT", "CP", "LHP", "PAS", "DPAS", "EHP", "HYB")
 
 
 class GridError(DpasError):

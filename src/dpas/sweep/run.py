@@ -8,7 +8,7 @@ from dataclasses import asdict
 from typing import Any
 
 from dpas.bench.backend import Sweep
-from dpas.bench.sweep import d_init_auto, run_seed
+from dpas.bench.sweep import HYB_REFUSED, d_init_auto, run_seed
 from dpas.policy import Adaptive, Order, PasParams, Rules, SwitchParams
 from dpas.results import RunResult
 from dpas.sim import Profile, RunConfig, load, simulate
@@ -138,4 +138,6 @@ def finished(point: Point, result: RunResult) -> Finished:
 
 def run_point(point: Point, d_init_ns: int) -> Finished:
     """Simulate one point (in a worker): its row and its record."""
+    if point.mode == "HYB":
+        return refused_row(point, HYB_REFUSED), None
     return finished(point, simulate(config(point, d_init_ns)))
