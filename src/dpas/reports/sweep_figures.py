@@ -63,17 +63,25 @@ def pareto(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
 
 
 def front(rows: list[dict[str, Any]], path: Path) -> None:
-    """IOPS against CPU % per row, coloured by mode, the Pareto front (most IOPS for the least
-    CPU) as a line: which settings are worth their CPU."""
+    """IOPS against CPU % per row, coloured by mode, a marker per job count, and each job
+    count's Pareto front (most IOPS for the least CPU) as a line: which settings are worth
+    their CPU. Fronts are per job count, as runs of different loads do not compete."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    by_mode: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    for r in rows:
-        by_mode[str(r["mode"])].append((float(r["cpu_pct"]), float(r["iops"])))
-    for mode, points in sorted(by_mode.items()):
-        ax.scatter([p[0] for p in points], [p[1] / 1000 for p in points], s=14, label=mode)
-    line = pareto([p for points in by_mode.values() for p in points])
-    ax.plot([p[0] for p in line], [p[1] / 1000 for p in line], "k-", lw=1, label="Pareto front")
+    modes = sorted({str(r["mode"]) for r in rows})
+    jobs = sorted({int(r["jobs"]) for r in rows})
+    marker = {j: "osv^D<>P*X"[i % 10] for i, j in enumerate(jobs)}
+    for r_jobs in jobs:
+        for i, mode in enumerate(modes):
+            points = [_xy(r) for r in rows if r["mode"] == mode and r["jobs"] == r_jobs]
+            if points:
+                label = mode if len(jobs) == 1 else f"{mode} x{r_jobs}"
+                ax.scatter(
+                    *_scaled(points), s=14, color=f"C{i}", marker=marker[r_jobs], label=label
+                )
+        line = pareto([_xy(r) for r in rows if r["jobs"] == r_jobs])
+        label = "Pareto front" if len(jobs) == 1 else f"front x{r_jobs}"
+        ax.plot(*_scaled(line), "k-", lw=1, marker=marker[r_jobs], ms=3, label=label)
     ax.set_xlabel("CPU % of the jobs")
     ax.set_ylabel("IOPS (thousands)")
     ax.grid(alpha=0.3)
@@ -81,3 +89,12 @@ def front(rows: list[dict[str, Any]], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _xy(row: dict[str, Any]) -> tuple[float, float]:
+    return float(row["cpu_pct"]), float(row["iops"])
+
+
+def _scaled(points: list[tuple[float, float]]) -> tuple[list[float], list[float]]:
+    """CPU %, and IOPS in thousands."""
+    return [p[0] for p in points], [p[1] / 1000 for p in points]
