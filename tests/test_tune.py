@@ -78,3 +78,12 @@ def test_heatmap_of_a_setting_the_grid_does_not_vary_is_refused(tmp_path: Path) 
     result = run_dpas("sweep", str(grid), "--out", str(out), "--heatmap", "param2,jobs")
     assert result.returncode == 2 and "'jobs' is not a setting this grid varies" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_the_pareto_front_keeps_only_undominated_points() -> None:
+    from dpas.reports.sweep_figures import pareto
+
+    points = [(50.0, 30.0), (20.0, 10.0), (20.0, 12.0), (40.0, 11.0), (90.0, 30.0), (95.0, 31.0)]
+    # (20, 10) loses to (20, 12); (40, 11) and (90, 30) to cheaper points with as many IOPS
+    assert pareto(points) == [(20.0, 12.0), (50.0, 30.0), (95.0, 31.0)]
+    assert pareto([]) == []
