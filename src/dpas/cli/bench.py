@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from click.core import ParameterSource
 from rich.console import Console
 
 from dpas.bench.backend import Backend, Interrupted, Outcome, Sweep, results_record
@@ -21,9 +20,11 @@ from dpas.cli.options import (
     Number,
     check_out_dir,
     device_options,
+    given,
     parse_cpus,
     parse_number,
     parse_sweep,
+    refuse_given,
     rules_option,
     run_progress,
     sweep_options,
@@ -79,16 +80,9 @@ def refuse_unused(ctx: click.Context, device: str | None, engine: str = "fio") -
     if device is not None and engine == "dpas":
         unused = tuple(n for n in SIM_ONLY if n not in ENGINE_READS) + FIO_ONLY
         why = "with --engine dpas"
-    if engine != "dpas" and _given(ctx, "log"):
+    if engine != "dpas" and given(ctx, "log"):
         raise InputError("--log keeps the engine's per-I/O logs: it needs --engine dpas")
-    for name in unused:
-        if _given(ctx, name):
-            flag = next(p.opts[0] for p in ctx.command.params if p.name == name)
-            raise InputError(f"{flag} means nothing {why}; leave it out")
-
-
-def _given(ctx: click.Context, name: str) -> bool:
-    return ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE
+    refuse_given(ctx, unused, why)
 
 
 @cli.command("bench", context_settings={"ignore_unknown_options": False})
@@ -240,13 +234,13 @@ def published_defaults(ctx: click.Context, published: Published, sweep: Sweep) -
     """A drive profile runs as the drive was published (the paper: one CPU per job, DPAS's
     param3 per drive, pas_adaptive_enabled=1) unless the command line says otherwise."""
     switch = {
-        name: getattr(published.switch if not _given(ctx, name) else sweep.switch, name)
+        name: getattr(published.switch if not given(ctx, name) else sweep.switch, name)
         for name in SwitchParams.__dataclass_fields__
     }
     return replace(
         sweep,
         switch=SwitchParams(**switch),
-        cpus=sweep.cpus if _given(ctx, "cpus") else published.cpus,
+        cpus=sweep.cpus if given(ctx, "cpus") else published.cpus,
         adaptive=published.adaptive,
     )
 

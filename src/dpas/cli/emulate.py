@@ -8,11 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import click
-from click.core import ParameterSource
 from rich.console import Console
 
 from dpas.cli.app import InputError, cli
-from dpas.cli.options import Number, parse_number, rules_option, switch_options
+from dpas.cli.options import Number, flag, given, parse_number, rules_option, switch_options
 from dpas.emulate import EmulateConfig, Emulation, Model, TraceError, emulate, load
 from dpas.emulate.config import kernel_rates
 from dpas.emulate.ranges import RANGES
@@ -86,15 +85,6 @@ def parse_methods(text: str) -> list[Method]:
     if not methods:
         raise InputError(f"--method: expected a list of {', '.join(EMULATED)} or all")
     return methods
-
-
-def _given(ctx: click.Context, name: str) -> bool:
-    return ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE
-
-
-def _flag(name: str) -> str:
-    """The option of a parameter name (``rules_name`` is --rules)."""
-    return "--" + name.removesuffix("_name").replace("_", "-")
 
 
 @cli.command("emulate")
@@ -325,8 +315,10 @@ def _span(text: str | None) -> tuple[int, int] | None:
 def _refuse_other_models_options(ctx: click.Context, model: Model) -> None:
     other = KERNEL_ONLY if model is Model.PAGE else PAGE_ONLY
     for name in other:
-        if _given(ctx, name):
-            raise InputError(f"{_flag(name)} applies to the other model, not --model {model.value}")
+        if given(ctx, name):
+            raise InputError(
+                f"{flag(ctx, name)} applies to the other model, not --model {model.value}"
+            )
 
 
 def _save(result: Emulation, per_io: Path | None) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -198,14 +199,7 @@ def sweep_options(*, out: Path, order: bool = True) -> Callable[[Callable[..., A
                     help="pas_d_init in ns, or auto: a tenth of a first short run's mean latency.",
                 ),
                 switch_options(order=order),
-                click.option(
-                    "--out",
-                    "out_dir",
-                    type=click.Path(file_okay=False, path_type=Path),
-                    default=out,
-                    show_default=True,
-                    help="Where results.json, results.csv and bench.png go.",
-                ),
+                out_option(out, "Where results.json, results.csv and bench.png go."),
                 click.option("--json", "as_json", is_flag=True, help="Print the records as JSON."),
                 click.option(
                     "--engine",
@@ -365,6 +359,10 @@ def run_progress(console: Console, eta: bool = False) -> Progress:
     )
 
 
+#: the parameters device_options adds
+DEVICE_OPTIONS = ("destroy_data", "fio_path", "sysfs_root")
+
+
 def device_options(
     destroy_help: str = "Allow writes (W) to a block device or an existing file: whatever it "
     "holds is lost.",
@@ -395,3 +393,51 @@ def sysfs_root_option(help: str) -> Callable[[Callable[..., Any]], Any]:
         show_default=True,
         help=help,
     )
+
+
+def given(ctx: click.Context, name: str) -> bool:
+    """Whether the user wrote parameter ``name`` on the command line (not its default)."""
+    return ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE
+
+
+def flag(ctx: click.Context, name: str) -> str:
+    """The option a parameter name stands for (``fio_path`` is --fio)."""
+    return next(str(p.opts[0]) for p in ctx.command.params if p.name == name)
+
+
+def refuse_given(ctx: click.Context, names: tuple[str, ...], why: str) -> None:
+    """An option that would be ignored is an error, not a silent no-op: the first of
+    ``names`` given, in one line."""
+    for name in names:
+        if given(ctx, name):
+            raise InputError(f"{flag(ctx, name)} means nothing {why}; leave it out")
+
+
+def out_option(default: Path, help: str) -> Callable[[Callable[..., Any]], Any]:
+    """--out DIR: where a command writes its files (as ``out_dir``)."""
+    return click.option(
+        "--out",
+        "out_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=default,
+        show_default=True,
+        help=help,
+    )
+
+
+def scheduler_options(f: Callable[..., Any]) -> Any:
+    """--scheduler and --workers: where a sweep's or a tuning's points run."""
+    f = click.option(
+        "--workers",
+        "workers_n",
+        type=Number(1, 1024, integer=True),
+        default=None,
+        help="The pool's processes (default: every core).",
+    )(f)
+    return click.option(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="local:N (a dask LocalCluster of N workers) or tcp://HOST:PORT (a running dask "
+        "scheduler). Default: a process pool here.",
+    )(f)

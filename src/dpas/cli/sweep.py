@@ -3,45 +3,36 @@ points one at a time here), saved as a resumable Parquet dataset with the full r
 
 from __future__ import annotations
 
+import itertools
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import click
-from click.core import ParameterSource
 from rich.console import Console
 
 from dpas.cli.app import InputError, cli
-from dpas.cli.options import Number, check_out_dir, device_options, run_progress
+from dpas.cli.options import (
+    DEVICE_OPTIONS,
+    check_out_dir,
+    device_options,
+    out_option,
+    refuse_given,
+    run_progress,
+    scheduler_options,
+)
 from dpas.sweep import dataset, grid, schedulers
-from dpas.sweep.run import RESULT_COLUMNS, Finished, d_init_of
+from dpas.sweep.run import RESULT_COLUMNS, d_init_of
 from dpas.sweep.targets import RealOptions, RealPoints
 
 
 @cli.command("sweep")
 @click.argument("grid_path", metavar="GRID.toml", type=click.Path(path_type=Path))
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("sweep-results"),
-    show_default=True,
-    help="Where points/ (Parquet), grid.toml and sweep.json go; a rerun resumes there.",
+@out_option(
+    Path("sweep-results"),
+    "Where points/ (Parquet), records/ (JSON lines), grid.toml and sweep.json go; a rerun "
+    "resumes there.",
 )
-@click.option(
-    "--scheduler",
-    default=None,
-    metavar="ADDRESS",
-    help="local:N (a dask LocalCluster of N workers) or tcp://HOST:PORT (a running dask "
-    "scheduler). Default: a process pool here.",
-)
-@click.option(
-    "--workers",
-    "workers_n",
-    type=Number(1, 1024, integer=True),
-    default=None,
-    help="The pool's processes (default: every core).",
-)
+@scheduler_options
 @click.option("--yes", is_flag=True, help="Run a grid of more than 1,000,000 points.")
 @click.option(
     "--heatmap",
@@ -85,7 +76,8 @@ def sweep_command(
     check_out_dir(out_dir, ("sweep.json", "grid.toml", "heatmap.png", "front.png"))
     dataset.check(out_dir, the_grid)  # another grid's folder: refused before a cluster starts
     real_points = [p for p in the_grid.points if not p.simulated]
-    _refuse_unused(ctx, real_points)
+    if all(p.target == "vm" for p in real_points):  # the guest's drive is its own
+        refuse_given(ctx, DEVICE_OPTIONS, "to a grid without a device target")
     real = RealPoints(real_points, RealOptions(destroy_data, fio_path, sysfs_root))
     if len(real_points) == len(the_grid.points):  # nothing simulated: no cluster to start
         where = schedulers.Scheduler("pool", 1)
@@ -93,6 +85,7 @@ def sweep_command(
     with schedulers.connected(where) as run, real.held():
         done = dataset.prepare(out_dir, the_grid)
         todo = [p for p in the_grid.points if p.key() not in done]
+        on_targets = [p for p in todo if not p.simulated]
         start = time.monotonic()
         with run_progress(console, eta=True) as progress:
             task = progress.add_task("measuring d_init", total=len(todo))
@@ -101,7 +94,9 @@ def sweep_command(
             progress.update(task, description="running")
             writer = dataset.Writer(out_dir / "points")
             try:
-                for row, record in _finished(run(tasks), real, todo):
+                # the simulated points as they finish, then the real ones, one at a time
+                finished = itertools.chain(run(tasks), real.run_all(on_targets))
+                for row, record in finished:
                     writer.add(row, record)
                     what = f"last: {row['mode']} x{row['jobs']} on {row['target']}"
                     progress.update(task, advance=1, description=what)
@@ -109,38 +104,14 @@ def sweep_command(
                 writer.close()  # whatever ran is kept, Ctrl-C or not
     wall = time.monotonic() - start
     rate = f", {len(todo) / wall:.2f} points per wall second" if todo and wall > 0 else ""
-    on_targets = sum(not p.simulated for p in todo)
-    ran = [where.kind] if on_targets < len(todo) else []
-    ran += [f"{on_targets} on their targets here"] if on_targets else []
+    ran = [where.kind] if len(on_targets) < len(todo) else []
+    ran += [f"{len(on_targets)} on their targets here"] if on_targets else []
     console.print(
         f"ran {len(todo)} points, skipped {len(the_grid.points) - len(todo)} already done, "
         f"wall {wall:.1f} s{rate} ({', '.join(ran) or where.kind}); wrote {out_dir / 'points'}",
         soft_wrap=True,
     )
     _figures(out_dir, axes, front_plot, console)
-
-
-def _finished(
-    simulated: Iterator[Finished], real: RealPoints, todo: list[grid.Point]
-) -> Iterator[Finished]:
-    """The simulated points as the scheduler finishes them, then the real ones, one at a
-    time on their targets."""
-    yield from simulated
-    yield from real.run_all([p for p in todo if not p.simulated])
-
-
-def _refuse_unused(ctx: click.Context, real_points: list[grid.Point]) -> None:
-    """Options for a device point mean nothing to a grid without one."""
-    devices = [p for p in real_points if p.target != "vm"]
-    for name, flag in (
-        ("destroy_data", "--destroy-data"),
-        ("fio_path", "--fio"),
-        ("sysfs_root", "--sysfs-root"),
-    ):
-        if not devices and ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE:
-            raise InputError(
-                f"{flag} means nothing to a grid without a device target; leave it out"
-            )
 
 
 def _heatmap_axes(spec: str, the_grid: grid.Grid) -> tuple[str, str, str]:

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from dpas.cli.app import InputError, cli
-from dpas.cli.options import Number, check_out_dir
+from dpas.cli.options import Number, check_out_dir, out_option, scheduler_options
 from dpas.limits import MAX_JOBS, MAX_SIM_RUNTIME_S
 from dpas.sweep import grid, schedulers, tune
 
@@ -50,8 +50,7 @@ def _jobs(text: str) -> tuple[int, ...]:
     help="Simulated seconds a point.",
 )
 @click.option("--seed", type=Number(0, 2**32 - 1, integer=True), default=1, show_default=True)
-@click.option("--scheduler", default=None, metavar="ADDRESS", help="local:N or tcp://HOST:PORT.")
-@click.option("--workers", "workers_n", type=Number(1, 1024, integer=True), default=None)
+@scheduler_options
 @click.option(
     "--batch",
     type=Number(1, 1024, integer=True),
@@ -60,13 +59,7 @@ def _jobs(text: str) -> tuple[int, ...]:
     help="Trials asked at once (run in parallel): the same batch and seed give the same "
     "trials whatever the scheduler and its workers.",
 )
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("tune-results"),
-    show_default=True,
-)
+@out_option(Path("tune-results"), "Where trials/ (Parquet), tune.json and front.png go.")
 def tune_command(
     profile: str,
     jobs_text: str,

@@ -15,7 +15,7 @@ from rich.console import Console
 from dpas.bench.backend import Sweep
 from dpas.bench.sweep import d_init_auto, plan, run_all
 from dpas.cli.app import InputError, cli
-from dpas.cli.options import Number, check_out_dir, run_progress
+from dpas.cli.options import Number, check_out_dir, out_option, run_progress
 from dpas.limits import MAX_REPEATS, MAX_SEED, MAX_SIM_RUNTIME_S
 from dpas.reports.published import PublishedValues, published_values
 from dpas.reports.validation import (
@@ -60,13 +60,9 @@ OUT_JSON, OUT_CSV = "validate.json", "validate.csv"
     help="Runs per cell; the cell is their mean.",
 )
 @click.option("--seed", type=Number(0, MAX_SEED, integer=True), default=1, show_default=True)
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("validate-results"),
-    show_default=True,
-    help="Where validate.json, validate.csv and one PROFILE.png per profile go.",
+@out_option(
+    Path("validate-results"),
+    "Where validate.json, validate.csv and one PROFILE.png per profile go.",
 )
 def validate_command(
     specs: tuple[str, ...], runtime_s: float, repeats: int, seed: int, out_dir: Path

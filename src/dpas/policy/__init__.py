@@ -13,7 +13,7 @@ from dpas.policy.classic import CpPolicy, IntPolicy
 from dpas.policy.dpas import DpasPolicy
 from dpas.policy.ehp import EhpParams, EhpPolicy
 from dpas.policy.lhp import LhpPolicy
-from dpas.policy.methods import Method, PolicyConfig, make_policy
+from dpas.policy.methods import SLEEPERS, Method, PolicyConfig, make_policy
 from dpas.policy.pas import DIV, Adaptive, Case, PasParams, PasPolicy, PasState, PasUpdate
 from dpas.policy.request import NO_BUCKET, Bucketing, Op, Request, bucket_of
 from dpas.policy.rules import ARTIFACT, LAB, RULE_SETS, Rules
@@ -38,6 +38,7 @@ __all__ = [
     "Io",
     "LhpPolicy",
     "Method",
+    "SLEEPERS",
     "Mode",
     "Op",
     "Order",

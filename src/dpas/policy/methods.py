@@ -44,6 +44,11 @@ class Method(Enum):
             raise ValueError(f"method {text!r}: expected one of {names}") from None
 
 
+#: the methods that sleep before they poll, from pas_d_init or a guess: a run of one needs
+#: bench.sh's auto pas_d_init measured first
+SLEEPERS = (Method.LHP, Method.EHP, Method.PAS, Method.DPAS)
+
+
 @dataclass(frozen=True, slots=True)
 class PolicyConfig:
     """Everything that shapes a method's decisions; the knobs of reference §1-§4."""

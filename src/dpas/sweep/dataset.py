@@ -190,11 +190,8 @@ class Writer:
         if not self.rows:
             return
         final = self.points / f"part-{self.next:05d}.parquet"
-        _atomic(records_of(final), _jsonl(self.records))
-        table = pa.Table.from_pylist(self.rows, schema=ARROW_SCHEMA)
-        temp = self.points / f".{final.name}.tmp"
-        pq.write_table(table, temp)
-        os.replace(temp, final)
+        write_whole(records_of(final), _jsonl(self.records))
+        write_table(pa.Table.from_pylist(self.rows, schema=ARROW_SCHEMA), final)
         self.next += 1
         self.rows, self.records = [], []
 
@@ -208,7 +205,21 @@ def _jsonl(records: list[dict[str, Any]]) -> bytes:
     return gzip.compress(text.encode(), mtime=0)
 
 
-def _atomic(path: Path, data: bytes) -> None:
-    temp = path.with_name(f".{path.name}.tmp")
+def write_whole(path: Path, data: bytes) -> None:
+    """``data`` as ``path``, written under a temporary name and renamed: whoever reads it, a
+    rerun after a kill included, finds the whole file or none."""
+    temp = _temporary(path)
     temp.write_bytes(data)
     os.replace(temp, path)
+
+
+def write_table(table: pa.Table, path: Path) -> None:
+    """A Parquet file, whole or not at all (as ``write_whole``)."""
+    temp = _temporary(path)
+    pq.write_table(table, temp)
+    os.replace(temp, path)
+
+
+def _temporary(path: Path) -> Path:
+    """A hidden name beside ``path`` (a part's is not a part: PART does not match it)."""
+    return path.with_name(f".{path.name}.tmp")

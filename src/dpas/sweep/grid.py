@@ -26,7 +26,7 @@ from dpas.limits import (
 )
 from dpas.policy import Method, Op, Order
 from dpas.policy.rules import RULE_SETS
-from dpas.policy.switch import param_error
+from dpas.policy.switch import SwitchParams, param_error
 
 #: a grid larger than this needs --yes: a typo in a list can make it years long
 MAX_POINTS = 1_000_000
@@ -332,3 +332,8 @@ def method(point: Point) -> Method:
 
 def op(point: Point) -> Op:
     return Op.parse(point.rw)
+
+
+def switch(point: Point) -> SwitchParams:
+    """The point's DPAS switch_param1..7."""
+    return SwitchParams(**{f"param{i}": getattr(point, f"param{i}") for i in range(1, 8)})

@@ -9,10 +9,10 @@ from typing import Any
 
 from dpas.bench.backend import Sweep
 from dpas.bench.sweep import HYB_REFUSED, d_init_auto, run_seed
-from dpas.policy import Adaptive, Order, PasParams, Rules, SwitchParams
+from dpas.policy import Adaptive, Order, PasParams, Rules
 from dpas.results import RunResult
 from dpas.sim import Profile, RunConfig, load, simulate
-from dpas.sweep.grid import Point, method, op
+from dpas.sweep.grid import Point, method, op, switch
 
 #: a finished point: its row (settings and scalar results) and its full record (None: refused)
 Finished = tuple[dict[str, Any], dict[str, Any] | None]
@@ -88,7 +88,7 @@ def config(point: Point, d_init_ns: int) -> RunConfig:
             dn_init=point.dn,
             adaptive=Adaptive(point.adaptive),
         ),
-        switch=SwitchParams(**{f"param{i}": getattr(point, f"param{i}") for i in range(1, 8)}),
+        switch=switch(point),
         order=Order(point.order),
         rules=Rules.named(point.rules),
     )

@@ -16,19 +16,16 @@ from pathlib import Path
 
 from dpas.bench.backend import Backend, Sweep
 from dpas.errors import DpasError
-from dpas.policy import Method, Order, SwitchParams
+from dpas.policy import SLEEPERS, Order
 from dpas.real import stop
 from dpas.real.executor import LocalExecutor
 from dpas.real.lock import DeviceLock
 from dpas.real.runner import RealBackend, RealConfig
-from dpas.sweep.grid import Point, method, op
+from dpas.sweep.grid import Point, method, op, switch
 from dpas.sweep.run import Finished, record, refused_row, row
 
 #: what a backend is made for: the target, its engine and the guest's kernel
 Where = tuple[str, str | None, str | None]
-#: the modes whose run needs pas_d_init, so every backend measures it for them (the guest's
-#: fio does not for INT and CP)
-SLEEPERS = (Method.LHP, Method.EHP, Method.PAS, Method.DPAS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,10 +37,6 @@ class RealOptions:
     fio: str = "fio"
     #: the queue knobs' root (a test seam, as dpas bench's)
     sysfs_root: Path = Path("/sys")
-    #: the guest's shape and kernel cache (None: dpas vm's default)
-    vcpus: int = 2
-    memory: str = "1G"
-    cache: Path | None = None
 
 
 class RealPoints:
@@ -76,10 +69,9 @@ class RealPoints:
             from dpas.vm.guest import GuestRun
             from dpas.vm.runner import VmBackend, VmConfig, default_cache
 
-            guest = GuestRun(modes=(), cpus=options.vcpus, memory=options.memory)
-            cache = options.cache or default_cache()
-            engine = point.engine or "fio"
-            return VmBackend(VmConfig(guest, point.kernel, cache=cache, engine=engine))
+            # dpas vm bench's guest: its vCPUs, memory and kernel cache
+            guest, engine = GuestRun(modes=()), point.engine or "fio"
+            return VmBackend(VmConfig(guest, point.kernel, cache=default_cache(), engine=engine))
         config = RealConfig(
             point.target,
             destroy_data=options.destroy_data,
@@ -116,7 +108,8 @@ class RealPoints:
         d_init = int(point.d_init) if point.d_init != "auto" else self.d_init.get(measured)
         outcome = self.backends[where].run(sweep_of(point, d_init), lambda _: None)
         if point.d_init == "auto" and method(point) in SLEEPERS and outcome.d_init_ns:
-            self.d_init.setdefault(measured, outcome.d_init_ns)  # measured for a sleeper only
+            # every backend measures it for a sleeper (the guest's fio not for INT and CP)
+            self.d_init.setdefault(measured, outcome.d_init_ns)
         if outcome.records:
             result = replace(outcome.records[0], repeat=point.repeat)
             return row(point, result), record(point, result)
@@ -137,7 +130,7 @@ def sweep_of(point: Point, d_init_ns: int | None) -> Sweep:
         seed=(point.seed or 1) + point.repeat - 1,
         bs=point.bs,
         d_init_ns=d_init_ns,
-        switch=SwitchParams(**{f"param{i}": getattr(point, f"param{i}") for i in range(1, 8)}),
+        switch=switch(point),
         order=Order(point.order or "kernel"),
     )
 

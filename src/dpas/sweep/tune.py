@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -19,7 +18,6 @@ from statistics import fmean
 from typing import Any
 
 import pyarrow as pa  # type: ignore[import-untyped]
-import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
 from dpas.errors import DpasError
 from dpas.sweep import dataset
@@ -197,10 +195,8 @@ def save(out: Path, task: Task, outcome: Outcome, config: dict[str, Any]) -> dic
     ]
     folder = out / "trials"
     folder.mkdir(parents=True, exist_ok=True)
-    final = folder / "part-00000.parquet"
-    temp = folder / f".{final.name}.tmp"
-    pq.write_table(pa.Table.from_pylist(rows, schema=TRIAL_SCHEMA), temp)
-    os.replace(temp, final)
+    table = pa.Table.from_pylist(rows, schema=TRIAL_SCHEMA)
+    dataset.write_table(table, folder / "part-00000.parquet")
     best = outcome.best(task)
     record = {
         "schema": SCHEMA,
@@ -210,9 +206,7 @@ def save(out: Path, task: Task, outcome: Outcome, config: dict[str, Any]) -> dic
         "published": _entry(*outcome.published) if outcome.published else None,
         "trials": len(outcome.trials),
     }
-    path = out / "tune.json"
-    path.with_suffix(".json.tmp").write_text(json.dumps(record, indent=1) + "\n")
-    os.replace(path.with_suffix(".json.tmp"), path)
+    dataset.write_whole(out / "tune.json", (json.dumps(record, indent=1) + "\n").encode())
     return record
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from dpas.bench.backend import Outcome, Sweep
 from dpas.errors import DpasError
-from dpas.policy import Method
+from dpas.policy import SLEEPERS, Method
 from dpas.real.fio import record
 from dpas.real.stop import stopped, stopping
 from dpas.results import RunResult
@@ -36,8 +36,6 @@ from dpas.vm.kernel import GuestKernel, VmError
 from dpas.vm.kernels import resolve_kernel
 from dpas.vm.python import GuestPython, guest_python
 
-#: modes whose sleeps start from pas_d_init (or that sleep at all): they need auto d_init
-SLEEPERS = (Method.LHP, Method.EHP, Method.PAS, Method.DPAS)
 BOOT_S = 60  # booting under TCG, with margin...
 BOOT_S_PER_MB = 1.0  # ...plus unpacking the initramfs (90 MB, 235 MB with the guest's Python)
 PER_RUN_S = 20  # fio's start and end in a TCG guest, beyond its runtime
