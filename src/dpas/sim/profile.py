@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from dpas.errors import DpasError, LimitError
-from dpas.limits import INT_MAX, checked
+from dpas.limits import INT_MAX, MAX_JOBS, checked
 from dpas.policy import Method, SwitchParams
 from dpas.policy.switch import param_error
 
@@ -346,7 +346,7 @@ PUBLISHED_KEYS = {
     "table": "a shipped reference table (paper_4k_randread, qemu_lab)",
     "device": "the table's name for the drive, a string",
     "cpus": '"0" or "split"',
-    "jobs": "a list of job counts from 1 to 4096",
+    "jobs": f"a list of job counts from 1 to {MAX_JOBS}",
     "modes": "a list of modes (INT, CP, LHP, EHP, PAS, DPAS)",
     "runtime_s": "seconds, above 0",
     "fitted": 'a list of cells "MODE xJOBS" from modes and jobs',
@@ -375,16 +375,15 @@ def _published(where: str, table: Any) -> Published:
         raise ProfileError(f"profile {where}: [published] {missing[0]} is missing")
     if table["table"] not in reference_tables():
         raise bad("table", table["table"])
-    for key in ("device",):
-        if not isinstance(table[key], str):
-            raise bad(key, table[key])
+    if not isinstance(table["device"], str):
+        raise bad("device", table["device"])
     if table["cpus"] not in ("0", "split"):
         raise bad("cpus", table["cpus"])
     jobs = table["jobs"]
     if not (
         isinstance(jobs, list)
         and jobs
-        and all(isinstance(j, int) and not isinstance(j, bool) and 1 <= j <= 4096 for j in jobs)
+        and all(isinstance(j, int) and not isinstance(j, bool) and 1 <= j <= MAX_JOBS for j in jobs)
     ):
         raise bad("jobs", jobs)
     try:
