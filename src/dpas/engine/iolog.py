@@ -3,6 +3,11 @@
 Each policy event ran under its state domain's lock and took the domain's next sequence
 number, so sorting the events by (domain, sequence) gives the exact order the policy core saw
 them in: replaying them through dpas.policy must give the same decisions.
+
+The verdict fed back is not taken from the log's flag but recomputed from the times: the engine
+reads the clock once after a sleeping I/O's first poll pass (``wait_end_ns``), and when that pass
+found the completion, the same reading is its completion time. So an I/O that slept was found on
+the first pass exactly when ``done_ns == wait_end_ns``; a spin reads the clock again, later.
 """
 
 from __future__ import annotations
@@ -42,6 +47,12 @@ def as_log(raw: bytes) -> np.ndarray:
     return np.frombuffer(raw, dtype=LOG_DTYPE)
 
 
+def verdicts(log: np.ndarray) -> np.ndarray:
+    """Found on the first poll pass after a sleep, per I/O, from the logged times."""
+    slept = (log["flags"] & SLEPT) != 0
+    return slept & (log["done_ns"] == log["wait_end_ns"])
+
+
 def per_cpu_domains(method: Method) -> bool:
     """PAS and DPAS keep state per CPU; LHP and EHP share one set of statistics windows."""
     return method in (Method.PAS, Method.DPAS)
@@ -58,11 +69,10 @@ def events(logs: list[np.ndarray], config: PolicyConfig, op: int, size: int) -> 
     io = 0
     per_cpu = per_cpu_domains(config.method)
     for log in logs:
-        for entry in log:
+        for entry, found in zip(log, verdicts(log).tolist(), strict=True):
             cpu = int(entry["cpu"])
             domain = cpu if per_cpu else 0
             seq = entry["seq"]
-            found = int(bool(entry["flags"] & FOUND_FIRST))
             steps = [(SUBMIT, int(entry["submit_ns"]), 0)]
             if entry["flags"] & POLLED:
                 steps += [(WAIT_START, int(entry["wait_start_ns"]), 1)]
@@ -87,6 +97,9 @@ def replay_log(
     ncpus = int(log["cpu"].max()) + 1 if len(log) else 1
     replayed = replay_reference(config, rows, ncpus)
     found: list[str] = []
+    flagged = (log["flags"] & FOUND_FIRST) != 0
+    for io in np.flatnonzero(flagged != verdicts(log))[:10].tolist():
+        found.append(f"I/O {io}: logged verdict {bool(flagged[io])}, its times say otherwise")
     for row, out in zip(rows.tolist(), replayed.outputs.tolist(), strict=True):
         kind, io = row[0], row[1]
         entry = log[io]

@@ -31,7 +31,12 @@ KERNEL_WAITS = ("INT", "CP", "HYB")
 
 
 class EngineError(DpasError):
-    """The engine could not run; the message says what the kernel or the target answered."""
+    """The engine could not run; the message says what the kernel or the target answered.
+
+    ``jobs``: what each job had done when a run failed (empty when it never started).
+    """
+
+    jobs: list[JobResult] = []
 
 
 class EngineRefused(EngineError):
@@ -88,6 +93,46 @@ class EngineRun:
 
 
 @dataclass(frozen=True, slots=True)
+class FakeDevice:
+    """A device of scripted times in place of the target: the hot loop makes its every call
+    (policy events, locks, log, histogram) on a virtual clock, so tests run it, and catch a
+    wrong order or an inverted verdict, without a polled drive.
+
+    I/O k of job i completes ``device_ns[(k + 7i) % n]`` after its submission; sleep k of job i
+    ends ``late_ns[(k + 5i) % n]`` after the time asked. ``real_sleep`` also sleeps for real,
+    so that signals reach the sleep.
+    """
+
+    device_ns: tuple[int, ...] = (10_000,)
+    late_ns: tuple[int, ...] = (0,)
+    real_sleep: bool = False
+
+    def __post_init__(self) -> None:
+        if any(v < 0 for v in (*self.device_ns, *self.late_ns)):
+            raise ValueError("fake device: times must be >= 0 ns")
+
+    def native(self) -> dict[str, Any]:
+        """The dict the compiled loop reads: the scripts as little-endian int64 bytes."""
+        return {
+            "device_ns": np.asarray(self.device_ns, dtype="<i8").tobytes(),
+            "late_ns": np.asarray(self.late_ns, dtype="<i8").tobytes(),
+            "real_sleep": int(self.real_sleep),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Seams:
+    """What tests may change in the hot loop; the CLI never does."""
+
+    #: the job threads block the signals a handler catches (off: they get them, and retry)
+    block_signals: bool = True
+    #: each job's I/O number N (1-based) fails right after it went to the device (0: none)
+    fail_at: int = 0
+    #: after the buffer is released, fill it, wait this long, count the bytes that changed
+    canary_ns: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class JobResult:
     cpu: int
     ios: int
@@ -101,6 +146,10 @@ class JobResult:
     hist: np.ndarray
     log: np.ndarray
     elapsed_ns: int
+    #: bytes of the released buffer written afterwards (Seams.canary_ns; 0 is right)
+    canary_changed: int = 0
+    #: an I/O the kernel would not let the job reap: its ring and buffer were kept
+    leaked: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,19 +201,26 @@ class EngineResult:
         return all(len(j.log) == j.ios for j in self.jobs)
 
 
-def run(config: EngineRun, should_stop: Callable[[], bool] = lambda: False) -> EngineResult:
-    """One run on native threads; ``should_stop`` is asked every 20 ms (a signal arrived)."""
+def run(
+    config: EngineRun,
+    should_stop: Callable[[], bool] = lambda: False,
+    marks: Callable[[str], None] | None = None,
+    device: FakeDevice | None = None,
+    seams: Seams = Seams(),
+) -> EngineResult:
+    """One run on native threads; ``should_stop`` is asked every 20 ms (a signal arrived).
+
+    ``marks("start")`` is called just before the jobs' first I/O and ``marks("stop")`` just
+    after the last one ended: what is counted between them (interrupts) is the measurement's.
+    ``device`` runs the loop on a FakeDevice instead of the target.
+    """
     engine = native()
     if config.region_bytes < config.bs:
         raise EngineError(
             f"{config.target}: the region the I/Os fall in is {config.region_bytes} bytes, "
             f"smaller than one block ({config.bs})"
         )
-    flags = os.O_DIRECT | (os.O_RDONLY if config.rw is Op.READ else os.O_WRONLY)
-    try:
-        fd = os.open(config.target, flags)
-    except OSError as err:
-        raise EngineError(_open_failure(config.target, err)) from None
+    fd = -1 if device is not None else _open(config)
     try:
         answer = engine.run(
             {
@@ -180,18 +236,34 @@ def run(config: EngineRun, should_stop: Callable[[], bool] = lambda: False) -> E
                 "log_cap": config.log_ios,
                 "seed": config.seed,
                 "cpus": list(config.cpus),
+                "block_signals": int(seams.block_signals),
+                "fail_at": seams.fail_at,
+                "canary_ns": seams.canary_ns,
+                "fake": device.native() if device is not None else None,
             },
             config_dict(config.policy_config()),
             should_stop,
+            marks,
         )
     finally:
-        os.close(fd)
+        if fd >= 0:
+            os.close(fd)
     jobs = [_job(j) for j in answer["jobs"]]
     failed = next((j for j in answer["jobs"] if j["error"]), None)
     if failed is not None:
-        raise _failure(config, failed["error"], failed["failed"])
+        error = _failure(config, failed["error"], failed["failed"])
+        error.jobs = jobs
+        raise error
     cpus = [_cpu(cpu, state) for cpu, state in sorted(answer["cpus"].items()) if state]
     return EngineResult(config, jobs, cpus, max((j.elapsed_ns for j in jobs), default=0))
+
+
+def _open(config: EngineRun) -> int:
+    flags = os.O_DIRECT | (os.O_RDONLY if config.rw is Op.READ else os.O_WRONLY)
+    try:
+        return os.open(config.target, flags)
+    except OSError as err:
+        raise EngineError(_open_failure(config.target, err)) from None
 
 
 def _job(raw: dict[str, Any]) -> JobResult:
@@ -209,6 +281,8 @@ def _job(raw: dict[str, Any]) -> JobResult:
         hist=hist,
         log=as_log(raw["log"]),
         elapsed_ns=int(raw["elapsed_ns"]),
+        canary_changed=int(raw["canary_changed"]),
+        leaked=bool(raw["leaked"]),
     )
 
 
