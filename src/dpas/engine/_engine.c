@@ -118,7 +118,7 @@ typedef struct {
     ring irq, poll;
     fake_dev fake;
     void *buf;
-    uint64_t rng;
+    uint64_t rng, offset; /* the I/O's offset, for a resubmission */
     /* results */
     int64_t ios, sleeps, overslept, underslept;
     int64_t lat_sum_ns, cpu_ns, ctx_voluntary, ctx_involuntary;
@@ -291,7 +291,7 @@ static inline int reap(ring *r, int *res)
     return 1;
 }
 
-/* Until the I/O is reaped; 0, or -errno (the I/O is then still in flight). */
+/* Until the completion is reaped; 0, or -errno (the I/O is then still in flight). */
 static int wait_done(ring *r, int *res)
 {
     while (!reap(r, res)) {
@@ -333,6 +333,37 @@ ALWAYS_INLINE int64_t dev_now(job *j, const int dev)
 /* A test's injected failure: the I/O goes to the device, then the wait "fails". */
 static inline int injected(const job *j) { return j->e->fail_at && j->ios + 1 == j->e->fail_at; }
 
+/* A completion that did not do the I/O but may on a second try: a signal's EINTR, EAGAIN, or
+ * ECANCELED (io_uring cancels a request it had handed to a worker when the task is
+ * interrupted). fio's engine resubmits what it can; so does the engine, a bounded number of
+ * times in a row. */
+#define RESUBMITS 100
+static inline int transient(int res) { return res == -EINTR || res == -EAGAIN || res == -ECANCELED; }
+
+/* Queue the job's I/O and submit it; with ``wait`` the same system call waits for it. */
+static int ring_submit(job *j, ring *r, int wait)
+{
+    engine *e = j->e;
+    ring_queue(r, e->op, e->fd, j->buf, (unsigned)e->bs, j->offset);
+    int ret = enter(r, 1, wait ? 1 : 0, wait ? IORING_ENTER_GETEVENTS : 0);
+    if (ret < 0)
+        return ret;
+    r->inflight++;
+    return 0;
+}
+
+/* Until the I/O is done: a transient failure is submitted again. 0 or -errno. */
+static int wait_io(job *j, ring *r, int *res)
+{
+    for (int tries = 0;; tries++) {
+        int ret = wait_done(r, res);
+        if (ret < 0 || !transient(*res) || tries == RESUBMITS)
+            return ret;
+        if ((ret = ring_submit(j, r, 1)) < 0)
+            return ret;
+    }
+}
+
 /* Submit one I/O; with ``wait`` also wait for it in the kernel (INT: the interrupt; CP, HYB:
  * polling), one system call. 0 or -errno. */
 ALWAYS_INLINE int dev_submit(job *j, const int dev, ring *r, uint64_t offset, int wait, int *res)
@@ -347,16 +378,14 @@ ALWAYS_INLINE int dev_submit(job *j, const int dev, ring *r, uint64_t offset, in
         }
         return 0;
     }
-    engine *e = j->e;
     int fail = injected(j);
-    ring_queue(r, e->op, e->fd, j->buf, (unsigned)e->bs, offset);
-    int ret = enter(r, 1, wait && !fail ? 1 : 0, wait && !fail ? IORING_ENTER_GETEVENTS : 0);
+    j->offset = offset;
+    int ret = ring_submit(j, r, wait && !fail);
     if (ret < 0)
         return ret;
-    r->inflight++;
     if (fail)
         return -ECANCELED;
-    return wait ? wait_done(r, res) : 0;
+    return wait ? wait_io(j, r, res) : 0;
 }
 
 ALWAYS_INLINE void dev_sleep(job *j, const int dev, int64_t ns)
@@ -382,12 +411,18 @@ ALWAYS_INLINE int dev_poll_once(job *j, const int dev, ring *r, int *res)
         *res = (int)j->e->bs;
         return 1;
     }
-    if (reap(r, res))
-        return 1;
-    int ret = enter(r, 0, 0, IORING_ENTER_GETEVENTS);
-    if (ret < 0)
-        return ret;
-    return reap(r, res);
+    int found = reap(r, res);
+    if (!found) {
+        int ret = enter(r, 0, 0, IORING_ENTER_GETEVENTS);
+        if (ret < 0)
+            return ret;
+        found = reap(r, res);
+    }
+    if (found && transient(*res)) {
+        int ret = ring_submit(j, r, 0); /* not done after all: the spin waits for it */
+        return ret < 0 ? ret : 0;
+    }
+    return found;
 }
 
 ALWAYS_INLINE int dev_spin(job *j, const int dev, ring *r, int *res)
@@ -398,7 +433,7 @@ ALWAYS_INLINE int dev_spin(job *j, const int dev, ring *r, int *res)
         *res = (int)j->e->bs;
         return 0;
     }
-    return wait_done(r, res);
+    return wait_io(j, r, res);
 }
 
 /* ---- histogram (fio's plat_val_to_idx) ------------------------------------------------------ */
