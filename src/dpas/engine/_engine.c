@@ -104,7 +104,8 @@ typedef struct {
     int64_t vt, done_at, submitted, slept;
     const int64_t *device_ns, *late_ns;
     int64_t n_device, n_late;
-    int real_sleep;  /* also sleep for real (signals then reach clock_nanosleep) */
+    int real_sleep;  /* 1: also sleep for real (signals then reach clock_nanosleep); 2: make a
+                      * real sleep of 1 ns (its system call and wake-up: benchmarks) */
     int clock_cost;  /* also read the real clock where the loop reads one (benchmarks) */
 } fake_dev;
 
@@ -393,7 +394,7 @@ ALWAYS_INLINE void dev_sleep(job *j, const int dev, int64_t ns)
     if (dev == DEV_FAKE) {
         fake_dev *f = &j->fake;
         if (f->real_sleep)
-            sleep_ns(ns);
+            sleep_ns(f->real_sleep == 1 ? ns : 1);
         f->vt += ns + fake_script(f->late_ns, f->n_late, f->slept + j->index * 5);
         f->slept++;
         return;
@@ -788,7 +789,7 @@ static int parse_fake(PyObject *run, engine *e)
         opt_i64(fake, "real_sleep", 0, &flags[0]) < 0 ||
         opt_i64(fake, "clock_cost", 0, &flags[1]) < 0)
         return -1;
-    e->fake.real_sleep = flags[0] != 0;
+    e->fake.real_sleep = flags[0] != 0; /* the policy's time */
     e->fake.clock_cost = flags[1] != 0;
     return 0;
 }
@@ -1160,9 +1161,10 @@ static PyObject *engine_bookkeeping(PyObject *self, PyObject *args)
     long long n;
     int op;
     long long size;
+    int real_sleep = 0;
     Py_buffer device = {0}, late = {0};
-    if (!PyArg_ParseTuple(args, "O!Liy*y*", &PyDict_Type, &policy_config, &n, &op, &device,
-                          &late))
+    if (!PyArg_ParseTuple(args, "O!Liy*y*|p", &PyDict_Type, &policy_config, &n, &op, &device,
+                          &late, &real_sleep))
         return NULL;
     PyObject *result = NULL;
     engine *e = calloc(1, sizeof *e);
@@ -1178,7 +1180,8 @@ static PyObject *engine_bookkeeping(PyObject *self, PyObject *args)
         goto out;
     }
     /* the hot loop itself on the fake device, reading the real clock where it reads one:
-     * every call, lock, clock read, counter and histogram of an I/O, without the device */
+     * every call, lock, clock read, counter and histogram of an I/O, without the device (and
+     * with real_sleep, each sleep's clock_nanosleep too) */
     e->jobs = 1;
     e->cpus = &cpu0;
     e->op = op;
@@ -1192,13 +1195,18 @@ static PyObject *engine_bookkeeping(PyObject *self, PyObject *args)
     e->fake.late_ns = late.buf;
     e->fake.n_late = late.len / 8;
     e->fake.clock_cost = 1;
+    e->fake.real_sleep = real_sleep ? 2 : 0;
     if (engine_prepare(e, policy_config) == 0) {
         job *j = &e->job[0];
         int64_t a, b;
+        int slack = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
         Py_BEGIN_ALLOW_THREADS
+        prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0); /* as a job thread sleeps */
         a = mono_ns();
         job_loop_fake(j);
         b = mono_ns();
+        if (slack > 0)
+            prctl(PR_SET_TIMERSLACK, (unsigned long)slack, 0, 0, 0);
         Py_END_ALLOW_THREADS
         result = Py_BuildValue("{s:d,s:L,s:L,s:L}", "ns_per_io", (double)(b - a) / (double)n,
                                "sleeps", j->sleeps, "overslept", j->overslept, "underslept",
@@ -1221,8 +1229,8 @@ static PyMethodDef methods[] = {
     {"replay", engine_replay, METH_VARARGS,
      "replay(policy: dict, events, ncpus) -> the policy core's decisions for the events"},
     {"bookkeeping", engine_bookkeeping, METH_VARARGS,
-     "bookkeeping(policy: dict, n, op, device_ns: bytes, late_ns: bytes) -> the hot loop's "
-     "cost per I/O on the fake device, and its verdicts"},
+     "bookkeeping(policy: dict, n, op, device_ns: bytes, late_ns: bytes, real_sleep=False) -> "
+     "the hot loop's cost per I/O on the fake device, and its verdicts"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -9,7 +9,17 @@ LOG_SLEPT: int
 LOG_FOUND_FIRST: int
 
 def run(
-    run: dict[str, Any], policy: dict[str, int], should_stop: Callable[[], bool]
+    run: dict[str, Any],
+    policy: dict[str, int],
+    should_stop: Callable[[], bool],
+    marks: Callable[[str], None] | None = None,
 ) -> dict[str, Any]: ...
 def replay(policy: dict[str, int], events: Any, ncpus: int) -> tuple[Any, Any, Any, Any]: ...
-def bookkeeping(policy: dict[str, int], n: int, op: int, size: int) -> float: ...
+def bookkeeping(
+    policy: dict[str, int],
+    n: int,
+    op: int,
+    device_ns: bytes,
+    late_ns: bytes,
+    real_sleep: bool = False,
+) -> dict[str, float]: ...
