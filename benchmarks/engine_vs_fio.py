@@ -1,8 +1,15 @@
 """The engine against fio in one guest boot (run by hand; a few minutes under TCG).
 
     python benchmarks/engine_vs_fio.py [--kernel build:7.2] [--runtime 2] [--rounds 3]
+    python benchmarks/engine_vs_fio.py --compare dpas-cp [--rounds 5]
 
-Boots the QEMU guest of ``dpas vm`` once and, in it, alternates in each round:
+``--compare dpas-cp``: per round, interleaved, fio's io_uring CP, the engine's CP, INT and DPAS
+with the guide's test order (one job: mostly in CP) at 1 job; the mean and spread of each, and
+DPAS's IOPS over CP's per round (a DPAS whose I/Os are ~90% in CP costs about what CP does when
+its CP phase takes CP's path).
+
+``--compare all`` (the default) boots the QEMU guest of ``dpas vm`` once and, in it, alternates
+in each round:
   - fio io_uring hipri=0 and the engine's INT, then fio io_uring hipri=1 and the engine's CP,
     at 1 job: the engine must not distort what it measures (target: within 3%);
   - the same at 16 jobs split over the guest's CPUs (how both scale);
@@ -27,12 +34,11 @@ GUEST_CODE = r"""
 import json, subprocess
 from pathlib import Path
 from dpas.engine import EngineRun, run
-from dpas.policy import PasParams, PolicyConfig
+from dpas.policy import Op, Order, PasParams, PolicyConfig
 from dpas.real.fio import FioJob, parse
-from dpas.policy import Op
 
 DRIVE = Path("/dev/nvme0n1")
-RUNTIME, ROUNDS = {runtime}, {rounds}
+RUNTIME, ROUNDS, COMPARE = {runtime}, {rounds}, {compare!r}
 
 def fio(jobs, hipri):
     cpus = "0" if jobs == 1 else "split"
@@ -42,20 +48,30 @@ def fio(jobs, hipri):
     r = parse(done.stdout, Op.READ)
     return {{"iops": r.iops, "cpu": r.cpu_pct, "lat": r.lat_mean_us}}
 
-def engine(mode, jobs, d_init=4000):
+def engine(mode, jobs, d_init=4000, order=Order.KERNEL):
     cpus = (0,) if jobs == 1 else tuple(i % 2 for i in range(jobs))
-    policy = PolicyConfig(pas=PasParams(d_init=d_init))
+    policy = PolicyConfig(pas=PasParams(d_init=d_init), order=order)
     r = run(
         EngineRun(DRIVE, mode, policy=policy, cpus=cpus, runtime_s=RUNTIME, region_bytes=1 << 30)
     )
     over = sum(j.overslept for j in r.jobs)
     under = sum(j.underslept for j in r.jobs)
-    return {{"iops": r.iops, "cpu": r.cpu_pct, "lat": r.lat_mean_us, "over": over, "under": under}}
+    value = {{"iops": r.iops, "cpu": r.cpu_pct, "lat": r.lat_mean_us, "over": over,
+              "under": under}}
+    if r.cpus:
+        value["cp_share"] = sum(c.totals["cp"] for c in r.cpus) / max(r.ios, 1)
+    return value
 
 def emit(round_, name, value):
     print("@@B " + json.dumps({{"round": round_, "name": name, **value}}), flush=True)
 
-for rnd in range(ROUNDS):
+for rnd in range(ROUNDS if COMPARE == "dpas-cp" else 0):
+    emit(rnd, "fio CP x1", fio(1, True))
+    emit(rnd, "engine CP x1", engine("CP", 1))
+    emit(rnd, "engine INT x1", engine("INT", 1))
+    emit(rnd, "engine DPAS x1 guide", engine("DPAS", 1, 1000, Order.GUIDE))
+
+for rnd in range(ROUNDS if COMPARE == "all" else 0):
     emit(rnd, "fio INT x1", fio(1, False))
     i = engine("INT", 1)
     emit(rnd, "engine INT x1", i)
@@ -82,11 +98,12 @@ def main() -> None:
     parser.add_argument("--kernel", default="build:7.2")
     parser.add_argument("--runtime", type=float, default=2.0)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--compare", choices=("all", "dpas-cp"), default="all")
     args = parser.parse_args()
     config = VmConfig(GuestRun(modes=()), args.kernel)
     kernel = _guest_kernel(config)
     python = guest_python()
-    code = GUEST_CODE.format(runtime=args.runtime, rounds=args.rounds)
+    code = GUEST_CODE.format(runtime=args.runtime, rounds=args.rounds, compare=args.compare)
     script = (
         'echo "@@UNAME $(uname -r)"\n'
         f"cat > /tmp/bench.py <<'PYEOF'\n{code}\nPYEOF\n"
@@ -94,7 +111,7 @@ def main() -> None:
         "/tmp/bench.py\n"
         'echo "@@DONE"\n'
     )
-    per_round = 14 * (args.runtime + 5)
+    per_round = (14 if args.compare == "all" else 4) * (args.runtime + 5)
     text, accel, _ = _run_guest(
         config, kernel, "engine-vs-fio", script, python, args.rounds * per_round
     )
@@ -106,22 +123,28 @@ def main() -> None:
     print(f"guest kernel {uname[1] if uname else '?'} under {accel}, {args.rounds} rounds")
     for note in re.findall(r"^@@NOTE (.*)$", text, re.M):
         print("note:", note)
-    print(f"{'run':28} {'IOPS (median)':>13} {'CPU%':>6} {'lat us':>8} {'over/under':>12}")
+    print(f"{'run':28} {'IOPS mean':>9} {'sd':>6} {'min-max':>13} {'CPU%':>6} {'lat us':>8} "
+          f"{'over/under':>12}")  # fmt: skip
     for name, values in rows.items():
-        iops = statistics.median(v["iops"] for v in values)
-        cpu = statistics.median(v["cpu"] for v in values)
-        lat = statistics.median(v["lat"] for v in values)
+        iops = [v["iops"] for v in values]
+        sd = statistics.stdev(iops) if len(iops) > 1 else 0.0
+        cpu = statistics.mean(v["cpu"] for v in values)
+        lat = statistics.mean(v["lat"] for v in values)
         sleeps = f"{sum(v.get('over', 0) for v in values):.0f}/" + (
             f"{sum(v.get('under', 0) for v in values):.0f}"
         )
-        print(f"{name:28} {iops:13.0f} {cpu:6.1f} {lat:8.1f} {sleeps:>12}")
-    print("per round, engine / fio IOPS:")
-    for pair in ("INT x1", "CP x1", "INT x16", "CP x16"):
-        ratios = [
-            e["iops"] / f["iops"]
-            for e, f in zip(rows[f"engine {pair}"], rows[f"fio {pair}"], strict=False)
-        ]
-        print(f"  {pair:8} " + " ".join(f"{r:.3f}" for r in ratios))
+        share = [v["cp_share"] for v in values if "cp_share" in v]
+        extra = f"  in CP {statistics.mean(share):.0%}" if share else ""
+        print(f"{name:28} {statistics.mean(iops):9.0f} {sd:6.0f} "
+              f"{min(iops):6.0f}-{max(iops):<6.0f} {cpu:6.1f} {lat:8.1f} {sleeps:>12}{extra}")  # fmt: skip
+    pairs = [("engine DPAS x1 guide", "engine CP x1"), ("engine CP x1", "fio CP x1")]
+    if args.compare == "all":
+        pairs = [(f"engine {p}", f"fio {p}") for p in ("INT x1", "CP x1", "INT x16", "CP x16")]
+    print("per round, IOPS ratio:")
+    for a, b in pairs:
+        ratios = [x["iops"] / y["iops"] for x, y in zip(rows[a], rows[b], strict=False)]
+        mean = statistics.mean(ratios) if ratios else 0.0
+        print(f"  {a} / {b}: mean {mean:.3f}, " + " ".join(f"{r:.3f}" for r in ratios))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dpas.engine.iolog import FOUND_FIRST, POLLED, SLEPT, replay_differences, verdicts
+from dpas.engine.iolog import (
+    BOUNDARY,
+    COMPLETE,
+    FOUND_FIRST,
+    POLLED,
+    SLEPT,
+    replay_differences,
+    verdicts,
+)
 from dpas.engine.run import EngineResult, EngineRun, FakeDevice, run
 from dpas.policy import EhpParams, Method, Order, PasParams, PolicyConfig
 
@@ -77,12 +85,14 @@ def test_each_io_waits_as_the_script_says(mode: str, cpus: tuple[int, ...]) -> N
         assert np.array_equal(log["wait_end_ns"][slept], (log["submit_ns"] + woke)[slept])
         unslept = polled & ~slept
         assert np.array_equal(log["wait_end_ns"][unslept], log["submit_ns"][unslept])
-        # each I/O's events in the domain's order: submit, wait start, wait end, complete
+        # each I/O's events in order: submit, wait start, wait end, complete (PAS, DPAS: the
+        # CPU's event numbers; LHP, EHP: the window epochs they saw, which never go back)
         seq = log["seq"].astype(np.int64)
-        assert np.all(seq[polled, 0] < seq[polled, 1])
-        assert np.all(seq[polled, 1] < seq[polled, 2])
-        assert np.all(seq[polled, 2] < seq[polled, 3])
-        assert np.all(seq[:, 0] < seq[:, 3])
+        before = np.less if mode in ("PAS", "DPAS") else np.less_equal
+        assert np.all(before(seq[polled, 0], seq[polled, 1]))
+        assert np.all(before(seq[polled, 1], seq[polled, 2]))
+        assert np.all(before(seq[polled, 2], seq[polled, 3]))
+        assert np.all(before(seq[:, 0], seq[:, 3]))
         # the histogram holds every latency
         assert int(job.hist.sum()) == job.ios and job.lat_sum_ns == int(latency.sum())
     assert replay_differences(result) == []
@@ -109,7 +119,9 @@ def test_dpas_reaches_the_labs_split_at_one_job() -> None:
 
 
 def test_the_fake_run_is_deterministic() -> None:
-    a, b = (fake_run("DPAS", (0, 1, 0)) for _ in range(2))
+    """One job per CPU, PAS and DPAS (per-CPU state only): the same script, the same run.
+    (Jobs that share a CPU or LHP's windows interleave as their threads are scheduled.)"""
+    a, b = (fake_run("DPAS", (0, 1)) for _ in range(2))
     for x, y in zip(a.jobs, b.jobs, strict=True):
         assert np.array_equal(x.log, y.log) and np.array_equal(x.hist, y.hist)
 
@@ -153,3 +165,16 @@ def test_kernel_waits_on_the_fake_device_take_the_device_time() -> None:
         assert result.jobs[0].sleeps == 0
         assert bool(log["flags"][0] & POLLED) is (mode != "INT")
         assert Method(mode if mode != "HYB" else "CP") is not None
+
+
+@pytest.mark.parametrize("mode", ["LHP", "EHP"])
+def test_windows_open_and_close_once_each_across_the_cpus(mode: str) -> None:
+    """LHP and EHP keep their statistics per CPU; each window is opened by one completion and
+    closed by one event, on whichever CPU, holding every CPU: the epochs count them."""
+    result = fake_run(mode, (0, 1, 0, 1))
+    log = np.concatenate([j.log for j in result.jobs])
+    boundaries = sum(int(((log["flags"] & (BOUNDARY << k)) != 0).sum()) for k in range(4))
+    epochs = int(log["seq"].max())
+    assert boundaries == epochs > 4
+    assert ((log["flags"] & (BOUNDARY << COMPLETE)) != 0).any()  # completions open them
+    assert replay_differences(result) == []

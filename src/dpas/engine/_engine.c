@@ -12,10 +12,10 @@
  * one_io() is the whole sequence of an I/O, once, for every mode and for both devices: the
  * real rings, and a fake device with a virtual clock and scripted completion times that lets
  * the fast tests run the hot loop's exact calls without a polled drive.
- * The threads never take Python's GIL. Policy events of one state domain (a CPU's state for
- * PAS and DPAS, the shared statistics for LHP and EHP) run under that domain's mutex, one
- * lock hold per step of the I/O, so every decision can be replayed through dpas.policy from
- * the log in the order the core applied it.
+ * The threads never take Python's GIL. Policy events of one state domain (a CPU: its PAS and
+ * DPAS state, its LHP and EHP statistics) run under that domain's mutex, one lock hold per
+ * step of the I/O, and an LHP or EHP event that opens or closes a statistics window holds
+ * every domain's; so every decision can be replayed through dpas.policy from the log.
  */
 #define _GNU_SOURCE
 #define PY_SSIZE_T_CLEAN
@@ -66,6 +66,8 @@
 
 enum wait_kind { WAIT_POLICY = 0, WAIT_HYBRID = 1 };
 enum log_flag { LOG_POLLED = 1, LOG_SLEPT = 2, LOG_FOUND_FIRST = 4 };
+/* LHP, EHP: the I/O's event (LOG_BOUNDARY << enum pol_event) opened or closed a window */
+#define LOG_BOUNDARY 8
 /* one_io() is instantiated for each device; the constant folds the other one away */
 enum device { DEV_RING = 0, DEV_FAKE = 1 };
 
@@ -75,7 +77,9 @@ enum device { DEV_RING = 0, DEV_FAKE = 1 };
 typedef struct {
     int64_t submit_ns, wait_start_ns, wait_end_ns, done_ns; /* from the run's start */
     int64_t sleep_ns;
-    uint32_t seq[4]; /* the domain's event numbers of submit, wait_start, wait_end, complete */
+    /* submit, wait_start, wait_end, complete: PAS, DPAS: the domain's event numbers; LHP, EHP:
+     * the window epoch each saw (the windows opened and closed before it) */
+    uint32_t seq[4];
     int16_t cpu;
     int8_t mode;   /* DPAS: the CPU's mode at submission; -1 otherwise */
     uint8_t flags; /* enum log_flag */
@@ -136,6 +140,9 @@ typedef struct {
 typedef struct engine {
     /* config */
     int fd, op, wait_kind, method, jobs, device, block_signals;
+    int windowed;   /* LHP, EHP: statistics per CPU, windows opened and closed holding every
+                     * domain */
+    uint32_t epoch; /* the windows opened and closed so far; written holding every domain */
     int64_t bs, region_start, region_blocks, runtime_ns, ios_per_job, log_cap, seed;
     int64_t fail_at, canary_ns;
     int *cpus;
@@ -493,6 +500,48 @@ ALWAYS_INLINE int kernel_io(job *j, const int dev, uint64_t offset, io_log *entr
     return ret < 0 ? ret : io_result(e, res);
 }
 
+/* Before an event of LHP or EHP that opens or closes a statistics window (it merges or clears
+ * every CPU's statistics): trade the job's own domain lock for every domain's lock, taken in
+ * order so that two such events cannot deadlock, and start a new epoch. 1 when every lock is
+ * held; the caller then calls window_end(). */
+static int window_begin(job *j, int event, int bucket, int64_t now)
+{
+    engine *e = j->e;
+    if (!e->windowed || !pol_window_boundary(e->policy, event, bucket, now))
+        return 0;
+    pthread_mutex_unlock(&j->domain->lock);
+    for (int i = 0; i < e->ndomains; i++)
+        pthread_mutex_lock(&e->domains[i].lock);
+    if (pol_window_boundary(e->policy, event, bucket, now)) {
+        e->epoch++;
+        return 1;
+    }
+    for (int i = 0; i < e->ndomains; i++) /* another CPU's event did it meanwhile */
+        if (&e->domains[i] != j->domain)
+            pthread_mutex_unlock(&e->domains[i].lock);
+    return 0;
+}
+
+/* Back to the job's own domain lock only. */
+static void window_end(job *j, int all)
+{
+    engine *e = j->e;
+    if (all)
+        for (int i = 0; i < e->ndomains; i++)
+            if (&e->domains[i] != j->domain)
+                pthread_mutex_unlock(&e->domains[i].lock);
+}
+
+/* An event's place in the log: its domain's next number, or (LHP, EHP) the window epoch. */
+static inline uint32_t event_seq(job *j, io_log *entry, int event, int boundary)
+{
+    if (!j->e->windowed)
+        return j->domain->seq++;
+    if (boundary)
+        entry->flags |= LOG_BOUNDARY << event;
+    return j->e->epoch;
+}
+
 /* LHP, EHP, PAS, DPAS: the policy decides at submission and at the wait, in one lock hold; an
  * I/O it sends to the interrupt or to polling at once takes INT's or CP's one system call; a
  * sleeping one submits, sleeps, polls once, and only then reads the clock and books its
@@ -502,18 +551,22 @@ ALWAYS_INLINE int policy_io(job *j, const int dev, uint64_t offset, io_log *entr
     engine *e = j->e;
     domain *d = j->domain;
     pol_io io;
-    int res = 0, found = 0, ret;
+    int res = 0, found = 0, ret, all;
     int64_t sleep = 0;
 
     int64_t t_submit = dev_now(j, dev);
     pthread_mutex_lock(&d->lock);
-    entry->seq[0] = d->seq++;
+    all = window_begin(j, POL_EV_SUBMIT, pol_request_bucket(e->policy, e->op, e->bs), t_submit);
+    entry->seq[0] = event_seq(j, entry, POL_EV_SUBMIT, all);
     pol_submit(e->policy, &io, j->cpu, e->op, e->bs, t_submit);
+    window_end(j, all);
     if (io.polled) {
-        entry->seq[1] = d->seq++;
+        all = window_begin(j, POL_EV_WAIT_START, io.bucket, t_submit);
+        entry->seq[1] = event_seq(j, entry, POL_EV_WAIT_START, all);
         sleep = pol_wait_start(e->policy, &io, t_submit);
+        window_end(j, all);
         if (sleep <= 0) {
-            entry->seq[2] = d->seq++;
+            entry->seq[2] = event_seq(j, entry, POL_EV_WAIT_END, 0);
             pol_wait_end(e->policy, &io, t_submit);
         }
     }
@@ -521,7 +574,7 @@ ALWAYS_INLINE int policy_io(job *j, const int dev, uint64_t offset, io_log *entr
     entry->submit_ns = t_submit;
     entry->mode = (int8_t)io.mode;
     if (io.polled) {
-        entry->flags = LOG_POLLED;
+        entry->flags |= LOG_POLLED;
         entry->wait_start_ns = entry->wait_end_ns = t_submit;
     }
     if (!io.polled || sleep <= 0) {
@@ -539,11 +592,13 @@ ALWAYS_INLINE int policy_io(job *j, const int dev, uint64_t offset, io_log *entr
         int64_t t_woke = dev_now(j, dev);
         j->sleeps++;
         pthread_mutex_lock(&d->lock);
-        entry->seq[2] = d->seq++;
+        entry->seq[2] = event_seq(j, entry, POL_EV_WAIT_END, 0);
         pol_wait_end(e->policy, &io, t_woke);
         if (found) {
-            entry->seq[3] = d->seq++;
+            all = window_begin(j, POL_EV_COMPLETE, io.bucket, t_woke);
+            entry->seq[3] = event_seq(j, entry, POL_EV_COMPLETE, all);
             pol_complete(e->policy, &io, t_woke, 1, j->cpu);
+            window_end(j, all);
         }
         pthread_mutex_unlock(&d->lock);
         entry->wait_end_ns = t_woke;
@@ -561,8 +616,10 @@ ALWAYS_INLINE int policy_io(job *j, const int dev, uint64_t offset, io_log *entr
     if (!found) {
         int64_t t_done = dev_now(j, dev);
         pthread_mutex_lock(&d->lock);
-        entry->seq[3] = d->seq++;
+        all = window_begin(j, POL_EV_COMPLETE, io.bucket, t_done);
+        entry->seq[3] = event_seq(j, entry, POL_EV_COMPLETE, all);
         pol_complete(e->policy, &io, t_done, 0, j->cpu);
+        window_end(j, all);
         pthread_mutex_unlock(&d->lock);
         entry->done_ns = t_done;
     }
@@ -902,6 +959,7 @@ static int engine_prepare(engine *e, PyObject *policy_config)
     if (engine_config(policy_config, &pc) < 0)
         return -1;
     e->method = pc.method;
+    e->windowed = pc.method == POL_LHP || pc.method == POL_EHP;
     e->ndomains = max_cpu(e) + 1;
     e->policy = pol_new(&pc, e->ndomains);
     e->domains = cacheline_array((size_t)e->ndomains, sizeof(domain));
@@ -1250,7 +1308,8 @@ PyMODINIT_FUNC PyInit__engine(void)
         PyModule_AddIntConstant(m, "LOG_SIZE", (long)sizeof(io_log)) < 0 ||
         PyModule_AddIntConstant(m, "LOG_POLLED", LOG_POLLED) < 0 ||
         PyModule_AddIntConstant(m, "LOG_SLEPT", LOG_SLEPT) < 0 ||
-        PyModule_AddIntConstant(m, "LOG_FOUND_FIRST", LOG_FOUND_FIRST) < 0) {
+        PyModule_AddIntConstant(m, "LOG_FOUND_FIRST", LOG_FOUND_FIRST) < 0 ||
+        PyModule_AddIntConstant(m, "LOG_BOUNDARY", LOG_BOUNDARY) < 0) {
         Py_DECREF(m);
         return NULL;
     }

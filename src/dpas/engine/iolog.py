@@ -1,8 +1,12 @@
 """The engine's per-I/O log: what the policy decided for each I/O and what the poll found.
 
-Each policy event ran under its state domain's lock and took the domain's next sequence
-number, so sorting the events by (domain, sequence) gives the exact order the policy core saw
-them in: replaying them through dpas.policy must give the same decisions.
+PAS and DPAS: each policy event ran under its CPU's lock and took that domain's next sequence
+number, so sorting the events by (CPU, sequence) gives the exact order the policy core saw
+them in: replaying them through dpas.policy must give the same decisions. LHP and EHP keep
+their statistics per CPU: an event that opened or closed a window held every CPU's lock and
+began a new epoch, and every event logs the epoch it saw. Within an epoch the events of
+different CPUs only add to their own CPU's statistics and read the published ones, which
+commutes, so the order (epoch, the boundary event first, I/O, event) replays exactly too.
 
 The verdict fed back is not taken from the log's flag but recomputed from the times: the engine
 reads the clock once after a sleeping I/O's first poll pass (``wait_end_ns``), and when that pass
@@ -38,6 +42,8 @@ LOG_DTYPE = np.dtype(
     ]
 )
 POLLED, SLEPT, FOUND_FIRST = 1, 2, 4
+#: LHP, EHP: BOUNDARY << event: that event of the I/O opened or closed a window
+BOUNDARY = 8
 
 SUBMIT, WAIT_START, WAIT_END, COMPLETE = 0, 1, 2, 3
 
@@ -53,9 +59,9 @@ def verdicts(log: np.ndarray) -> np.ndarray:
     return slept & (log["done_ns"] == log["wait_end_ns"])
 
 
-def per_cpu_domains(method: Method) -> bool:
-    """PAS and DPAS keep state per CPU; LHP and EHP share one set of statistics windows."""
-    return method in (Method.PAS, Method.DPAS)
+def windowed(method: Method) -> bool:
+    """LHP and EHP log window epochs; the other methods their CPU's sequence numbers."""
+    return method in (Method.LHP, Method.EHP)
 
 
 def events(logs: list[np.ndarray], config: PolicyConfig, op: int, size: int) -> np.ndarray:
@@ -65,22 +71,25 @@ def events(logs: list[np.ndarray], config: PolicyConfig, op: int, size: int) -> 
     found, seen_cpu.
     """
     rows: list[tuple[int, ...]] = []
-    keys: list[tuple[int, int]] = []
+    keys: list[tuple[int, ...]] = []
     io = 0
-    per_cpu = per_cpu_domains(config.method)
+    by_epoch = windowed(config.method)
     for log in logs:
         for entry, found in zip(log, verdicts(log).tolist(), strict=True):
             cpu = int(entry["cpu"])
-            domain = cpu if per_cpu else 0
-            seq = entry["seq"]
-            steps = [(SUBMIT, int(entry["submit_ns"]), 0)]
-            if entry["flags"] & POLLED:
-                steps += [(WAIT_START, int(entry["wait_start_ns"]), 1)]
-                steps += [(WAIT_END, int(entry["wait_end_ns"]), 2)]
-            steps += [(COMPLETE, int(entry["done_ns"]), 3)]
-            for kind, now, which in steps:
+            seq, flags = entry["seq"], int(entry["flags"])
+            steps = [(SUBMIT, int(entry["submit_ns"]))]
+            if flags & POLLED:
+                steps += [(WAIT_START, int(entry["wait_start_ns"]))]
+                steps += [(WAIT_END, int(entry["wait_end_ns"]))]
+            steps += [(COMPLETE, int(entry["done_ns"]))]
+            for kind, now in steps:
                 rows.append((kind, io, cpu, op, size, now, found, cpu))
-                keys.append((domain, int(seq[which])))
+                if by_epoch:
+                    boundary = bool(flags & (BOUNDARY << kind))
+                    keys.append((int(seq[kind]), not boundary, io, kind))
+                else:
+                    keys.append((cpu, int(seq[kind])))
             io += 1
     order = sorted(range(len(rows)), key=keys.__getitem__)
     return np.array([rows[i] for i in order], dtype=np.int64).reshape(-1, 8)

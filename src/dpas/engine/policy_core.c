@@ -45,13 +45,21 @@ typedef struct {
     int64_t nr_samples, mean, min;
 } bucket_stat;
 
+/* One CPU's samples of the open window: the kernel keeps its completion statistics per CPU
+ * and sums them when the window closes; summed exactly, they give the window's own mean */
+typedef struct {
+    _Alignas(64) int64_t count[POL_BUCKETS];
+    int64_t min[POL_BUCKETS];
+    i128 batch[POL_BUCKETS];
+} win_sums;
+
 typedef struct {
     int open;
     i128 end_ns;
     int64_t windows_closed;
     bucket_stat published[POL_BUCKETS];
-    int64_t count[POL_BUCKETS], min[POL_BUCKETS];
-    i128 batch[POL_BUCKETS];
+    win_sums *cpu; /* ncpus */
+    int ncpus;
 } stat_windows;
 
 struct pol_policy {
@@ -307,17 +315,27 @@ static void win_advance(stat_windows *w, int64_t now_ns)
     if (!w->open || now_ns < w->end_ns)
         return;
     for (int b = 0; b < POL_BUCKETS; b++) {
-        if (w->count[b])
-            w->published[b] = (bucket_stat){1, w->count[b], (int64_t)(w->batch[b] / w->count[b]),
-                                            w->min[b]};
-        w->count[b] = w->min[b] = 0;
-        w->batch[b] = 0;
+        int64_t count = 0, min = 0;
+        i128 batch = 0;
+        for (int cpu = 0; cpu < w->ncpus; cpu++) {
+            win_sums *sums = &w->cpu[cpu];
+            if (!sums->count[b])
+                continue;
+            if (!count || sums->min[b] < min)
+                min = sums->min[b];
+            count += sums->count[b];
+            batch += sums->batch[b];
+        }
+        if (count)
+            w->published[b] = (bucket_stat){1, count, (int64_t)(batch / count), min};
     }
+    memset(w->cpu, 0, (size_t)w->ncpus * sizeof *w->cpu);
     w->open = 0;
     w->windows_closed++;
 }
 
-static void win_add(stat_windows *w, int64_t window_ns, int bucket, int64_t value_ns, int64_t now_ns)
+static void win_add(stat_windows *w, int cpu, int64_t window_ns, int bucket, int64_t value_ns,
+                    int64_t now_ns)
 {
     win_advance(w, now_ns);
     if (!w->open) {
@@ -326,10 +344,11 @@ static void win_add(stat_windows *w, int64_t window_ns, int bucket, int64_t valu
     }
     if (value_ns < 0)
         value_ns = 0;
-    if (w->count[bucket] == 0 || value_ns < w->min[bucket])
-        w->min[bucket] = value_ns;
-    w->count[bucket]++;
-    w->batch[bucket] += value_ns;
+    win_sums *sums = &w->cpu[cpu];
+    if (sums->count[bucket] == 0 || value_ns < sums->min[bucket])
+        sums->min[bucket] = value_ns;
+    sums->count[bucket]++;
+    sums->batch[bucket] += value_ns;
 }
 
 /* WindowedPolicy.stat: NULL for no bucket or before the bucket's first published window */
@@ -369,6 +388,13 @@ pol_policy *pol_new(const pol_config *config, int ncpus)
         return NULL;
     }
     memset(p->cpu, 0, size);
+    p->win.ncpus = ncpus;
+    if (!(p->win.cpu = aligned_alloc(_Alignof(win_sums), (size_t)ncpus * sizeof(win_sums)))) {
+        free(p->cpu);
+        free(p);
+        return NULL;
+    }
+    memset(p->win.cpu, 0, (size_t)ncpus * sizeof(win_sums));
     p->c = *config;
     p->ncpus = ncpus;
     for (int cpu = 0; cpu < ncpus; cpu++) {
@@ -385,6 +411,7 @@ void pol_free(pol_policy *p)
         return;
     for (int cpu = 0; cpu < p->ncpus; cpu++)
         free(p->cpu[cpu].sw.trans);
+    free(p->win.cpu);
     free(p->cpu);
     free(p);
 }
@@ -496,7 +523,7 @@ void pol_complete(pol_policy *p, pol_io *io, int64_t now_ns, int found_on_first_
         pas_feedback(pas_of(p, io->cpu, io->bucket), io->dur_cnt, found_on_first_poll);
     } else if (windowed(c) && io->bucket >= 0) {
         int64_t window = c->method == POL_LHP ? c->lhp_window_ns : c->ehp_window_ns;
-        win_add(&p->win, window, io->bucket, now_ns - io->submit_ns, now_ns);
+        win_add(&p->win, io->cpu, window, io->bucket, now_ns - io->submit_ns, now_ns);
     }
 }
 
@@ -504,7 +531,34 @@ void pol_complete(pol_policy *p, pol_io *io, int64_t now_ns, int found_on_first_
 
 int pol_domain(const pol_policy *p, int cpu)
 {
-    return p->c.method == POL_PAS || p->c.method == POL_DPAS ? cpu : 0;
+    return p->c.method == POL_INT || p->c.method == POL_CP ? 0 : cpu;
+}
+
+int pol_request_bucket(const pol_policy *p, int op, int64_t size) { return pol_bucket(&p->c, op, size); }
+
+/* Which events read or add to the statistics windows, as dpas.policy's LHP and EHP do: EHP's
+ * submission and wait, LHP's wait unless its delay is fixed, and every completion; an I/O
+ * without a bucket never does. */
+static int touches_window(const pol_config *c, int event, int bucket)
+{
+    if (!windowed(c) || bucket < 0)
+        return 0;
+    switch (event) {
+    case POL_EV_SUBMIT: return c->method == POL_EHP;
+    case POL_EV_WAIT_START: return c->method == POL_EHP || c->io_poll_delay <= 0;
+    case POL_EV_COMPLETE: return 1;
+    default: return 0;
+    }
+}
+
+int pol_window_boundary(const pol_policy *p, int event, int bucket, int64_t now_ns)
+{
+    if (!touches_window(&p->c, event, bucket))
+        return 0;
+    const stat_windows *w = &p->win;
+    if (w->open)
+        return now_ns >= w->end_ns;
+    return event == POL_EV_COMPLETE;
 }
 
 int pol_mode(const pol_policy *p, int cpu)

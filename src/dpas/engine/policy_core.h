@@ -77,11 +77,25 @@ void pol_wait_end(pol_policy *p, pol_io *io, int64_t now_ns);
 /* cpu: the CPU that saw the completion; pass io->cpu for "the submitting CPU" */
 void pol_complete(pol_policy *p, pol_io *io, int64_t now_ns, int found_on_first_poll, int cpu);
 
-/* Which state an event on ``cpu`` touches: the CPU's own (PAS, DPAS: per-CPU state; returns
- * cpu) or one shared by all CPUs (LHP, EHP: the statistics windows; INT, CP: none; returns 0).
- * Callers that run events from several threads hold one lock per domain: events of one domain
- * must not overlap. */
+/* Which state an event on ``cpu`` touches: the CPU's own (returns cpu): PAS's and DPAS's
+ * per-CPU state, LHP's and EHP's per-CPU statistics (INT, CP: none; returns 0). Callers that
+ * run events from several threads hold one lock per domain: events of one domain must not
+ * overlap, and an event for which pol_window_boundary() is true must hold every domain. */
 int pol_domain(const pol_policy *p, int cpu);
+
+/* The events, as pol_window_boundary() names them. */
+enum pol_event { POL_EV_SUBMIT = 0, POL_EV_WAIT_START = 1, POL_EV_WAIT_END = 2, POL_EV_COMPLETE = 3 };
+
+/* LHP, EHP: 1 when this event (of an I/O in ``bucket``, at ``now_ns``) would open or close a
+ * statistics window: it then merges or clears every CPU's statistics, so the caller must hold
+ * every domain for it (and for the check: call it again once they are held). Between two such
+ * events, the events of different CPUs only add to their own CPU's statistics and read the
+ * published ones, so they commute: a log ordered by these boundaries replays exactly. 0 for
+ * every other method. */
+int pol_window_boundary(const pol_policy *p, int event, int bucket, int64_t now_ns);
+
+/* The statistics bucket of a request (the submission's, before pol_submit gives it). */
+int pol_request_bucket(const pol_policy *p, int op, int64_t size);
 
 /* DPAS: the mode of ``cpu`` now (-1 for other methods). */
 int pol_mode(const pol_policy *p, int cpu);
