@@ -245,7 +245,9 @@ def test_the_vm_backend_gives_the_guest_the_sweep(
     assert (run.cpus, run.memory, config.d_init_auto) == (4, "512M", True)
     assert labels == ["INT x2"] and outcome.d_init_ns == 4555
     assert outcome.context["accelerator"] == "tcg" and outcome.context["kernel"] == "6.1.0-56-amd64"
-    assert outcome.config == {"kernel": "debian:sid", "vcpus": 4, "memory": "512M"}
+    assert outcome.config == {
+        "kernel": "debian:sid", "vcpus": 4, "memory": "512M", "ioengine": None,
+    }  # fmt: skip
     assert outcome.header[0].startswith("guest kernel 6.1.0-56-amd64 (io_uring HYBRID_IOPOLL")
     assert "under TCG (no vmx), 4 vCPUs, 512M" in outcome.header[0]
     VmBackend(guest).run(Sweep((Method.INT,), d_init_ns=6000), labels.append)

@@ -13,7 +13,8 @@ from dpas.doctor import checks, timers
 from dpas.doctor.checks import Where
 from dpas.doctor.diagnose import examine
 from dpas.doctor.findings import Status
-from dpas.doctor.interrupts import counts, probe
+from dpas.doctor.interrupts import probe
+from dpas.real.interrupts import Counter
 from dpas.real.kernel import Kernel
 
 K518, K618 = Kernel.parse("5.18.0-dpas"), Kernel.parse("6.18.44")
@@ -162,15 +163,24 @@ def test_interrupt_probe_on_a_file_has_nothing_to_count(tmp_path: Path) -> None:
 
 
 def test_interrupt_counts_read_proc_interrupts(tmp_path: Path) -> None:
+    """The probe's counter (dpas.real.interrupts): the I/O queues, every CPU's column, never
+    the admin queue; its fio is not pinned, so the queues of every CPU."""
     proc = tmp_path / "proc"
     proc.mkdir()
-    (proc / "interrupts").write_text(
+    lines = (
         "           CPU0       CPU1\n"
         " 24:         10          5   PCI-MSIX-0000:00:04.0   0-edge      nvme0q0\n"
         " 25:        100          7   PCI-MSIX-0000:00:04.0   1-edge      nvme0q1\n"
         " 30:          1          1   PCI-MSI  virtio0-req.0\n"
     )
-    assert counts([r"nvme0q\d+"], Where(tmp_path, proc)) == {"nvme0q0": 15, "nvme0q1": 107}
+    (proc / "interrupts").write_text(lines)
+    counter = Counter("nvme0n1", None, Where(tmp_path, proc))
+    assert counter.lines() == ["nvme0q1"]
+    counter.mark("start")
+    (proc / "interrupts").write_text(lines.replace("10          5", "90          5")
+                                     .replace("100          7", "103          8"))  # fmt: skip
+    counter.mark("stop")
+    assert counter.total() == 4
 
 
 def test_doctor_cli_json_and_errors(tmp_path: Path) -> None:

@@ -11,16 +11,31 @@ from pathlib import Path
 import pytest
 from conftest import run_dpas
 
-from dpas.policy import Method, Op
+from dpas.policy import Method
 from dpas.vm.cpio import Cpio
-from dpas.vm.guest import GuestRun, nvme_interrupts, plan_script, read_results
+from dpas.vm.guest import GuestRun, plan_script, read_results
 from dpas.vm.kernel import VmError, image_release
 
 INTERRUPTS = """           CPU0       CPU1
  24:         10          0  PCI-MSIX-0000:00:03.0   0-edge      nvme0q0
  25:        500        300  PCI-MSIX-0000:00:03.0   1-edge      nvme0q1
- 26:          7          7  IO-APIC   4-edge      ttyS0
+ 26:          0          0  PCI-MSIX-0000:00:03.0   2-edge      nvme0q2
+ 27:          7          7  IO-APIC   4-edge      ttyS0
 """
+#: what the guest's affinity dump prints: nvme0q1 serves vCPU 0, nvme0q2 vCPU 1
+AFFINITY = """/proc/irq/24/smp_affinity_list:0-1
+/proc/irq/24/effective_affinity_list:1
+/proc/irq/25/smp_affinity_list:0
+/proc/irq/25/effective_affinity_list:0
+/proc/irq/26/smp_affinity_list:1
+/proc/irq/26/effective_affinity_list:1
+"""
+FIO_JSON = (
+    '{"jobs": [{"error": 0, "usr_cpu": 1.0, "sys_cpu": 98.0, "ctx": 3, '
+    '"job_runtime": 2000, "read": {"total_ios": 20000, "iops": 10000.0, '
+    '"runtime": 2000, "lat_ns": {"mean": 99000.0}, "clat_ns": {"percentile": '
+    '{"50.000000": 90000, "99.000000": 200000, "99.900000": 400000}}}}]}'
+)
 
 
 def test_cpio_archive_is_read_back_by_busybox(tmp_path: Path) -> None:
@@ -68,27 +83,102 @@ def test_plan_has_both_kernels_and_refuses_what_the_stock_one_cannot() -> None:
 def test_results_are_read_back() -> None:
     run = GuestRun(modes=(Method.CP,), jobs=(1,), runtime_s=2)
     _, plans = plan_script(run, "6.1.0-56-amd64")
-    fio_json = (
-        '{"jobs": [{"error": 0, "usr_cpu": 1.0, "sys_cpu": 98.0, "ctx": 3, '
-        '"job_runtime": 2000, "read": {"total_ios": 20000, "iops": 10000.0, '
-        '"runtime": 2000, "lat_ns": {"mean": 99000.0}, "clat_ns": {"percentile": '
-        '{"50.000000": 90000, "99.000000": 200000, "99.900000": 400000}}}}]}'
-    )
-    after = INTERRUPTS.replace("500        300", "500        300")
-    text = (
-        f"@@UNAME 6.1.0-56-amd64\n@@VARIANT stock\n@@BEGIN CP:1:1\n@@IRQ\n{INTERRUPTS}"
-        f"@@IRQ\n{after}@@FIO\n{fio_json}\n@@ERR\n\n@@END\n@@DONE\n"
-    )
-    result = read_results(text, plans, Op.READ)
+    text = transcript(INTERRUPTS, "CP:1:1")
+    result = read_results(text, plans, run)
     ((plan, jobs, repeat, fio, fired),) = result.runs
     assert (plan.mode, jobs, repeat, fio.iops, fired) == (Method.CP, 1, 1, 10000.0, 0)
     assert fio.lat_mean_us == 99.0 and fio.lat_p99_us == 200.0
     with pytest.raises(VmError, match="stopped before the end"):
-        read_results(text.replace("@@DONE\n", ""), plans, Op.READ)
+        read_results(text.replace("@@DONE\n", ""), plans, run)
+    failed = text.replace(FIO_JSON, "").replace("@@ERR\n", "@@ERR\nfio: failed to load engine")
+    with pytest.raises(VmError) as err:
+        read_results(failed, plans, run)
+    assert str(err.value) == (
+        "fio failed on /dev/nvme0n1 in the guest: fio: failed to load engine"
+    )  # dpas bench --device's line, naming the guest's drive
 
 
-def test_nvme_interrupts_count_the_queues_only() -> None:
-    assert nvme_interrupts(INTERRUPTS) == 10 + 800
+def transcript(after: str, *runs: str, affinity: str | None = AFFINITY) -> str:
+    """What the guest prints for ``runs`` (MODE:JOBS:REPEAT), INTERRUPTS before each, ``after``
+    after; the affinity dump as the plan makes it (None: the guest printed none)."""
+    dump = f"@@AFFINITY\n{affinity}" if affinity is not None else ""
+    blocks = "".join(
+        f"@@BEGIN {run}\n@@IRQ\n{INTERRUPTS}@@IRQ\n{after}@@FIO\n{FIO_JSON}\n@@ERR\n\n@@END\n"
+        for run in runs
+    )
+    return f"@@UNAME 6.1.0-56-amd64\n{dump}@@HYBRID \n@@VARIANT stock\n{blocks}@@DONE\n"
+
+
+def test_the_guest_counts_the_io_queues_of_the_vcpus_its_jobs_run_on() -> None:
+    """q0 (the admin queue) took 5, q1 (vCPU 0) 100, q2 (vCPU 1) 40: with --pin 0 a run counts
+    q1 only, with split and 2 jobs both, without an affinity dump every I/O queue."""
+    after = (
+        INTERRUPTS.replace("10          0", "15          0")
+        .replace("500        300", "600        300")
+        .replace(
+            "0          0  PCI-MSIX-0000:00:03.0   2-edge",
+            "0         40  PCI-MSIX-0000:00:03.0   2-edge",
+        )
+    )
+    script, plans = plan_script(GuestRun(modes=(Method.INT,), jobs=(1, 2)), "6.1.0-56-amd64")
+    assert 'echo "@@AFFINITY"; grep -H . /proc/irq/*/smp_affinity_list ' in script
+    for pin, affinity, counted in (
+        ("0", AFFINITY, [100, 100]),
+        ("split", AFFINITY, [100, 140]),
+        ("1", AFFINITY, [40, 40]),
+        ("0", None, [140, 140]),
+    ):
+        run = GuestRun(modes=(Method.INT,), jobs=(1, 2), pin=pin, cpus=2)
+        text = transcript(after, "INT:1:1", "INT:2:1", affinity=affinity)
+        assert [r[4] for r in read_results(text, plans, run).runs] == counted, (pin, affinity)
+
+
+def test_the_ioengine_override_reaches_every_fio_job_of_the_plan() -> None:
+    run = GuestRun(modes=(Method.INT, Method.CP), jobs=(1, 2), ioengine="psync")
+    script, plans = plan_script(run, "6.1.0-56-amd64")
+    jobs = [line for line in script.splitlines() if line.strip().startswith("run ")]
+    assert len(jobs) == 8 and all("--ioengine=psync" in line for line in jobs)
+    assert plans["stock"]["CP"].note.startswith("CP: classic polling, fio psync hipri")
+    assert plans["dpas"]["INT"].ioengine == "psync"
+
+
+def test_vm_bench_refuses_ioengine_with_the_engine_as_bench_does(tmp_path: Path) -> None:
+    """One line, exit 2, before anything is fetched, built or booted."""
+    args = ["INT", "--ioengine", "sync", "--engine", "dpas", "--out", str(tmp_path / "out")]
+    out = run_dpas("vm", "bench", *args, "--cache", str(tmp_path / "cache"))
+    bench = run_dpas("bench", *args, "--device", str(tmp_path / "data"))
+    assert out.returncode == bench.returncode == 2
+    assert (
+        out.stderr.strip()
+        == bench.stderr.strip()
+        == ("dpas: error: --ioengine means nothing with --engine dpas; leave it out")
+    )
+    assert not any(tmp_path.iterdir())
+
+
+def test_vm_bench_hands_ioengine_to_the_guests_fio(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The command's --ioengine is in the guest's plan for every fio job (not booted here)."""
+    from dpas.cli.app import main
+    from dpas.vm import runner
+
+    seen = []
+
+    def not_booted(config: runner.VmConfig) -> runner.VmBench:
+        seen.append(config)
+        raise VmError("not booted in this test")
+
+    monkeypatch.setattr(runner, "_vm_bench", not_booted)
+    with pytest.raises(SystemExit) as ended:
+        main(["vm", "bench", "INT", "CP", "--jobs", "1,2", "--ioengine", "psync",
+              "--out", str(tmp_path / "out"), "--cache", str(tmp_path / "cache")])  # fmt: skip
+    assert ended.value.code == 2
+    assert capsys.readouterr().err.strip() == "dpas: error: not booted in this test"
+    ((config),) = seen
+    script, _ = plan_script(config.run, "6.1.0-56-amd64")
+    jobs = [line for line in script.splitlines() if line.strip().startswith("run ")]
+    assert len(jobs) == 8 and all("--ioengine=psync" in line for line in jobs)
 
 
 def test_image_release_refuses_what_is_not_a_kernel(tmp_path: Path) -> None:
@@ -135,6 +225,25 @@ def test_guest_boots_under_tcg_and_cp_polls(tmp_path: Path) -> None:
     # Debian 12's 6.1 predates io_uring hybrid polling (6.13): the guest's kernel says no
     assert data["hybrid_iopoll"] == "refused (Invalid argument)"
     assert {r["hybrid_iopoll"] for r in data["records"]} == {data["hybrid_iopoll"]}
+
+
+@pytest.mark.slow
+def test_vm_bench_runs_the_guests_fio_with_the_ioengine_given(tmp_path: Path) -> None:
+    """--ioengine pvsync2 on Debian 12's 6.1: CP is preadv2(RWF_HIPRI), which stopped polling
+    in 5.19, so the completions come by interrupt; records and header say which engine ran."""
+    import json
+
+    out = run_dpas(
+        "vm", "bench", "CP", "--ioengine", "pvsync2", "--jobs", "1", "--runtime", "1",
+        "--out", str(tmp_path / "out"), "--cache", str(tmp_path / "cache"), timeout=900,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "CP: classic polling, fio pvsync2 hipri" in out.stdout
+    data = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert data["config"]["ioengine"] == "pvsync2"
+    (record,) = data["records"]
+    assert record["engine"] == "pvsync2 hipri" and "fio pvsync2 hipri" in record["note"]
+    assert record["interrupts"] >= 0.9 * record["ios"]  # not io_uring's IOPOLL: interrupts
 
 
 def test_the_plan_asks_the_guest_about_hybrid_polling_and_reads_the_answer() -> None:

@@ -27,6 +27,7 @@ from dpas.limits import INT_MAX, MAX_JOBS, MAX_REPEATS, U32_MAX, checked
 from dpas.policy import Method, Op, Order, SwitchParams
 from dpas.policy.rules import RULE_SETS
 from dpas.policy.switch import param_error
+from dpas.real.fio import cpu_list
 
 BENCH_MODES = ("INT", "CP", "LHP", "PAS", "DPAS", "EHP", "HYB")
 #: job counts in one sweep
@@ -246,8 +247,6 @@ def parse_sweep(options: dict[str, Any], **more: Any) -> Sweep:
 #: fio's block size with direct I/O: whole 512-byte sectors, up to 64 MiB
 BLOCK_SIZE = Number(512, 64 << 20, integer=True, step=512)
 
-CPU_LIST = re.compile(r"0|split|\d+(-\d+)?(,\d+(-\d+)?)*")
-
 
 def parse_rw(text: str | None, default: Op) -> Op:
     """--rw as fio names it (randread, randwrite) or as bench.sh does (R, W)."""
@@ -261,7 +260,11 @@ def parse_rw(text: str | None, default: Op) -> Op:
 
 def parse_cpus(option: str, text: str, lists: bool) -> str:
     """0 (every job on CPU 0), split (one each), or, where ``lists``, a cpus_allowed list."""
-    if not CPU_LIST.fullmatch(text) or (not lists and text not in ("0", "split")):
+    try:
+        listed = text in ("0", "split") or (lists and bool(cpu_list(text)))
+    except ValueError:  # not a list, or a range that runs backwards (3-1)
+        listed = False
+    if not listed:
         more = ", or a cpus_allowed list like 0-3" if lists else ""
         raise InputError(f"{option} {text}: expected 0, split{more}")
     return text

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from dpas.cli.app import InputError, cli, help_without_subcommand
-from dpas.cli.bench import run_backend
+from dpas.cli.bench import refuse_unused, run_backend
 from dpas.cli.options import (
     BLOCK_SIZE,
     Number,
@@ -27,7 +27,7 @@ from dpas.cli.options import (
 from dpas.doctor.diagnose import examination
 from dpas.limits import MAX_REAL_RUNTIME_S
 from dpas.reports.doctor import show
-from dpas.vm.guest import GuestRun
+from dpas.vm.guest import DRIVE, GuestRun
 from dpas.vm.kernel import VmError
 from dpas.vm.kernels import parse_kernel
 from dpas.vm.runner import VmBackend, VmConfig, default_cache, shell, vm_doctor
@@ -152,11 +152,17 @@ def vm(ctx: click.Context) -> None:
     show_default=True,
     help="fio job pinning in the guest: 0, split, or a cpus_allowed list.",
 )
+@click.option(
+    "--ioengine", default=None, help="Override fio's engine in the guest; stated in the output."
+)
 @guest_options
+@click.pass_context
 def vm_bench_command(
+    ctx: click.Context,
     runtime: float,
     bs: int,
     pin: str,
+    ioengine: str | None,
     out_dir: Path,
     as_json: bool,
     kernel_spec: str,
@@ -176,14 +182,13 @@ def vm_bench_command(
     engine = sweep_args["engine"]
     if engine != "dpas" and sweep_args["order"] != "kernel":
         raise InputError("--order sets the engine's DPAS test order: it needs --engine dpas")
-    if engine != "dpas" and sweep_args["log"]:
-        raise InputError("--log keeps the engine's per-I/O logs: it needs --engine dpas")
+    refuse_unused(ctx, str(DRIVE), engine)  # as dpas bench --device: the guest's drive
     sweep = parse_sweep(
         sweep_args, cpus=parse_cpus("--pin", pin, lists=True), runtime_s=runtime, bs=bs
     )
     check_out_dir(out_dir)
     console = Console(stderr=as_json)
-    guest = GuestRun(modes=(), cpus=vcpus, memory=memory)
+    guest = GuestRun(modes=(), cpus=vcpus, memory=memory, ioengine=ioengine)
     config = guest_config(guest, kernel_spec, modules, patches, cache, console)
     log_dir = (out_dir / "logs").absolute() if sweep_args["log"] else None
     backend = VmBackend(replace(config, engine=engine, log_dir=log_dir))

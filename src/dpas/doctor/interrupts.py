@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 from pathlib import Path
 
@@ -11,35 +10,10 @@ from dpas.doctor.checks import Where
 from dpas.doctor.findings import Finding, Status
 from dpas.policy import Op
 from dpas.real.fio import FioError, parse
+from dpas.real.interrupts import Counter
 
 PROBE_S = 2
 EOPNOTSUPP = 95
-
-
-def irq_names(disk: str, where: Where) -> list[str]:
-    """/proc/interrupts names of the device's queues: nvme0q1..., virtio0-req.0..."""
-    device = where.sysfs / "block" / disk / "device"
-    if disk.startswith("nvme"):
-        ctrl = re.match(r"(nvme\d+)", disk)
-        return [rf"{ctrl[1]}q\d+"] if ctrl else []
-    try:
-        virtio = next((p.name for p in [device.resolve()] if p.name.startswith("virtio")), None)
-    except OSError:
-        virtio = None
-    return [rf"{virtio}-"] if virtio else []
-
-
-def counts(patterns: list[str], where: Where) -> dict[str, int]:
-    text = where.read(where.proc / "interrupts") or ""
-    lines = text.splitlines()
-    cpus = len(lines[0].split()) if lines else 0
-    out = {}
-    for line in lines[1:]:
-        fields = line.split()
-        name = fields[-1] if fields else ""
-        if any(re.match(p, name) for p in patterns):
-            out[name] = sum(int(f) for f in fields[1 : 1 + cpus] if f.isdigit())
-    return out
 
 
 def probe(disk: str | None, path: Path, kind: str, where: Where, fio: str = "fio") -> Finding:
@@ -52,8 +26,8 @@ def probe(disk: str | None, path: Path, kind: str, where: Where, fio: str = "fio
             f"probe its block device: dpas doctor {disk}" if disk else "",
         )
     assert disk is not None
-    names = irq_names(disk, where)
-    if not names or not counts(names, where):
+    counter = Counter(disk, None, where)  # fio runs unpinned: the queues of every CPU
+    if not counter.lines():
         return Finding(Status.INFO, check, f"no interrupt lines of {disk} in /proc/interrupts")
     try:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
@@ -72,7 +46,7 @@ def probe(disk: str | None, path: Path, kind: str, where: Where, fio: str = "fio
             f"could not read {path}: {err.strerror} (the probe needs read access, usually root)",
             f"sudo dpas doctor {disk}",
         )
-    before = counts(names, where)
+    counter.mark("start")
     argv = [
         fio,
         "--output-format=json",
@@ -94,7 +68,7 @@ def probe(disk: str | None, path: Path, kind: str, where: Where, fio: str = "fio
         return Finding(
             Status.WARN, check, "fio is not installed: the probe was skipped", "apt-get install fio"
         )
-    after = counts(names, where)
+    counter.mark("stop")
     try:
         result = parse(done.stdout, Op.READ)
     except FioError as err:
@@ -106,7 +80,7 @@ def probe(disk: str | None, path: Path, kind: str, where: Where, fio: str = "fio
                 "give the driver poll queues",
             )
         return Finding(Status.WARN, check, f"the polled-read probe failed: {err}")
-    fired = sum(after.values()) - sum(before.values())
+    fired = counter.total() or 0
     if fired > 0:
         return Finding(
             Status.FAIL,

@@ -4,18 +4,18 @@ guard, knobs and records; the I/Os completed by dpas's own loop (dpas.engine).""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from dpas.bench.backend import Sweep
-from dpas.doctor.checks import Where
-from dpas.doctor.interrupts import counts, irq_names
 from dpas.engine import EngineRefused, EngineResult, EngineRun, run
 from dpas.engine.native import native
 from dpas.engine.record import engine_record
 from dpas.policy import Method, PasParams, PolicyConfig
 from dpas.real import stop
+from dpas.real.fio import pinned
 from dpas.real.modes import ModePlan, Refused
 from dpas.results import RunResult
 
@@ -26,26 +26,11 @@ if TYPE_CHECKING:
 LOG_IOS = 2_000_000
 
 
-def pinned(cpus: str, jobs: int, online: int) -> tuple[int, ...]:
-    """Each job's CPU, as fio's cpus_allowed_policy=split gives them: "0" all on CPU 0, "split"
-    job i on CPU i mod online, a list (0-3,6) job i on its i-th CPU, in turn."""
-    if cpus == "0":
-        return (0,) * jobs
-    if cpus == "split":
-        return tuple(i % online for i in range(jobs))
-    listed: list[int] = []
-    for part in cpus.split(","):
-        low, _, high = part.partition("-")
-        listed += range(int(low), int(high or low) + 1)
-    return tuple(listed[i % len(listed)] for i in range(jobs))
-
-
 class EngineRuns:
     """One engine run per call, and the d_init probe, on the Runner's target."""
 
     def __init__(self, runner: Runner) -> None:
         self.runner = runner
-        self.where = Where(sysfs=runner.executor.sysfs_root)
 
     def version(self) -> str:
         """What records call the engine; EngineMissing when it was not compiled."""
@@ -63,10 +48,22 @@ class EngineRuns:
         finally:
             os.close(fd)
 
+    def cpus(self, sweep: Sweep, jobs: int) -> tuple[int, ...]:
+        """Each job's CPU, as fio would pin it."""
+        return pinned(sweep.cpus, jobs, self.runner.online_cpus)
+
     def result(
-        self, sweep: Sweep, mode: Method, jobs: int, runtime_s: float, d_init: int, seed: int
+        self,
+        sweep: Sweep,
+        mode: Method,
+        jobs: int,
+        runtime_s: float,
+        d_init: int,
+        seed: int,
+        marks: Callable[[str], None] | None = None,
     ) -> EngineResult:
-        """One run; a refusal of the kernel (no polling, no hybrid polling) is Refused."""
+        """One run; a refusal of the kernel (no polling, no hybrid polling) is Refused.
+        ``marks`` is called with "start" and "stop" around the measurement (the engine's)."""
         start, size = self.region()
         config = EngineRun(
             self.runner.target.path,
@@ -76,7 +73,7 @@ class EngineRuns:
             ),
             rw=sweep.rw,
             bs=sweep.bs,
-            cpus=pinned(sweep.cpus, jobs, os.cpu_count() or 1),
+            cpus=self.cpus(sweep, jobs),
             runtime_s=runtime_s,
             region_start=start,
             region_bytes=size,
@@ -84,7 +81,7 @@ class EngineRuns:
             log_ios=LOG_IOS if self.runner.config.log_dir is not None else 0,
         )
         try:
-            result = run(config, lambda: stop.stopped() is not None)
+            result = run(config, lambda: stop.stopped() is not None, marks=marks)
         except EngineRefused as why:
             raise Refused(str(why)) from None
         stop.check()  # a signal ended the run early: what it measured is not a run
@@ -99,11 +96,11 @@ class EngineRuns:
         self, sweep: Sweep, plan: ModePlan, jobs: int, repeat: int, bench: RealBench
     ) -> RunResult:
         runner = self.runner
-        patterns = irq_names(runner.target.disk, self.where) if runner.target.disk else []
-        before = counts(patterns, self.where) if patterns else {}
+        counter = runner.interrupts(self.cpus(sweep, jobs))
         seed = sweep.seed * 1_000_003 + jobs * 1009 + repeat
-        result = self.result(sweep, plan.mode, jobs, sweep.runtime_s, bench.d_init_ns, seed)
-        after = counts(patterns, self.where) if patterns else {}
+        result = self.result(
+            sweep, plan.mode, jobs, sweep.runtime_s, bench.d_init_ns, seed, counter.mark
+        )
         log = self.save_log(result, plan.mode, jobs, repeat)
         return engine_record(
             result,
@@ -115,7 +112,7 @@ class EngineRuns:
             knobs=dict(plan.knobs),
             engine=plan.ioengine,
             note=plan.note,
-            interrupts=sum(after.values()) - sum(before.values()) if patterns else None,
+            interrupts=counter.total(),
             log=log,
         )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,30 @@ class FioError(DpasError, RuntimeError):
     def __init__(self, message: str, errno: int = 0) -> None:
         super().__init__(message)
         self.errno = errno
+
+
+def cpu_list(text: str) -> list[int]:
+    """A kernel CPU list ("0-3,6"), as fio's cpus_allowed and /proc/irq/N/*_affinity_list
+    write them, in order; ValueError when it is not one."""
+    listed: list[int] = []
+    for part in text.split(","):
+        found = re.fullmatch(r"([0-9]+)(?:-([0-9]+))?", part)
+        low, high = (int(found[1]), int(found[2] or found[1])) if found else (0, -1)
+        if high < low:
+            raise ValueError(f"{part!r} is not a CPU or a range of CPUs")
+        listed += range(low, high + 1)
+    return listed
+
+
+def pinned(cpus: str, jobs: int, online: int) -> tuple[int, ...]:
+    """Each job's CPU, as FioJob's cpus_allowed_policy=split gives them: "0" all on CPU 0,
+    "split" job i on CPU i mod online, a list (0-3,6) job i on its i-th CPU, in turn."""
+    if cpus == "0":
+        return (0,) * jobs
+    if cpus == "split":
+        return tuple(i % online for i in range(jobs))
+    listed = cpu_list(cpus)
+    return tuple(listed[i % len(listed)] for i in range(jobs))
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +94,14 @@ class FioJob:
         if self.rw is Op.READ:
             args.append("--readonly")  # fio's own guard: it refuses to write, lay out or trim
         return args
+
+
+def failure(target: object, stderr: str, err: FioError | None, exit_code: int = 0) -> str:
+    """The one line a failed fio run gives, wherever it ran (here or in the guest): fio's own
+    last words (its last stderr line), else what the parser found."""
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    said = lines[-1].strip()[:300] if lines else str(err) if err is not None else "no message"
+    return f"fio failed on {target}{f' (exit {exit_code})' if exit_code else ''}: {said}"
 
 
 @dataclass(frozen=True, slots=True)

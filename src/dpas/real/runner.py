@@ -22,16 +22,18 @@ from pathlib import Path
 from rich.console import Console
 
 from dpas.bench.backend import Interrupted, Outcome, Sweep
+from dpas.doctor.checks import Where
 from dpas.errors import DpasError
 from dpas.policy import Method, Op
 from dpas.policy.switch import Mode
 from dpas.policy.switch_stat import NoBreakdown, SwitchStatLine, delta, latest, parse
 from dpas.real import stop
-from dpas.real.engine_runs import EngineRuns, pinned
+from dpas.real.engine_runs import EngineRuns
 from dpas.real.executor import Executor
-from dpas.real.fio import FioError, FioJob, FioResult, record
+from dpas.real.fio import FioError, FioJob, FioResult, failure, pinned, record
 from dpas.real.fio import parse as parse_fio
 from dpas.real.guard import create_filled, read_size, write_refusal
+from dpas.real.interrupts import Counter
 from dpas.real.kernel import Kernel
 from dpas.real.knobs import KnobError, QueueKnobs, applied, check_journal_writable, default_journal
 from dpas.real.lock import DeviceLock
@@ -132,6 +134,12 @@ class Runner:
         queue = self.knobs.queue_dir if self.knobs is not None else None
         return (self.config.journal or default_journal(queue)).absolute()
 
+    def interrupts(self, cpus: tuple[int, ...]) -> Counter:
+        """The counter of one run's interrupts: the target's disk's I/O queues that serve the
+        CPUs the run's jobs are pinned to (dpas.real.interrupts)."""
+        where = Where(sysfs=self.executor.sysfs_root)
+        return Counter(self.target.disk, cpus, where)
+
     def device_lock(self) -> DeviceLock:
         """Keyed by the queue when known (its knobs are what two runs would fight over); one
         lock a runner, so a sweep of points can hold it across their runs."""
@@ -218,13 +226,9 @@ class Runner:
                     f"{plan.mode.value}: the kernel refused polled I/O on {self.target.path} "
                     f"(fio error {EOPNOTSUPP}, EOPNOTSUPP): its device has no poll queues"
                 ) from None
-            raise FioError(
-                f"fio failed on {self.target.path}: {_said(done, err)}", err.errno
-            ) from None
+            raise FioError(failure(self.target.path, done.stderr, err), err.errno) from None
         if done.returncode != 0:
-            raise FioError(
-                f"fio failed on {self.target.path} (exit {done.returncode}): {_said(done, None)}"
-            )
+            raise FioError(failure(self.target.path, done.stderr, None, done.returncode))
         return result
 
     def switch_stat(self) -> list[SwitchStatLine]:
@@ -351,7 +355,10 @@ class Runner:
         watching = self._watching()
         if before is None:
             before = self._snapshot() if watching else NO_SNAPSHOT
+        counter = self.interrupts(pinned(sweep.cpus, jobs, self.online_cpus))
+        counter.mark("start")  # fio's start-up and end fall inside: the process is the run
         result = self.fio(sweep, plan, jobs, sweep.runtime_s)
+        counter.mark("stop")
         after = self._snapshot() if watching else NO_SNAPSHOT
         dpas = plan.mode is Method.DPAS
         breakdown, why = _breakdown(before, after) if dpas else (None, "")
@@ -375,6 +382,7 @@ class Runner:
             fio_version=bench.fio_version,
             note="; ".join(filter(None, (plan.note, note, why))),
             cpu_modes=modes,
+            interrupts=counter.total(),
         )
 
     def _snapshot(self) -> Snapshot:
@@ -469,14 +477,6 @@ def _modes_unknown(before: Snapshot, after: Snapshot) -> str:
 def fio_timeout(runtime_s: float) -> float:
     """How long a fio run may take: its runtime, ramp and start-up, with room to spare."""
     return runtime_s * 3 + 120
-
-
-def _said(done: subprocess.CompletedProcess[str], err: FioError | None) -> str:
-    """fio's own last words: its last stderr line, else what the parser found."""
-    lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
-    if lines:
-        return lines[-1].strip()[:300]
-    return str(err) if err is not None else "no message"
 
 
 class RealBackend:

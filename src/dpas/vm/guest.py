@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dpas.policy import Method, Op, SwitchParams
-from dpas.real.fio import FioError, FioJob, FioResult, parse
+from dpas.real import interrupts
+from dpas.real.fio import FioError, FioJob, FioResult, failure, parse, pinned
 from dpas.real.kernel import Kernel
 from dpas.real.knobs import DPAS_KNOBS
 from dpas.real.modes import ModePlan, Refused, plan_mode
@@ -27,6 +28,8 @@ from dpas.vm.python import GuestPython
 
 QUEUE = "/sys/block/nvme0n1/queue"
 DRIVE = Path("/dev/nvme0n1")
+#: the names of the drive's I/O queue lines in the guest's /proc/interrupts
+QUEUES = interrupts.io_queues(DRIVE.name)
 #: what the guest's queue shows with nvme poll_queues=2, without and with the DPAS patch
 STOCK_QUEUE = {"io_poll": "1", "io_poll_delay": "-1", "nomerges": "0"}
 DPAS_QUEUE = {**STOCK_QUEUE, **dict.fromkeys(DPAS_KNOBS, "0")}
@@ -60,13 +63,16 @@ class GuestRun:
     switch: SwitchParams = field(default_factory=SwitchParams)
     cpus: int = 2
     memory: str = "1G"
+    #: fio's engine for every mode instead of the kernel's (dpas bench --ioengine)
+    ioengine: str | None = None
 
 
 @dataclass(slots=True)
 class GuestResult:
     kernel: str = ""
     variant: str = ""
-    runs: list[tuple[ModePlan, int, int, FioResult, int]] = field(default_factory=list)
+    #: (plan, jobs, repeat, fio's result, interrupts: dpas.real.interrupts, None: uncounted)
+    runs: list[tuple[ModePlan, int, int, FioResult, int | None]] = field(default_factory=list)
     refused: dict[str, str] = field(default_factory=dict)
     #: io_uring_setup(IOPOLL | HYBRID_IOPOLL) in the guest: "accepted" or why not
     hybrid_iopoll: str = "not probed"
@@ -78,7 +84,7 @@ def _variant(run: GuestRun, release: str, queue: dict[str, str]) -> tuple[str, d
     for mode in run.modes:
         try:
             plan = plan_mode(
-                mode, kernel, KnownQueue(queue), run.d_init_ns, run.switch, where="nvme0n1"
+                mode, kernel, KnownQueue(queue), run.d_init_ns, run.switch, run.ioengine, "nvme0n1"
             )
         except Refused as why:
             lines.append(f"echo {shlex.quote('@@REFUSED ' + mode.value + ' ' + str(why))}")
@@ -105,6 +111,7 @@ PLAN = """run() {{
     echo "@@END"
 }}
 echo "@@UNAME $(uname -r)"
+echo "@@AFFINITY"; {affinity}
 echo "@@HYBRID $({hybrid})"
 if [ -e {queue}/pas_enabled ]; then
     echo "@@VARIANT dpas"
@@ -125,21 +132,11 @@ def plan_script(
     dpas, dpas_plans = _variant(run, release, DPAS_QUEUE)
     hybrid = python.command("hybrid") if python is not None else "echo"
     return (
-        PLAN.format(queue=QUEUE, dpas=dpas, stock=stock, hybrid=hybrid),
+        PLAN.format(
+            queue=QUEUE, dpas=dpas, stock=stock, hybrid=hybrid, affinity=interrupts.AFFINITY_DUMP
+        ),
         {"stock": stock_plans, "dpas": dpas_plans},
     )
-
-
-def nvme_interrupts(text: str) -> int:
-    """Interrupts of the NVMe queues (nvme0q*) in a /proc/interrupts snapshot."""
-    lines = text.strip().splitlines()
-    cpus = len(lines[0].split()) if lines else 0
-    total = 0
-    for line in lines[1:]:
-        fields = line.split()
-        if fields and re.fullmatch(r"nvme\d+q\d+", fields[-1]):
-            total += sum(int(f) for f in fields[1 : 1 + cpus] if f.isdigit())
-    return total
 
 
 def hybrid_answer(line: str) -> str:
@@ -154,8 +151,13 @@ def hybrid_answer(line: str) -> str:
     return "accepted" if accepted else f"refused ({reason})"
 
 
-def read_results(text: str, plans: dict[str, dict[str, ModePlan]], rw: Op) -> GuestResult:
+def read_results(text: str, plans: dict[str, dict[str, ModePlan]], run: GuestRun) -> GuestResult:
+    """The guest's transcript as results; each run's interrupts by dpas.real.interrupts, on
+    the drive's I/O queues that serve the CPUs its jobs were pinned to (the IRQs' affinity
+    dumped once, at the start of the plan)."""
     result = GuestResult()
+    m = re.search(r"^@@AFFINITY$(.*?)^@@", text, re.M | re.S)
+    listing = interrupts.affinity_listing(m[1] if m else "")
     m = re.search(r"^@@UNAME (\S+)", text, re.M)
     result.kernel = m[1] if m else ""
     m = re.search(r"^@@VARIANT (\w+)", text, re.M)
@@ -173,12 +175,13 @@ def read_results(text: str, plans: dict[str, dict[str, ModePlan]], rw: Op) -> Gu
         irqs = [p for tag, p in zip(parts[1::2], parts[2::2], strict=False) if tag == "IRQ"]
         plan = plans[result.variant][mode]
         try:
-            fio = parse(sections.get("FIO", ""), rw)
+            fio = parse(sections.get("FIO", ""), run.rw)
         except FioError as err:
-            detail = sections.get("ERR", "").strip().splitlines()[-1:] or [str(err)]
-            raise VmError(f"fio in the guest failed ({mode}, {jobs} jobs): {detail[0]}") from None
-        fired = nvme_interrupts(irqs[1]) - nvme_interrupts(irqs[0]) if len(irqs) == 2 else -1
-        result.runs.append((plan, int(jobs), int(repeat), fio, fired))
+            raise VmError(failure(f"{DRIVE} in the guest", sections.get("ERR", ""), err)) from None
+        cpus = pinned(run.pin, int(jobs), run.cpus)
+        before, after = [interrupts.parse(t) for t in irqs] if len(irqs) == 2 else [{}, {}]
+        counted = interrupts.fired(before, after, QUEUES, cpus, listing.get)
+        result.runs.append((plan, int(jobs), int(repeat), fio, counted))
     if "@@DONE" not in text:
         raise VmError("the guest stopped before the end of its plan")
     return result

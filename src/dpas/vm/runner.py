@@ -116,7 +116,7 @@ def _boot(
     text, accel, why = _run_guest(
         config, kernel, name, script, python, runs * (run.runtime_s + PER_RUN_S)
     )
-    return accel, why, read_results(text, plans, run.rw)
+    return accel, why, read_results(text, plans, run)
 
 
 def _run_guest(
@@ -315,7 +315,8 @@ class VmBackend:
             f"{accel}, {shape.cpus} vCPUs, {shape.memory}, NVMe with poll_queues=2; "
             f"{sweep.runtime_s:g} s per run; finished in {bench.seconds:.0f} s",
             *notes,
-            "irqs: the guest's NVMe interrupts during the run (0 = every completion was polled)",
+            "irqs: the guest's NVMe interrupts during the run, on the I/O queues of the run's "
+            "CPUs (0 = every completion was polled)",
         ]
         return Outcome(
             records=bench.records,
@@ -329,7 +330,12 @@ class VmBackend:
                 "fio_version": bench.fio_version,
             },
             header=header,
-            config={"kernel": self.config.spec, "vcpus": shape.cpus, "memory": shape.memory},
+            config={
+                "kernel": self.config.spec,
+                "vcpus": shape.cpus,
+                "memory": shape.memory,
+                "ioengine": shape.ioengine,
+            },
         )
 
 
