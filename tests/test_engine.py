@@ -4,7 +4,10 @@ and the arithmetic around the compiled loop. What needs a polled drive runs in t
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -136,3 +139,18 @@ def test_percentiles_are_the_first_bucket_reaching_p() -> None:
     hist[10], hist[20], hist[30] = 50, 49, 1
     assert percentiles(hist, (50, 99, 99.9, 100)) == [10, 20, 30, 30]
     assert percentiles(np.zeros(5, dtype=np.uint64), (50,)) == [0]
+
+
+def test_a_kernel_without_op_read_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before 5.6 io_uring has no IORING_OP_READ: its EINVAL says the engine's floor."""
+    run_module = sys.modules["dpas.engine.run"]  # the package's ``run`` is the function
+
+    def uname(release: str) -> os.uname_result:
+        return os.uname_result(("Linux", "host", release, "#1", "x86_64"))
+
+    monkeypatch.setattr(run_module.os, "uname", lambda: uname("5.4.0-150-generic"))
+    config = EngineRun(Path("/dev/x"), "PAS", region_bytes=SIZE)
+    refused = run_module._failure(config, errno.EINVAL, "an I/O")
+    assert isinstance(refused, EngineRefused) and "5.6 or newer" in str(refused)
+    monkeypatch.setattr(run_module.os, "uname", lambda: uname("6.1.0-28-amd64"))
+    assert not isinstance(run_module._failure(config, errno.EINVAL, "an I/O"), EngineRefused)

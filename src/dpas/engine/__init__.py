@@ -1,5 +1,5 @@
 """The userspace completion engine: every completion method completing real I/Os on a stock
-kernel with io_uring (5.19+), its hot loop compiled (``_engine.c``) and its decisions those of
+kernel with io_uring (5.6+), its hot loop compiled (``_engine.c``) and its decisions those of
 dpas.policy, bit for bit (``policy_core.c`` is the compiled copy; a differential test and a
 replay of every logged run prove it).
 

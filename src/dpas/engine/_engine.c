@@ -542,6 +542,15 @@ static inline uint32_t event_seq(job *j, io_log *entry, int event, int boundary)
     return j->e->epoch;
 }
 
+/* The completion's policy event, with the verdict (called holding the job's domain lock). */
+static void complete_event(job *j, io_log *entry, pol_io *io, int64_t now, int found)
+{
+    int all = window_begin(j, POL_EV_COMPLETE, io->bucket, now);
+    entry->seq[POL_EV_COMPLETE] = event_seq(j, entry, POL_EV_COMPLETE, all);
+    pol_complete(j->e->policy, io, now, found, j->cpu);
+    window_end(j, all);
+}
+
 /* LHP, EHP, PAS, DPAS: the policy decides at submission and at the wait, in one lock hold; an
  * I/O it sends to the interrupt or to polling at once takes INT's or CP's one system call; a
  * sleeping one submits, sleeps, polls once, and only then reads the clock and books its
@@ -594,12 +603,8 @@ ALWAYS_INLINE int policy_io(job *j, const int dev, uint64_t offset, io_log *entr
         pthread_mutex_lock(&d->lock);
         entry->seq[2] = event_seq(j, entry, POL_EV_WAIT_END, 0);
         pol_wait_end(e->policy, &io, t_woke);
-        if (found) {
-            all = window_begin(j, POL_EV_COMPLETE, io.bucket, t_woke);
-            entry->seq[3] = event_seq(j, entry, POL_EV_COMPLETE, all);
-            pol_complete(e->policy, &io, t_woke, 1, j->cpu);
-            window_end(j, all);
-        }
+        if (found)
+            complete_event(j, entry, &io, t_woke, 1);
         pthread_mutex_unlock(&d->lock);
         entry->wait_end_ns = t_woke;
         if (found) {
@@ -616,10 +621,7 @@ ALWAYS_INLINE int policy_io(job *j, const int dev, uint64_t offset, io_log *entr
     if (!found) {
         int64_t t_done = dev_now(j, dev);
         pthread_mutex_lock(&d->lock);
-        all = window_begin(j, POL_EV_COMPLETE, io.bucket, t_done);
-        entry->seq[3] = event_seq(j, entry, POL_EV_COMPLETE, all);
-        pol_complete(e->policy, &io, t_done, 0, j->cpu);
-        window_end(j, all);
+        complete_event(j, entry, &io, t_done, 0);
         pthread_mutex_unlock(&d->lock);
         entry->done_ns = t_done;
     }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -338,6 +339,18 @@ def _failure(config: EngineRun, code: int, what: str) -> EngineError:
             "needs a block device with poll queues (NVMe: nvme.poll_queues=N)",
             code,
         )
+    if what == "an I/O" and code == errno.EINVAL and _release_below(release, (5, 6)):
+        return EngineRefused(
+            f"{config.mode}: this kernel ({release}) has no io_uring IORING_OP_READ/WRITE "
+            "(EINVAL): the engine needs Linux 5.6 or newer",
+            code,
+        )
     return EngineError(
         f"{config.mode} on {config.target}: {what} failed: {name} ({os.strerror(code)})"
     )
+
+
+def _release_below(release: str, version: tuple[int, int]) -> bool:
+    """Whether a kernel release ("5.4.0-150-generic") is older than ``version``."""
+    found = re.match(r"(\d+)\.(\d+)", release)
+    return found is not None and (int(found[1]), int(found[2])) < version
