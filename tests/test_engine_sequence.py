@@ -156,8 +156,15 @@ def test_kernel_waits_on_the_fake_device_take_the_device_time() -> None:
     """INT, CP and HYB: one submit-and-wait, latency the device's time, no decisions."""
     for mode in ("INT", "CP", "HYB"):
         result = run(
-            EngineRun(Path("/x"), mode, cpus=(0,), runtime_s=1e6, ios_per_job=100,
-                      region_bytes=1 << 20, log_ios=100),  # fmt: skip
+            EngineRun(
+                Path("/x"),
+                mode,
+                cpus=(0,),
+                runtime_s=1e6,
+                ios_per_job=100,
+                region_bytes=1 << 20,
+                log_ios=100,
+            ),  # fmt: skip
             device=DEVICE,
         )
         log = result.jobs[0].log
