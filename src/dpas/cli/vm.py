@@ -68,7 +68,8 @@ def guest_options(f):  # type: ignore[no-untyped-def]
                 "(debian:sid), debian:SUITE:VERSION (debian:sid:7.2.13), PATH.deb (a kernel "
                 "image package, e.g. the lab's linux-image-5.18.0-dpas_*.deb), "
                 "build:VERSION (build:7.2: built from Debian's linux-source, NVMe built "
-                "in, with --patch), or PATH to a "
+                "in, with --patch), build:DIR (any kernel source tree, built likewise from "
+                "a copy), or PATH to a "
                 "bzImage (with --modules). Fetched or built once, cached under --cache.",
             ),
             click.option(
@@ -82,7 +83,8 @@ def guest_options(f):  # type: ignore[no-untyped-def]
                 "patches",
                 multiple=True,
                 type=click.Path(dir_okay=False, path_type=Path),
-                help="A patch for --kernel build:VERSION (repeatable, applied in order).",
+                help="A patch for --kernel build:VERSION or build:DIR (repeatable, applied in "
+                "order, to a copy).",
             ),
             click.option(
                 "--cpus",

@@ -30,6 +30,7 @@ import json
 import os
 import re
 import select
+import shlex
 import shutil
 import signal
 import subprocess
@@ -128,11 +129,11 @@ def missing_packages() -> list[str]:
     return list(dict.fromkeys(missing))
 
 
-def check_tools(version: str) -> None:
+def check_tools(what: str) -> None:
     missing = missing_packages()
     if missing:
         raise VmError(
-            f"build:{version} needs {', '.join(missing)} (not installed): "
+            f"{what} needs {', '.join(missing)} (not installed): "
             f"apt-get install {' '.join(missing)}"
         )
 
@@ -168,6 +169,38 @@ def build_kernel(
     say: Progress = progress or (lambda _: None)
     if not re.fullmatch(r"\d+\.\d+", version):
         raise VmError(f"build:{version}: not a kernel version (MAJOR.MINOR, e.g. 7.2)")
+    return _build(version, f"build:{version}", lambda: _tree(version, cache, say), patches,
+                  cache, say)  # fmt: skip
+
+
+def build_dir(
+    source: Path,
+    patches: tuple[Path, ...],
+    cache: Path,
+    progress: Callable[[str], None] | None = None,
+) -> GuestKernel:
+    """The bzImage of the kernel source tree ``source`` (a clone of the artifact, the lab's
+    tree, a user's own), configured and built as build:VERSION builds Debian's, from a copy in
+    the cache: the user's tree is never written. Cached by the tree's content (tree_key)."""
+    say: Progress = progress or (lambda _: None)
+    source = source.expanduser().resolve()
+    release = kernel_tree_version(source)
+    name = f"dir-{tree_key(source)}"
+    say(f"build:{source}: a {release} kernel tree ({name} in the cache)")
+    return _build(name, f"build:{source}", lambda: _copied_tree(source, name, cache, say),
+                  patches, cache, say)  # fmt: skip
+
+
+def _build(
+    name: str,
+    what: str,
+    tree: Callable[[], Path],
+    patches: tuple[Path, ...],
+    cache: Path,
+    say: Progress,
+) -> GuestKernel:
+    """The cached image of the tree ``tree()`` gives (called only to build), ``patches`` on a
+    copy; ``name`` keys the cache, ``what`` names the build in messages."""
     texts = []
     for patch in patches:
         try:
@@ -175,21 +208,24 @@ def build_kernel(
         except OSError as err:
             raise VmError(f"--patch {patch}: cannot be read ({err.strerror})") from None
     fragment = fragment_text()
-    key = cache_key(version, fragment, texts)
+    key = cache_key(name, fragment, texts)
     image = cache / "builds" / key / "bzImage"
     if image.is_file():
         return _guest_kernel(image)
-    check_tools(version)
+    check_tools(what)
     cache.mkdir(parents=True, exist_ok=True)
     with _locked(cache / "lock", say):
         if image.is_file():  # another dpas built it while this one waited
             return _guest_kernel(image)
         shutil.rmtree(cache / "work", ignore_errors=True)  # what a killed build left
-        base = _base_build(version, fragment, cache, say)
+        source = tree()
+        base = _base_build(name, what, source, fragment, cache, say)
         if not patches:
             return _guest_kernel(base)
         return _guest_kernel(
-            _patched_build(version, fragment, tuple(Path(p) for p in patches), key, cache, say)
+            _patched_build(
+                what, source, fragment, tuple(Path(p) for p in patches), key, cache, say
+            )  # fmt: skip
         )
 
 
@@ -261,7 +297,8 @@ def _tree(version: str, cache: Path, say: Progress) -> Path:
     if kept is not None:
         return kept
     fetched = (cache / "sources" / f"linux-source-{version}.tar.xz").is_file()
-    _need_space(cache, TREE_GB + (0 if fetched else 0.4), version)  # 0.4: the .deb, the .tar.xz
+    # 0.4: the .deb, the .tar.xz
+    _need_space(cache, TREE_GB + (0 if fetched else 0.4), f"build:{version}")
     tarball = _source(version, cache, say)
     root = cache / "trees" / version
     partial = cache / "trees" / f".{version}.partial"
@@ -277,14 +314,89 @@ def _tree(version: str, cache: Path, say: Progress) -> Path:
     return root / f"linux-source-{version}"
 
 
+# --- a kernel tree of the user's -------------------------------------------------------------
+
+
+def kernel_tree_version(tree: Path) -> str:
+    """MAJOR.MINOR.SUBLEVEL of a kernel source tree (its top Makefile), or VmError saying it
+    is not one."""
+    try:
+        top = (tree / "Makefile").read_text(errors="replace")
+    except OSError:
+        top = ""
+    numbers = [re.search(rf"^{name}\s*=\s*(\d+)\s*$", top, re.M) for name in
+               ("VERSION", "PATCHLEVEL", "SUBLEVEL")]  # fmt: skip
+    if not all(numbers) or not (tree / "Kconfig").is_file() or not (tree / "arch/x86").is_dir():
+        raise VmError(
+            f"build:{tree}: not a kernel source tree (expected a top Makefile with VERSION, "
+            "PATCHLEVEL and SUBLEVEL, a Kconfig and arch/x86)"
+        )
+    return ".".join(m[1] for m in numbers if m)
+
+
+def tree_key(tree: Path) -> str:
+    """What the cache knows a tree by: its git tree id where it is a clean git checkout (an
+    untracked file is a change too), else a hash of every file's path, size and modification
+    time (a copy made with cp -a or tar keeps them; an edit changes them)."""
+    git = ["git", "-C", str(tree)]
+    try:
+        status = subprocess.run([*git, "status", "--porcelain"], capture_output=True, text=True)
+        head = subprocess.run([*git, "rev-parse", "--verify", "HEAD^{tree}"],
+                              capture_output=True, text=True)  # fmt: skip
+    except FileNotFoundError:  # no git here
+        status = head = subprocess.CompletedProcess([], 1)
+    is_top = head.returncode == 0 and (tree / ".git").exists()
+    if is_top and status.returncode == 0 and not status.stdout.strip():
+        return f"git{head.stdout.strip()[:16]}"
+    h = hashlib.sha256()
+    for root, dirs, files in os.walk(tree):
+        dirs[:] = sorted(d for d in dirs if d != ".git")
+        for name in sorted(files):
+            path = os.path.join(root, name)
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            h.update(f"{os.path.relpath(path, tree)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return f"files{h.hexdigest()[:16]}"
+
+
+def _copied_tree(source: Path, name: str, cache: Path, say: Progress) -> Path:
+    """A copy of ``source`` in the cache (trees/NAME/src), made once, where the build writes
+    its objects; a tree that was built in place is cleaned there (make mrproper), never in
+    the user's own folder."""
+    root = cache / "trees" / name
+    tree = root / "src"
+    if (root / "copied").is_file():
+        return tree
+    _need_space(cache, TREE_GB, f"build:{source}")
+    partial = cache / "trees" / f".{name}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    say(f"copying {source} into the cache (the build never writes in it)")
+    copy = partial / "src"
+    copy.mkdir()
+    pipe = (f"set -o pipefail; tar -C {shlex.quote(str(source))} --exclude=./.git -cf - . "
+            f"| tar -C {shlex.quote(str(copy))} -xf -")  # fmt: skip
+    _run(["bash", "-c", pipe], partial, None, f"copying {source}")
+    if (copy / ".config").exists() or (copy / "include" / "config").exists():
+        say("the tree was built in place: make mrproper (in the copy)")
+        _run(["make", "mrproper"], copy, None, "make mrproper")
+    shutil.rmtree(root, ignore_errors=True)
+    os.replace(partial, root)
+    (root / "copied").write_text(str(source) + "\n")
+    return tree
+
+
 # --- building --------------------------------------------------------------------------------
 
 
-def _base_build(version: str, fragment: str, cache: Path, say: Progress) -> Path:
+def _base_build(
+    name: str, what: str, tree: Path, fragment: str, cache: Path, say: Progress
+) -> Path:
     """The unpatched build: its bzImage in builds/KEY, its objects kept in the tree."""
-    key = cache_key(version, fragment, [])
+    key = cache_key(name, fragment, [])
     out = cache / "builds" / key
-    tree = _tree(version, cache, say)
     stamp = tree.parent / "built"
     built = tree / "build" / "arch" / "x86" / "boot" / "bzImage"
     if not (_stamp(stamp).get("key") == key and built.is_file()):
@@ -295,18 +407,23 @@ def _base_build(version: str, fragment: str, cache: Path, say: Progress) -> Path
         _configure(tree, fragment, log, say)
         minutes = FULL_BUILD_MINUTES_2_CORES * 2 / _jobs()
         say(f"compiling (about {minutes:.0f} minutes on {_jobs()} cores)")
-        compiled = _compile(tree, log, say, CC_ESTIMATE, f"build:{version}")
+        compiled = _compile(tree, log, say, CC_ESTIMATE, what)
         stamp.write_text(json.dumps({"key": key, "compiled": compiled}) + "\n")
     return _keep(tree, out)
 
 
 def _patched_build(
-    version: str, fragment: str, patches: tuple[Path, ...], key: str, cache: Path, say: Progress
+    what: str,
+    tree: Path,
+    fragment: str,
+    patches: tuple[Path, ...],
+    key: str,
+    cache: Path,
+    say: Progress,
 ) -> Path:
     """A copy of the unpatched tree (source hard-linked, objects copied), patched, configured
     and rebuilt: only what the patches change compiles."""
-    tree = _tree(version, cache, say)
-    _need_space(cache, COPY_GB, version)
+    _need_space(cache, COPY_GB, what)
     out = cache / "builds" / key
     out.mkdir(parents=True, exist_ok=True)
     log = out / "build.log"
@@ -316,7 +433,7 @@ def _patched_build(
     copy = work / tree.name
     copy.mkdir(parents=True)
     try:
-        say(f"copying the built {version} tree (source hard-linked, objects copied)")
+        say("copying the built tree (source hard-linked, objects copied)")
         entries = [str(p) for p in sorted(tree.iterdir()) if p.name != "build"]
         _run(["cp", "-al", "-t", str(copy), *entries], work, log, "cp -al")
         _run(["cp", "-a", str(tree / "build"), str(copy / "build")], work, log, "cp -a")
@@ -325,18 +442,16 @@ def _patched_build(
             apply_patch(copy, patch, log)
         _configure(copy, fragment, log, say)
         say("compiling what the patches change")
-        _compile(copy, log, say, None, f"build:{version} with {len(patches)} patch(es)")
+        _compile(copy, log, say, None, f"{what} with {len(patches)} patch(es)")
         return _keep(copy, out)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _need_space(cache: Path, gb: float, version: str) -> None:
+def _need_space(cache: Path, gb: float, what: str) -> None:
     free = shutil.disk_usage(cache).free / 1e9
     if free < gb:
-        raise VmError(
-            f"build:{version} needs about {gb:.1f} GB free in {cache}, which has {free:.1f} GB"
-        )
+        raise VmError(f"{what} needs about {gb:.1f} GB free in {cache}, which has {free:.1f} GB")
 
 
 def _keep(tree: Path, out: Path) -> Path:

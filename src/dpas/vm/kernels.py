@@ -7,6 +7,8 @@ The forms (``parse_kernel`` checks them before anything is fetched or booted):
   configuration (``dpas.vm.apt.PrivateApt``), its newest kernel or the one VERSION names.
 - ``PATH.deb``: a kernel image package (the lab's ``linux-image-5.18.0-dpas_*.deb``).
 - ``build:VERSION`` with ``--patch FILE``...: a minimal kernel built from Debian's source.
+- ``build:DIR``, likewise: any kernel source tree on disk (a path: it holds a ``/`` or is a
+  folder), built from a copy in the cache the same way.
 - any other PATH: a bzImage, with ``--modules DIR`` for its modules.
 
 Debian's packages come in two layouts: the old one (6.1, the lab's 5.18: one package with
@@ -34,7 +36,7 @@ from pathlib import Path
 from typing import Protocol
 
 from dpas.vm.apt import PrivateApt
-from dpas.vm.build import build_kernel
+from dpas.vm.build import build_dir, build_kernel
 from dpas.vm.kernel import (
     GuestKernel,
     VmError,
@@ -46,7 +48,10 @@ from dpas.vm.kernel import (
 
 Progress = Callable[[str], None] | None
 
-FORMS = "debian, debian:SUITE, debian:SUITE:VERSION, build:VERSION, PATH.deb or PATH (a bzImage)"
+FORMS = (
+    "debian, debian:SUITE, debian:SUITE:VERSION, build:VERSION, build:DIR, PATH.deb or PATH "
+    "(a bzImage)"
+)
 _VERSION = re.compile(r"[0-9][0-9A-Za-z.+~-]{0,60}")
 _BUILD_VERSION = re.compile(r"[0-9]+\.[0-9]+")  # linux-source-MAJOR.MINOR
 #: a versioned kernel image package of any flavour (not the meta packages, -dbg, -unsigned)
@@ -88,9 +93,18 @@ def parse_kernel(
             raise VmError(f"--kernel {spec}: {version!r} is not a kernel version (7.2.13)")
         out = KernelSpec("debian", suite, version)
     elif kind == "build":
-        if not _BUILD_VERSION.fullmatch(rest):
-            raise VmError(f"--kernel {spec}: expected build:MAJOR.MINOR (build:7.2)")
-        out = KernelSpec("build", version=rest, patches=patches)
+        if _BUILD_VERSION.fullmatch(rest):
+            out = KernelSpec("build", version=rest, patches=patches)
+        elif rest and ("/" in rest or _is(Path(rest).expanduser(), Path.is_dir)):
+            tree = Path(rest).expanduser()
+            if not _is(tree, Path.is_dir):
+                raise VmError(f"--kernel {spec}: {rest} is not a folder (build:DIR: a kernel tree)")
+            out = KernelSpec("build", path=tree, patches=patches)
+        else:
+            raise VmError(
+                f"--kernel {spec}: expected build:MAJOR.MINOR (build:7.2) or build:DIR (a "
+                "kernel source tree: ./linux, /src/linux)"
+            )
     else:
         path = Path(spec)
         if not _is(path, Path.exists):
@@ -101,7 +115,7 @@ def parse_kernel(
     if modules is not None and out.kind != "image":
         raise VmError(f"--modules is for a bzImage given as --kernel PATH, not --kernel {spec}")
     if patches and out.kind != "build":
-        raise VmError(f"--patch is for --kernel build:VERSION, not --kernel {spec}")
+        raise VmError(f"--patch is for --kernel build:VERSION or build:DIR, not --kernel {spec}")
     for patch in patches:
         if not _is(patch, Path.is_file):
             raise VmError(f"--patch {patch}: no such file")
@@ -139,6 +153,8 @@ def resolve_kernel(
     elif parsed.kind == "deb":
         assert parsed.path is not None
         kernel = deb_kernel(parsed.path, cache, say)
+    elif parsed.kind == "build" and parsed.path is not None:
+        kernel = build_dir(parsed.path, parsed.patches, cache / "build", say)
     elif parsed.kind == "build":
         assert parsed.version is not None
         kernel = built_kernel(parsed.version, parsed.patches, cache, say)
