@@ -159,7 +159,7 @@ def bad_forms(tmp_path: Path) -> list[tuple[list[str], str]]:
         (["--modules", str(mods)], "--modules is for a bzImage given as --kernel PATH"),
         (["--kernel", "debian:sid", "--modules", str(mods)], "--modules is for a bzImage"),
         (["--kernel", str(image), "--modules", str(tmp_path / "no")], "not a directory"),
-        (["--patch", str(patch)], "--patch is for --kernel build:VERSION, not --kernel debian"),
+        (["--patch", str(patch)], "--patch is for --kernel build:VERSION or build:DIR, not --kernel debian"),
         (["--kernel", "build:7.2", "--patch", str(tmp_path / "no.patch")], "no such file"),
         (["--kernel", str(image), "--modules", str(mods)], "has no NVMe driver"),
     ]
