@@ -65,6 +65,8 @@ class GuestRun:
     memory: str = "1G"
     #: fio's engine for every mode instead of the kernel's (dpas bench --ioengine)
     ioengine: str | None = None
+    #: a test's: the plan crashes the guest's kernel (sysrq c) after this many runs (0: never)
+    crash_after: int = 0
 
 
 @dataclass(slots=True)
@@ -76,6 +78,49 @@ class GuestResult:
     refused: dict[str, str] = field(default_factory=dict)
     #: io_uring_setup(IOPOLL | HYBRID_IOPOLL) in the guest: "accepted" or why not
     hybrid_iopoll: str = "not probed"
+    #: the plan reached its end; if not, the run it was in ("PAS x2"), or None between runs
+    complete: bool = True
+    running: str | None = None
+    #: why it stopped before the end of its plan (ended_early), "" if it did not
+    ended: str = ""
+
+
+class GuestEnded(VmError):
+    """The guest's kernel crashed or hung before the end of its plan; ``partial`` holds what
+    it finished (the caller saves it before saying why it ended)."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, partial: object = None) -> None:
+        super().__init__(message)
+        self.partial = partial
+
+
+class GuestTimeout(VmError):
+    """QEMU was stopped after its deadline; ``text`` is what the guest had reported."""
+
+    def __init__(self, message: str, text: str, seconds: float, accel: str) -> None:
+        super().__init__(message)
+        self.text, self.seconds, self.accel = text, seconds, accel
+
+
+#: where a console log says the kernel went wrong: the first such line names it
+OOPS = re.compile(
+    r"(BUG: .*|Oops: .*|general protection fault.*|kernel BUG at .*|Kernel panic - .*|"
+    r"Unable to handle .*|INFO: task .* blocked for more than .*|watchdog: BUG: .*)"
+)
+
+
+def kernel_trouble(console: str) -> str:
+    """What a console log says went wrong: the first oops, panic or hung-task line, with the
+    faulting kernel instruction (RIP, symbol+offset where the kernel has its symbols) where
+    one was printed; "" if none."""
+    first = OOPS.search(console)
+    if first is None:
+        return ""
+    rip = re.search(r"RIP: 0010:(\S+)", console[first.start() :])  # 0010: kernel code
+    said = first[1].strip()
+    return f"{said}; RIP {rip[1]}" if rip else said
 
 
 def _variant(run: GuestRun, release: str, queue: dict[str, str]) -> tuple[str, dict[str, ModePlan]]:
@@ -98,6 +143,10 @@ def _variant(run: GuestRun, release: str, queue: dict[str, str]) -> tuple[str, d
                 )
                 argv = job.argv("/usr/bin/fio", run.cpus)
                 lines.append(f"run {mode.value}:{jobs}:{repeat} " + shlex.join(argv[1:]))
+                if run.crash_after and sum(line.startswith("run ") for line in lines) == (
+                    run.crash_after
+                ):
+                    lines.append("echo c > /proc/sysrq-trigger")
     return "\n    ".join(lines) or ":", plans
 
 
@@ -182,9 +231,34 @@ def read_results(text: str, plans: dict[str, dict[str, ModePlan]], run: GuestRun
         before, after = [interrupts.parse(t) for t in irqs] if len(irqs) == 2 else [{}, {}]
         counted = interrupts.fired(before, after, QUEUES, cpus, listing.get)
         result.runs.append((plan, int(jobs), int(repeat), fio, counted))
-    if "@@DONE" not in text:
-        raise VmError("the guest stopped before the end of its plan")
+    result.complete = "@@DONE" in text
+    if not result.complete:
+        begun = re.findall(r"^@@BEGIN (\S+)", text, re.M)
+        ended = len(re.findall(r"^@@END$", text, re.M))
+        if len(begun) > ended:
+            mode, jobs, _ = begun[-1].split(":")
+            result.running = f"{mode} x{jobs}"
     return result
+
+
+def ended_early(result: GuestResult, console: Path, timed_out_s: float | None) -> str:
+    """Why the guest stopped before the end of its plan, in one line: the run it was in, what
+    the kernel said (an oops, a panic, a hung task), how many runs it finished, the log."""
+    try:
+        trouble = kernel_trouble(console.read_text(errors="replace"))
+    except OSError:
+        trouble = ""
+    where = f" during {result.running}" if result.running else " between runs"
+    said = f" ({trouble})" if trouble else ""
+    if timed_out_s is not None:
+        what = f"{result.running} did not finish" if result.running else "the guest hung"
+        head = f"{what}: the guest answered nothing more in {timed_out_s:.0f} s{said}"
+    elif trouble:
+        head = f"the guest kernel crashed{where}{said}"
+    else:
+        head = f"the guest stopped{where} before the end of its plan"
+    runs = len(result.runs)
+    return f"{head}; {runs} run{'s' * (runs != 1)} finished and kept; console log: {console}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,9 +347,12 @@ def boot(machine: Machine, work: Path, timeout_s: float) -> tuple[str, str, str]
         except FileNotFoundError:
             raise VmError("qemu-system-x86_64 not found: apt-get install qemu-system-x86") from None
         except subprocess.TimeoutExpired:
-            raise VmError(
+            raise GuestTimeout(
                 f"the guest ({accel}) did not finish in {timeout_s:.0f} s; its "
-                f"console log is kept at {console}"
+                f"console log is kept at {console}",
+                results.read_text(errors="replace"),
+                timeout_s,
+                accel,
             ) from None
         check()  # a stopping signal ended QEMU: what it wrote means nothing
         err = proc.stderr

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from dpas.bench.backend import Outcome, Sweep
+from dpas.bench.backend import Interrupted, Outcome, Sweep
 from dpas.errors import DpasError
 from dpas.policy import SLEEPERS, Method
 from dpas.real.fio import record
@@ -23,10 +23,13 @@ from dpas.real.stop import stopped, stopping
 from dpas.results import RunResult
 from dpas.vm import initramfs
 from dpas.vm.guest import (
+    GuestEnded,
     GuestResult,
     GuestRun,
+    GuestTimeout,
     Machine,
     boot,
+    ended_early,
     hybrid_answer,
     kvm_usable,
     plan_script,
@@ -113,10 +116,19 @@ def _boot(
 ) -> tuple[str, str, GuestResult]:
     script, plans = plan_script(run, kernel.release, python)
     runs = len(run.modes) * len(run.jobs) * run.repeats
-    text, accel, why = _run_guest(
-        config, kernel, name, script, python, runs * (run.runtime_s + PER_RUN_S)
-    )
-    return accel, why, read_results(text, plans, run)
+    try:
+        text, accel, why = _run_guest(
+            config, kernel, name, script, python, runs * (run.runtime_s + PER_RUN_S)
+        )
+        timed_out = None
+    except GuestTimeout as late:  # what the guest finished before it stopped answering
+        text, accel, why, timed_out = late.text, late.accel, "", late.seconds
+        if "@@UNAME" not in text:
+            raise
+    result = read_results(text, plans, run)
+    if not result.complete:
+        result.ended = ended_early(result, config.cache / name / "console.log", timed_out)
+    return accel, why, result
 
 
 def _run_guest(
@@ -243,6 +255,8 @@ def _vm_bench(config: VmConfig) -> VmBench:
     if config.d_init_auto and any(m in SLEEPERS for m in run.modes):
         probe = replace(run, modes=(Method.INT,), jobs=(1,), repeats=1, runtime_s=1.0)
         _, _, first = _boot(config, kernel, probe, "probe")
+        if not first.runs:
+            raise GuestEnded(f"the d_init probe (INT x1) never finished: {first.ended}")
         run = replace(run, d_init_ns=max(round(first.runs[0][3].lat_mean_us * 100), 1))
     out.d_init_ns = run.d_init_ns
     accel, why, result = _boot(config, kernel, run, "run", guest_python())
@@ -273,6 +287,8 @@ def _vm_bench(config: VmConfig) -> VmBench:
             )
         )
     out.seconds = time.monotonic() - start
+    if result.ended:
+        raise GuestEnded(result.ended, out)
     if not out.records and not out.refused:
         raise VmError("the guest ran no mode")
     return out
@@ -305,7 +321,19 @@ class VmBackend:
         if self.config.engine == "dpas":
             bench = vm_engine_bench(self.config, sweep)
         else:
-            bench = vm_bench(replace(self.config, run=run, d_init_auto=sweep.d_init_ns is None))
+            try:
+                bench = vm_bench(replace(self.config, run=run, d_init_auto=sweep.d_init_ns is None))
+            except GuestEnded as ended:  # keep what the guest finished, then say why
+                if not isinstance(ended.partial, VmBench) or not ended.partial.records:
+                    raise
+                raise Interrupted(ended, self._outcome(sweep, ended.partial)) from None
+        return self._outcome(sweep, bench, done)
+
+    def _outcome(
+        self, sweep: Sweep, bench: VmBench, done: Callable[[str], None] = lambda _: None
+    ) -> Outcome:
+        """The backend's Outcome of what the guest reported."""
+        shape = self.config.run
         for r in bench.records:
             done(f"{r.mode} x{r.jobs}")
         accel = bench.accelerator.upper() + (f" ({bench.why_not_kvm})" if bench.why_not_kvm else "")
