@@ -341,9 +341,9 @@ def test_a_crash_keeps_the_finished_runs_and_names_the_run_and_the_oops(tmp_path
     console.write_text(
         "[ 1.0] boot\n[ 90.0] INFO: task fio:201 blocked for more than 30 seconds.\n"
     )
-    assert ended_early(result, console, 120.0).startswith(
-        "CP x1 did not finish: the guest answered nothing more in 120 s (INFO: task fio:201 "
-        "blocked for more than 30 seconds.); 2 runs finished and kept"
+    assert ended_early(result, console, 33.0).startswith(
+        "CP x1 did not finish in 33 s (INFO: task fio:201 blocked for more than 30 seconds.); "
+        "2 runs finished and kept"
     )
     console.write_text("")
     assert "the guest stopped during CP x1 before the end of its plan" in ended_early(
@@ -351,12 +351,15 @@ def test_a_crash_keeps_the_finished_runs_and_names_the_run_and_the_oops(tmp_path
     )
 
 
-def test_the_plan_can_crash_its_kernel_for_a_test() -> None:
+def test_the_plan_can_crash_or_hang_its_kernel_for_a_test() -> None:
     run = GuestRun(modes=(Method.INT, Method.CP), jobs=(1,), crash_after=1)
     script, _ = plan_script(run, "6.1.0-56-amd64")
     stock = script.split("@@VARIANT stock")[1]
     assert stock.index("run INT:1:1") < stock.index("sysrq-trigger") < stock.index("run CP:1:1")
     assert "sysrq-trigger" not in plan_script(replace(run, crash_after=0), "6.1.0-56-amd64")[0]
+    hung = plan_script(replace(run, crash_after=0, hang_after=1), "6.1.0-56-amd64")[0]
+    stock = hung.split("@@VARIANT stock")[1]
+    assert "run INT:1:1 " in stock and "\n    hang CP:1:1\n" in stock and "run CP:1:1" not in stock
 
 
 @pytest.mark.slow
@@ -379,3 +382,26 @@ def test_a_guest_kernel_that_crashes_mid_plan_costs_no_finished_run() -> None:
     assert "sysrq" in message and "1 run finished and kept" in message
     assert [r.mode for r in ended.value.outcome.records] == ["INT"]
     assert ended.value.outcome.ended_early == message
+
+
+@pytest.mark.slow
+def test_a_run_that_never_ends_is_stopped_at_its_own_deadline() -> None:
+    """A run of the plan that never returns (the test's): the guest is stopped once that run
+    has gone on for its runtime plus the margin, not at the whole plan's deadline, and the run
+    before it is kept."""
+    from dpas.bench.backend import Interrupted, Sweep
+    from dpas.vm.runner import PER_RUN_S, VmBackend, VmConfig
+
+    config = VmConfig(GuestRun(modes=(), hang_after=1), "debian:bookworm")
+    sweep = Sweep(
+        modes=(Method.INT, Method.CP), jobs=(1, 2), repeats=3, runtime_s=1.0, d_init_ns=4000
+    )
+    start = time.monotonic()
+    with pytest.raises(Interrupted) as ended:
+        VmBackend(config).run(sweep, lambda _: None)
+    took = time.monotonic() - start
+    message = str(ended.value)
+    assert message.startswith(f"INT x1 did not finish in {1 + PER_RUN_S:.0f} s"), message
+    assert "1 run finished and kept" in message and ended.value.exit_code == 1
+    assert [r.mode for r in ended.value.outcome.records] == ["INT"]
+    assert took < 12 * (1 + PER_RUN_S), took  # the plan's own deadline: 12 runs

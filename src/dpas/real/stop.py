@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
@@ -87,10 +88,16 @@ def check() -> None:
         raise Stopped(_State.signum)
 
 
-def run_child(argv: list[str], timeout: float, **popen: object) -> subprocess.CompletedProcess[str]:
+def run_child(
+    argv: list[str],
+    timeout: float,
+    alive: Callable[[], bool] | None = None,
+    **popen: object,
+) -> subprocess.CompletedProcess[str]:
     """``subprocess.run`` in a process group of its own, which a signal, a timeout or any
     exception here ends as a whole (fio's job processes with it); a SIGKILLed dpas takes
-    the child with it."""
+    the child with it. ``alive`` is asked every second: False ends the child as a timeout
+    does (TimeoutExpired), before ``timeout`` (a guest stuck in one of its runs)."""
     proc = subprocess.Popen(  # type: ignore[call-overload]
         argv,
         stdout=subprocess.PIPE,
@@ -105,7 +112,15 @@ def run_child(argv: list[str], timeout: float, **popen: object) -> subprocess.Co
     try:
         if _State.signum is not None:  # the signal came while it was starting
             _kill(proc.pid)
-        out, err = proc.communicate(timeout=timeout)
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                out, err = proc.communicate(timeout=max(min(left, 1.0), 0.0) if alive else left)
+                break
+            except subprocess.TimeoutExpired:
+                if time.monotonic() >= deadline or (alive is not None and not alive()):
+                    raise
     finally:
         _State.groups.discard(proc.pid)
         _kill(proc.pid)  # stragglers: job processes fio left behind

@@ -67,6 +67,8 @@ class GuestRun:
     ioengine: str | None = None
     #: a test's: the plan crashes the guest's kernel (sysrq c) after this many runs (0: never)
     crash_after: int = 0
+    #: a test's: the run after this many never ends (0: none does)
+    hang_after: int = 0
 
 
 @dataclass(slots=True)
@@ -142,10 +144,12 @@ def _variant(run: GuestRun, release: str, queue: dict[str, str]) -> tuple[str, d
                     DRIVE, run.rw, run.bs, jobs, run.runtime_s, plan.ioengine, plan.hipri, run.pin
                 )
                 argv = job.argv("/usr/bin/fio", run.cpus)
-                lines.append(f"run {mode.value}:{jobs}:{repeat} " + shlex.join(argv[1:]))
-                if run.crash_after and sum(line.startswith("run ") for line in lines) == (
-                    run.crash_after
-                ):
+                done = sum(line.startswith(("run ", "hang ")) for line in lines)
+                if run.hang_after and done == run.hang_after:
+                    lines.append(f"hang {mode.value}:{jobs}:{repeat}")
+                else:
+                    lines.append(f"run {mode.value}:{jobs}:{repeat} " + shlex.join(argv[1:]))
+                if run.crash_after and done + 1 == run.crash_after:
                     lines.append("echo c > /proc/sysrq-trigger")
     return "\n    ".join(lines) or ":", plans
 
@@ -158,6 +162,9 @@ PLAN = """run() {{
     echo "@@FIO"; cat /tmp/fio.json
     echo "@@ERR"; cat /tmp/fio.err
     echo "@@END"
+}}
+hang() {{
+    echo "@@BEGIN $1"; sleep 100000
 }}
 echo "@@UNAME $(uname -r)"
 echo "@@AFFINITY"; {affinity}
@@ -250,9 +257,10 @@ def ended_early(result: GuestResult, console: Path, timed_out_s: float | None) -
         trouble = ""
     where = f" during {result.running}" if result.running else " between runs"
     said = f" ({trouble})" if trouble else ""
-    if timed_out_s is not None:
-        what = f"{result.running} did not finish" if result.running else "the guest hung"
-        head = f"{what}: the guest answered nothing more in {timed_out_s:.0f} s{said}"
+    if timed_out_s is not None and result.running:
+        head = f"{result.running} did not finish in {timed_out_s:.0f} s{said}"
+    elif timed_out_s is not None:
+        head = f"the guest hung between runs: nothing more in {timed_out_s:.0f} s{said}"
     elif trouble:
         head = f"the guest kernel crashed{where}{said}"
     else:
@@ -333,8 +341,39 @@ def kvm_usable() -> bool:
     return not kvm_unusable()
 
 
-def boot(machine: Machine, work: Path, timeout_s: float) -> tuple[str, str, str]:
-    """Run the guest to its poweroff: (accelerator, why not KVM, results text)."""
+class RunWatch:
+    """The guest's runs as they begin and end in its results log, read while it runs:
+    ``alive()`` is False once one run has gone on longer than ``per_run_s``."""
+
+    def __init__(self, results: Path, per_run_s: float | None) -> None:
+        self.results, self.per_run_s = results, per_run_s
+        self.current: str | None = None
+        self.since = time.monotonic()
+        self.stuck_s: float | None = None
+
+    def alive(self) -> bool:
+        try:
+            text = self.results.read_text(errors="replace")
+        except OSError:
+            return True
+        begun = re.findall(r"^@@BEGIN (\S+)", text, re.M)
+        open_run = len(begun) > len(re.findall(r"^@@END$", text, re.M))
+        current = f"{len(begun)} {begun[-1]}" if open_run else None
+        now = time.monotonic()
+        if current != self.current:
+            self.current, self.since = current, now
+        limit = self.per_run_s
+        if current is not None and limit is not None and now - self.since > limit:
+            self.stuck_s = now - self.since
+            return False
+        return True
+
+
+def boot(
+    machine: Machine, work: Path, timeout_s: float, per_run_s: float | None = None
+) -> tuple[str, str, str]:
+    """Run the guest to its poweroff: (accelerator, why not KVM, results text). A run of the
+    plan that goes on for longer than ``per_run_s`` stops it as the whole deadline does."""
     console, results = work / "console.log", work / "results.log"
     why_not_kvm = kvm_unusable()
     for accel in (["kvm"] if not why_not_kvm else []) + ["tcg"]:
@@ -342,16 +381,18 @@ def boot(machine: Machine, work: Path, timeout_s: float) -> tuple[str, str, str]
             log.write_text("")
         argv = machine.argv(accel, [f"file:{console}", f"file:{results}"])
         start = time.monotonic()
+        watch = RunWatch(results, per_run_s)
         try:
-            proc = run_child(argv, timeout_s)
+            proc = run_child(argv, timeout_s, watch.alive if per_run_s else None)
         except FileNotFoundError:
             raise VmError("qemu-system-x86_64 not found: apt-get install qemu-system-x86") from None
         except subprocess.TimeoutExpired:
+            waited = watch.stuck_s if watch.stuck_s is not None else timeout_s
             raise GuestTimeout(
-                f"the guest ({accel}) did not finish in {timeout_s:.0f} s; its "
+                f"the guest ({accel}) did not finish in {waited:.0f} s; its "
                 f"console log is kept at {console}",
                 results.read_text(errors="replace"),
-                timeout_s,
+                waited,
                 accel,
             ) from None
         check()  # a stopping signal ended QEMU: what it wrote means nothing

@@ -117,9 +117,8 @@ def _boot(
     script, plans = plan_script(run, kernel.release, python)
     runs = len(run.modes) * len(run.jobs) * run.repeats
     try:
-        text, accel, why = _run_guest(
-            config, kernel, name, script, python, runs * (run.runtime_s + PER_RUN_S)
-        )
+        per_run = run.runtime_s + PER_RUN_S
+        text, accel, why = _run_guest(config, kernel, name, script, python, runs * per_run, per_run)
         timed_out = None
     except GuestTimeout as late:  # what the guest finished before it stopped answering
         text, accel, why, timed_out = late.text, late.accel, "", late.seconds
@@ -138,11 +137,14 @@ def _run_guest(
     script: str,
     python: GuestPython | None,
     work_s: float,
+    per_run_s: float | None = None,
 ) -> tuple[str, str, str]:
-    """Boot with ``script`` as the plan; (what it printed, accelerator, why not KVM)."""
+    """Boot with ``script`` as the plan; (what it printed, accelerator, why not KVM). A run
+    of the plan longer than ``per_run_s`` stops the guest there (GuestTimeout)."""
     work, machine = _machine(config, kernel, name, script, python)
     initrd_mb = machine.initrd.stat().st_size / 1e6
-    accel, why, text = boot(machine, work, BOOT_S + BOOT_S_PER_MB * initrd_mb + work_s)
+    deadline = BOOT_S + BOOT_S_PER_MB * initrd_mb + work_s
+    accel, why, text = boot(machine, work, deadline, per_run_s)
     no_nvme = re.search(r"^@@NO_NVME (\w+)", text, re.M)  # init's marker: no drive in 20 s
     if no_nvme and no_nvme[1] == "missing":
         raise VmError(
