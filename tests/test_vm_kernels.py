@@ -159,7 +159,10 @@ def bad_forms(tmp_path: Path) -> list[tuple[list[str], str]]:
         (["--modules", str(mods)], "--modules is for a bzImage given as --kernel PATH"),
         (["--kernel", "debian:sid", "--modules", str(mods)], "--modules is for a bzImage"),
         (["--kernel", str(image), "--modules", str(tmp_path / "no")], "not a directory"),
-        (["--patch", str(patch)], "--patch is for --kernel build:VERSION or build:DIR, not --kernel debian"),
+        (
+            ["--patch", str(patch)],
+            "--patch is for --kernel build:VERSION or build:DIR, not --kernel debian",
+        ),
         (["--kernel", "build:7.2", "--patch", str(tmp_path / "no.patch")], "no such file"),
         (["--kernel", str(image), "--modules", str(mods)], "has no NVMe driver"),
     ]
@@ -325,7 +328,9 @@ def test_the_guest_marker_for_no_drive_becomes_one_error(
         ("loaded", "nvme driver is there but /sys/block/nvme0n1 never appeared"),
     ]:
         text = f"@@NO_NVME {driver}\n"
-        monkeypatch.setattr(runner, "boot", lambda machine, work, timeout, t=text: ("tcg", "", t))
+        monkeypatch.setattr(
+            runner, "boot", lambda machine, work, timeout, per_run=None, t=text: ("tcg", "", t)
+        )
         with pytest.raises(VmError, match=re.escape(message)) as err:
             runner._boot(config, kernel, GuestRun(modes=()), "run")
         assert str(tmp_path / "run" / "console.log") in str(err.value)
