@@ -143,6 +143,7 @@ typedef struct engine {
     int windowed;   /* LHP, EHP: statistics per CPU, windows opened and closed holding every
                      * domain */
     uint32_t epoch; /* the windows opened and closed so far; written holding every domain */
+    int bucket;     /* the statistics bucket of every I/O of the run (one op, one size) */
     int64_t bs, region_start, region_blocks, runtime_ns, ios_per_job, log_cap, seed;
     int64_t fail_at, canary_ns;
     int *cpus;
@@ -565,7 +566,7 @@ ALWAYS_INLINE int policy_io(job *j, const int dev, uint64_t offset, io_log *entr
 
     int64_t t_submit = dev_now(j, dev);
     pthread_mutex_lock(&d->lock);
-    all = window_begin(j, POL_EV_SUBMIT, pol_request_bucket(e->policy, e->op, e->bs), t_submit);
+    all = window_begin(j, POL_EV_SUBMIT, e->bucket, t_submit);
     entry->seq[0] = event_seq(j, entry, POL_EV_SUBMIT, all);
     pol_submit(e->policy, &io, j->cpu, e->op, e->bs, t_submit);
     window_end(j, all);
@@ -964,6 +965,7 @@ static int engine_prepare(engine *e, PyObject *policy_config)
     e->windowed = pc.method == POL_LHP || pc.method == POL_EHP;
     e->ndomains = max_cpu(e) + 1;
     e->policy = pol_new(&pc, e->ndomains);
+    e->bucket = pol_bucket(&pc, e->op, e->bs);
     e->domains = cacheline_array((size_t)e->ndomains, sizeof(domain));
     e->job = cacheline_array((size_t)e->jobs, sizeof(job));
     if (!e->policy || !e->domains || !e->job) {

@@ -534,8 +534,6 @@ int pol_domain(const pol_policy *p, int cpu)
     return p->c.method == POL_INT || p->c.method == POL_CP ? 0 : cpu;
 }
 
-int pol_request_bucket(const pol_policy *p, int op, int64_t size) { return pol_bucket(&p->c, op, size); }
-
 /* Which events read or add to the statistics windows, as dpas.policy's LHP and EHP do: EHP's
  * submission and wait, LHP's wait unless its delay is fixed, and every completion; an I/O
  * without a bucket never does. */

@@ -94,9 +94,6 @@ enum pol_event { POL_EV_SUBMIT = 0, POL_EV_WAIT_START = 1, POL_EV_WAIT_END = 2, 
  * every other method. */
 int pol_window_boundary(const pol_policy *p, int event, int bucket, int64_t now_ns);
 
-/* The statistics bucket of a request (the submission's, before pol_submit gives it). */
-int pol_request_bucket(const pol_policy *p, int op, int64_t size);
-
 /* DPAS: the mode of ``cpu`` now (-1 for other methods). */
 int pol_mode(const pol_policy *p, int cpu);
 
