@@ -111,7 +111,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--compare", choices=("all", "dpas-cp"), default="all")
     args = parser.parse_args()
-    config = VmConfig(GuestRun(modes=()), args.kernel)
+    config = VmConfig(GuestRun(), args.kernel)
     kernel = _guest_kernel(config)
     python = guest_python()
     code = GUEST_CODE.format(runtime=args.runtime, rounds=args.rounds, compare=args.compare)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import pytest
 
@@ -82,3 +83,13 @@ def fio() -> str:
     if path is None:
         pytest.fail("fio is not installed: apt-get install -y fio (the README's test command does)")
     return path
+
+
+@pytest.fixture(autouse=True)
+def no_stop_left_over() -> Iterator[None]:
+    """A test that stops a run with a signal leaves dpas.real.stop saying so (the process
+    would end there); the next test starts without it."""
+    yield
+    from dpas.real import stop
+
+    stop._State.signum = None

@@ -222,10 +222,10 @@ def test_dpas_vm_bench_runs_its_backend_through_the_same_path(
 def test_the_vm_backend_gives_the_guest_the_sweep(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    seen: list[VmConfig] = []
+    seen: list[tuple[VmConfig, Sweep]] = []
 
-    def vm_bench(config: VmConfig) -> VmBench:
-        seen.append(config)
+    def vm_bench(config: VmConfig, sweep: Sweep) -> VmBench:
+        seen.append((config, sweep))
         return VmBench(
             records=[record("INT", 2, 1)], kernel="6.1.0-56-amd64", accelerator="tcg",
             why_not_kvm="no vmx", d_init_ns=4555, fio_version="fio-3.33", seconds=12.0,
@@ -233,22 +233,22 @@ def test_the_vm_backend_gives_the_guest_the_sweep(
         )  # fmt: skip
 
     monkeypatch.setattr(vm_runner, "vm_bench", vm_bench)
-    guest = VmConfig(GuestRun(modes=(), cpus=4, memory="512M"), "debian:sid", cache=tmp_path)
+    guest = VmConfig(
+        GuestRun(cpus=4, memory="512M", ioengine="psync"), "debian:sid", cache=tmp_path
+    )
     sweep = Sweep((Method.INT, Method.DPAS), jobs=(2,), cpus="0-1", runtime_s=3, bs=8192)
     labels: list[str] = []
     outcome = VmBackend(guest).run(sweep, labels.append)
-    (config,) = seen
-    run = config.run
-    assert (run.modes, run.jobs, run.pin, run.runtime_s, run.bs) == (
-        (Method.INT, Method.DPAS), (2,), "0-1", 3, 8192,
-    )  # fmt: skip
-    assert (run.cpus, run.memory, config.d_init_auto) == (4, "512M", True)
+    ((config, given),) = seen
+    assert given is sweep and (config.run.cpus, config.run.memory) == (4, "512M")
+    # what the guest's runner is handed: the whole sweep, as dpas bench --device takes it
+    spec = vm_runner.guest_spec(config, given)
+    assert Sweep.from_record(spec["sweep"]) == sweep and spec["sweep"]["d_init"] == "auto"
+    assert (spec["engine"], spec["ioengine"], spec["log"]) == ("fio", "psync", False)
     assert labels == ["INT x2"] and outcome.d_init_ns == 4555
     assert outcome.context["accelerator"] == "tcg" and outcome.context["kernel"] == "6.1.0-56-amd64"
     assert outcome.config == {
-        "kernel": "debian:sid", "vcpus": 4, "memory": "512M", "ioengine": None,
+        "kernel": "debian:sid", "vcpus": 4, "memory": "512M", "ioengine": "psync",
     }  # fmt: skip
     assert outcome.header[0].startswith("guest kernel 6.1.0-56-amd64 (io_uring HYBRID_IOPOLL")
     assert "under TCG (no vmx), 4 vCPUs, 512M" in outcome.header[0]
-    VmBackend(guest).run(Sweep((Method.INT,), d_init_ns=6000), labels.append)
-    assert seen[1].run.d_init_ns == 6000 and not seen[1].d_init_auto

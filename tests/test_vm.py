@@ -4,10 +4,11 @@ a real boot of the guest under TCG that checks from the interrupt counts that CP
 from __future__ import annotations
 
 import io
+import json
+import os
 import shutil
 import subprocess
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,27 +18,6 @@ from dpas.policy import Method
 from dpas.vm.cpio import Cpio
 from dpas.vm.guest import GuestRun, ended_early, plan_script, read_results
 from dpas.vm.kernel import VmError, image_release
-
-INTERRUPTS = """           CPU0       CPU1
- 24:         10          0  PCI-MSIX-0000:00:03.0   0-edge      nvme0q0
- 25:        500        300  PCI-MSIX-0000:00:03.0   1-edge      nvme0q1
- 26:          0          0  PCI-MSIX-0000:00:03.0   2-edge      nvme0q2
- 27:          7          7  IO-APIC   4-edge      ttyS0
-"""
-#: what the guest's affinity dump prints: nvme0q1 serves vCPU 0, nvme0q2 vCPU 1
-AFFINITY = """/proc/irq/24/smp_affinity_list:0-1
-/proc/irq/24/effective_affinity_list:1
-/proc/irq/25/smp_affinity_list:0
-/proc/irq/25/effective_affinity_list:0
-/proc/irq/26/smp_affinity_list:1
-/proc/irq/26/effective_affinity_list:1
-"""
-FIO_JSON = (
-    '{"jobs": [{"error": 0, "usr_cpu": 1.0, "sys_cpu": 98.0, "ctx": 3, '
-    '"job_runtime": 2000, "read": {"total_ios": 20000, "iops": 10000.0, '
-    '"runtime": 2000, "lat_ns": {"mean": 99000.0}, "clat_ns": {"percentile": '
-    '{"50.000000": 90000, "99.000000": 200000, "99.900000": 400000}}}}]}'
-)
 
 
 def test_cpio_archive_is_read_back_by_busybox(tmp_path: Path) -> None:
@@ -73,75 +53,61 @@ def test_cpio_archive_is_read_back_by_busybox(tmp_path: Path) -> None:
     assert (out / "init").stat().st_mode & 0o777 == 0o755
 
 
-def test_plan_has_both_kernels_and_refuses_what_the_stock_one_cannot() -> None:
-    run = GuestRun(modes=(Method.INT, Method.CP, Method.PAS), jobs=(1, 2), runtime_s=2)
-    script, plans = plan_script(run, "6.1.0-56-amd64")
-    assert set(plans["stock"]) == {"INT", "CP"} and set(plans["dpas"]) == {"INT", "CP", "PAS"}
-    assert "@@REFUSED PAS PAS with fio needs the DPAS kernel" in script
-    assert "echo 1 > /sys/block/nvme0n1/queue/pas_enabled" in script  # the DPAS variant
-    assert script.count("run CP:2:1 ") == 2 and "--hipri=1" in script
+def record_line(mode: str, jobs: int, **fields: object) -> str:
+    """A @@RECORD line as the in-guest runner streams it (a RunResult's fields)."""
+    raw = {"mode": mode, "jobs": jobs, "repeat": 1, "backend": "fio", "note": "", "log": None,
+           "timeline": None, **fields}  # fmt: skip
+    return f"@@RECORD {json.dumps(raw)}"
 
 
-def test_results_are_read_back() -> None:
-    run = GuestRun(modes=(Method.CP,), jobs=(1,), runtime_s=2)
-    _, plans = plan_script(run, "6.1.0-56-amd64")
-    text = transcript(INTERRUPTS, "CP:1:1")
-    result = read_results(text, plans, run)
-    ((plan, jobs, repeat, fio, fired),) = result.runs
-    assert (plan.mode, jobs, repeat, fio.iops, fired) == (Method.CP, 1, 1, 10000.0, 0)
-    assert fio.lat_mean_us == 99.0 and fio.lat_p99_us == 200.0
-    partial = read_results(text.replace("@@DONE\n", ""), plans, run)
-    assert not partial.complete and len(partial.runs) == 1 and partial.running is None
-    failed = text.replace(FIO_JSON, "").replace("@@ERR\n", "@@ERR\nfio: failed to load engine")
-    with pytest.raises(VmError) as err:
-        read_results(failed, plans, run)
-    assert str(err.value) == (
-        "fio failed on /dev/nvme0n1 in the guest: fio: failed to load engine"
-    )  # dpas bench --device's line, naming the guest's drive
+def streamed(
+    *runs: tuple[str, int], refused: dict[str, str] | None = None, done: bool = True
+) -> str:
+    lines = ["@@UNAME 6.1.0-56-amd64", '@@HYBRID {"accepted": false, "reason": "Invalid argument"}']
+    for mode, jobs in runs:
+        lines += [f"@@BEGIN {mode}:{jobs}:1", record_line(mode, jobs), "@@END"]
+    if done:
+        bench = {"refused": refused or {}, "d_init_ns": 4555, "error": ""}
+        lines += [f"@@BENCH {json.dumps(bench)}", "@@DONE"]
+    return "\n".join(lines) + "\n"
 
 
-def transcript(after: str, *runs: str, affinity: str | None = AFFINITY) -> str:
-    """What the guest prints for ``runs`` (MODE:JOBS:REPEAT), INTERRUPTS before each, ``after``
-    after; the affinity dump as the plan makes it (None: the guest printed none)."""
-    dump = f"@@AFFINITY\n{affinity}" if affinity is not None else ""
-    blocks = "".join(
-        f"@@BEGIN {run}\n@@IRQ\n{INTERRUPTS}@@IRQ\n{after}@@FIO\n{FIO_JSON}\n@@ERR\n\n@@END\n"
-        for run in runs
-    )
-    return f"@@UNAME 6.1.0-56-amd64\n{dump}@@HYBRID \n@@VARIANT stock\n{blocks}@@DONE\n"
+def test_the_streamed_runs_are_read_back() -> None:
+    result = read_results(streamed(("INT", 1), ("CP", 1), ("CP", 2), refused={"CP": "no poll"}))
+    assert [r["mode"] for r in result.records] == ["INT"]  # a refused mode's runs are dropped
+    assert result.refused == {"CP": "no poll"} and result.d_init_ns == 4555 and result.complete
+    assert result.kernel == "6.1.0-56-amd64"
+    assert result.hybrid_iopoll == "refused (Invalid argument)"
+    partial = read_results(streamed(("INT", 1), done=False) + "@@BEGIN INT:2:1\n")
+    assert not partial.complete and partial.running == "INT x2" and len(partial.records) == 1
+    between = read_results(streamed(("INT", 1), done=False))
+    assert not between.complete and between.running is None
+    with pytest.raises(VmError, match="the guest sent a RECORD line that is not JSON"):
+        read_results(streamed(("INT", 1)).replace('"mode"', "mode"))
 
 
-def test_the_guest_counts_the_io_queues_of_the_vcpus_its_jobs_run_on() -> None:
-    """q0 (the admin queue) took 5, q1 (vCPU 0) 100, q2 (vCPU 1) 40: with --pin 0 a run counts
-    q1 only, with split and 2 jobs both, without an affinity dump every I/O queue."""
-    after = (
-        INTERRUPTS.replace("10          0", "15          0")
-        .replace("500        300", "600        300")
-        .replace(
-            "0          0  PCI-MSIX-0000:00:03.0   2-edge",
-            "0         40  PCI-MSIX-0000:00:03.0   2-edge",
-        )
-    )
-    script, plans = plan_script(GuestRun(modes=(Method.INT,), jobs=(1, 2)), "6.1.0-56-amd64")
-    assert 'echo "@@AFFINITY"; grep -H . /proc/irq/*/smp_affinity_list ' in script
-    for pin, affinity, counted in (
-        ("0", AFFINITY, [100, 100]),
-        ("split", AFFINITY, [100, 140]),
-        ("1", AFFINITY, [40, 40]),
-        ("0", None, [140, 140]),
-    ):
-        run = GuestRun(modes=(Method.INT,), jobs=(1, 2), pin=pin, cpus=2)
-        text = transcript(after, "INT:1:1", "INT:2:1", affinity=affinity)
-        assert [r[4] for r in read_results(text, plans, run).runs] == counted, (pin, affinity)
+def test_the_in_guest_sweep_runs_here_on_a_file_as_it_would_there(tmp_path: Path) -> None:
+    """dpas.vm.inguest bench with real fio on a file: each run streamed as it ends, CP refused
+    (a file has no poll queues), the host's reader takes back what the host's runner made."""
+    import sys
 
+    from dpas.bench.backend import Sweep
 
-def test_the_ioengine_override_reaches_every_fio_job_of_the_plan() -> None:
-    run = GuestRun(modes=(Method.INT, Method.CP), jobs=(1, 2), ioengine="psync")
-    script, plans = plan_script(run, "6.1.0-56-amd64")
-    jobs = [line for line in script.splitlines() if line.strip().startswith("run ")]
-    assert len(jobs) == 8 and all("--ioengine=psync" in line for line in jobs)
-    assert plans["stock"]["CP"].note.startswith("CP: classic polling, fio psync hipri")
-    assert plans["dpas"]["INT"].ioengine == "psync"
+    data = tmp_path / "data"
+    data.write_bytes(b"\1" * (8 << 20))
+    sweep = Sweep(modes=(Method.INT, Method.CP), jobs=(1, 2), runtime_s=0.3, d_init_ns=4000)
+    spec = {"sweep": sweep.record(), "device": str(data), "fio": shutil.which("fio") or "fio"}
+    out = subprocess.run(
+        [sys.executable, "-m", "dpas.vm.inguest", "bench", json.dumps(spec)],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "XDG_STATE_HOME": str(tmp_path)},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert [line.split()[0] for line in lines][:6] == ["@@BEGIN", "@@RECORD", "@@END"] * 2
+    result = read_results("@@UNAME here\n" + out.stdout + "@@DONE\n")
+    assert [(r["mode"], r["jobs"]) for r in result.records] == [("INT", 1), ("INT", 2)]
+    assert all(r["ios"] > 0 and r["fio_version"].startswith("fio-") for r in result.records)
+    assert "no poll queues" in result.refused["CP"] and not result.error
 
 
 def test_vm_bench_refuses_ioengine_with_the_engine_as_bench_does(tmp_path: Path) -> None:
@@ -158,17 +124,17 @@ def test_vm_bench_refuses_ioengine_with_the_engine_as_bench_does(tmp_path: Path)
     assert not any(tmp_path.iterdir())
 
 
-def test_vm_bench_hands_ioengine_to_the_guests_fio(
+def test_vm_bench_hands_ioengine_to_the_guests_runner(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The command's --ioengine is in the guest's plan for every fio job (not booted here)."""
+    """The command's --ioengine is in what the guest's runner is handed (not booted here)."""
     from dpas.cli.app import main
     from dpas.vm import runner
 
     seen = []
 
-    def not_booted(config: runner.VmConfig) -> runner.VmBench:
-        seen.append(config)
+    def not_booted(config: runner.VmConfig, sweep: object) -> runner.VmBench:
+        seen.append(runner.guest_spec(config, sweep))  # type: ignore[arg-type]
         raise VmError("not booted in this test")
 
     monkeypatch.setattr(runner, "_vm_bench", not_booted)
@@ -177,10 +143,9 @@ def test_vm_bench_hands_ioengine_to_the_guests_fio(
               "--out", str(tmp_path / "out"), "--cache", str(tmp_path / "cache")])  # fmt: skip
     assert ended.value.code == 2
     assert capsys.readouterr().err.strip() == "dpas: error: not booted in this test"
-    ((config),) = seen
-    script, _ = plan_script(config.run, "6.1.0-56-amd64")
-    jobs = [line for line in script.splitlines() if line.strip().startswith("run ")]
-    assert len(jobs) == 8 and all("--ioengine=psync" in line for line in jobs)
+    ((spec),) = seen
+    assert spec["ioengine"] == "psync" and spec["engine"] == "fio"
+    assert spec["sweep"]["modes"] == ["INT", "CP"] and spec["sweep"]["jobs"] == [1, 2]
 
 
 def test_image_release_refuses_what_is_not_a_kernel(tmp_path: Path) -> None:
@@ -253,7 +218,7 @@ def test_the_plan_asks_the_guest_about_hybrid_polling_and_reads_the_answer() -> 
     from dpas.vm.python import GuestPython
 
     python = GuestPython(Path("/usr/bin/python3.11"), (), "/opt/dpas")
-    script, _ = plan_script(GuestRun(modes=(Method.INT,), jobs=(1,)), "7.2.13", python)
+    script = plan_script({"sweep": {}}, python)
     assert 'echo "@@HYBRID $(PYTHONPATH=/opt/dpas ' in script
     assert "/usr/bin/python3.11 -m dpas.vm.inguest hybrid)" in script
     assert hybrid_answer('{"accepted": true, "reason": "accepted"}') == "accepted"
@@ -324,12 +289,9 @@ def test_a_crash_keeps_the_finished_runs_and_names_the_run_and_the_oops(tmp_path
     """Two runs finished, the third begun, then the console's oops: the runs are kept, and
     one line says where it stopped, what the kernel said (RIP as symbol+offset) and where
     the log is."""
-    run = GuestRun(modes=(Method.INT, Method.CP), jobs=(1, 2), runtime_s=2)
-    _, plans = plan_script(run, "6.1.0-56-amd64")
-    text = transcript(INTERRUPTS, "INT:1:1", "INT:2:1").replace("@@DONE\n", "")
-    text += "@@BEGIN CP:1:1\n@@IRQ\n" + INTERRUPTS
-    result = read_results(text, plans, run)
-    assert [(p.mode, jobs) for p, jobs, *_ in result.runs] == [(Method.INT, 1), (Method.INT, 2)]
+    text = streamed(("INT", 1), ("INT", 2), done=False) + "@@BEGIN CP:1:1\n"
+    result = read_results(text)
+    assert [(r["mode"], r["jobs"]) for r in result.records] == [("INT", 1), ("INT", 2)]
     assert result.running == "CP x1" and not result.complete
     console = tmp_path / "console.log"
     console.write_text(CONSOLE_OOPS)
@@ -351,17 +313,6 @@ def test_a_crash_keeps_the_finished_runs_and_names_the_run_and_the_oops(tmp_path
     )
 
 
-def test_the_plan_can_crash_or_hang_its_kernel_for_a_test() -> None:
-    run = GuestRun(modes=(Method.INT, Method.CP), jobs=(1,), crash_after=1)
-    script, _ = plan_script(run, "6.1.0-56-amd64")
-    stock = script.split("@@VARIANT stock")[1]
-    assert stock.index("run INT:1:1") < stock.index("sysrq-trigger") < stock.index("run CP:1:1")
-    assert "sysrq-trigger" not in plan_script(replace(run, crash_after=0), "6.1.0-56-amd64")[0]
-    hung = plan_script(replace(run, crash_after=0, hang_after=1), "6.1.0-56-amd64")[0]
-    stock = hung.split("@@VARIANT stock")[1]
-    assert "run INT:1:1 " in stock and "\n    hang CP:1:1\n" in stock and "run CP:1:1" not in stock
-
-
 @pytest.mark.slow
 def test_a_guest_kernel_that_crashes_mid_plan_costs_no_finished_run() -> None:
     """Debian's 6.1 guest crashed by the plan (sysrq c) after its first run: dpas vm bench's
@@ -370,7 +321,7 @@ def test_a_guest_kernel_that_crashes_mid_plan_costs_no_finished_run() -> None:
     from dpas.bench.backend import Interrupted, Sweep
     from dpas.vm.runner import VmBackend, VmConfig
 
-    config = VmConfig(GuestRun(modes=(), crash_after=1), "debian:bookworm")
+    config = VmConfig(GuestRun(crash_after=1), "debian:bookworm")
     sweep = Sweep(modes=(Method.INT, Method.CP), jobs=(1,), runtime_s=1.0, d_init_ns=4000)
     start = time.monotonic()
     with pytest.raises(Interrupted) as ended:
@@ -392,7 +343,7 @@ def test_a_run_that_never_ends_is_stopped_at_its_own_deadline() -> None:
     from dpas.bench.backend import Interrupted, Sweep
     from dpas.vm.runner import PER_RUN_S, VmBackend, VmConfig
 
-    config = VmConfig(GuestRun(modes=(), hang_after=1), "debian:bookworm")
+    config = VmConfig(GuestRun(hang_after=1), "debian:bookworm")
     sweep = Sweep(
         modes=(Method.INT, Method.CP), jobs=(1, 2), repeats=3, runtime_s=1.0, d_init_ns=4000
     )
@@ -405,3 +356,112 @@ def test_a_run_that_never_ends_is_stopped_at_its_own_deadline() -> None:
     assert "1 run finished and kept" in message and ended.value.exit_code == 1
     assert [r.mode for r in ended.value.outcome.records] == ["INT"]
     assert took < 12 * (1 + PER_RUN_S), took  # the plan's own deadline: 12 runs
+
+
+#: a QEMU stand-in: its console gets an oops on the boots the count file lists as crashing,
+#: else its results port gets a plan's first and last lines
+CRASHING_QEMU = """#!/bin/sh
+n=$(($(cat {count}) + 1)); echo $n > {count}
+console=""; results=""
+while [ $# -gt 0 ]; do
+    case "$1" in -serial) case "$2" in file:*) [ -z "$console" ] && console=${{2#file:}} \\
+        || results=${{2#file:}};; esac;; esac
+    shift
+done
+if grep -qx "$n" {crashing}; then
+    printf '%s\\n' 'Oops: int3: 0000 [#1] SMP NOPTI' 'RIP: 0010:sched_clock_cpu+0x9/0x230' \\
+        'Kernel panic - not syncing: Fatal exception in interrupt' > "$console"
+else
+    printf '@@UNAME 7.9.0\\n@@DONE\\n' > "$results"
+fi
+"""
+
+
+@pytest.mark.parametrize("crashing", [[], [1], [1, 2]])
+def test_a_kernel_that_crashes_before_the_plan_is_booted_once_more(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, crashing: list[int]
+) -> None:
+    """A crash before @@UNAME costs one boot more, said with the oops; a second one is the
+    caller's (no plan output: the caller names the crash from the console kept)."""
+    from dpas.vm import guest
+
+    count, crash_list = tmp_path / "count", tmp_path / "crashing"
+    count.write_text("0")
+    crash_list.write_text("".join(f"{n}\n" for n in crashing))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    qemu = bin_dir / "qemu-system-x86_64"
+    qemu.write_text(CRASHING_QEMU.format(count=count, crashing=crash_list))
+    qemu.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setattr(guest, "kvm_unusable", lambda: "no KVM in this test")
+    said: list[str] = []
+    machine = guest.Machine(tmp_path / "k", tmp_path / "i", tmp_path / "d", 2, "1G")
+    accel, _, text = guest.boot(machine, tmp_path, 30, None, said.append)
+    assert accel == "tcg" and int(count.read_text()) == min(len(crashing) + 1, guest.BOOTS)
+    if not crashing:
+        assert text.startswith("@@UNAME") and said == []
+        return
+    (line,) = said
+    assert "crashed before its plan began (Oops: int3: 0000 [#1] SMP NOPTI; RIP " in line
+    assert "sched_clock_cpu+0x9/0x230" in line
+    kept = tmp_path / "console.boot-crash.log"
+    assert kept.read_text().startswith("Oops: int3") and str(kept) in line
+    if crashing == [1]:
+        assert text.startswith("@@UNAME")
+    else:  # the second crash is left for the caller, its console in place
+        assert text == "" and "Kernel panic" in (tmp_path / "console.log").read_text()
+
+
+def test_a_dpas_record_from_the_guest_keeps_its_switch_stat_and_modes() -> None:
+    """The guest's runner made the record (settled, switch_stat read in either form); the
+    host keeps every field of it, marks fio's runs as the qemu backend's, adds the
+    accelerator."""
+    import dataclasses
+
+    from dpas.policy import Op
+    from dpas.real.fio import FioResult, record
+    from dpas.real.modes import plan_engine
+    from dpas.vm.runner import _host_record
+
+    modes = {"before": {"0": "PAS", "1": "PAS"}, "after": {"0": "OL", "1": "PAS"}}
+    breakdown = {"cp": 10, "pas": 100, "ol": 5, "int": 0}
+    made = record(
+        plan_engine(Method.DPAS, None, None, "nvme0n1"),  # type: ignore[arg-type]
+        2, 1, Op.READ, FioResult(115, 0.115, 1000.0, 90.0, 80.0, 200.0, 300.0, 50.0, 10), 4000,
+        breakdown=breakdown, switch_stat=[{"cpu": 0, "text": "cpu 0: ..."}],
+        backend="fio", kernel="5.18.0-rc6-dpas-fast26", note="CPU 0 settled OL -> PAS",
+        cpu_modes=modes, interrupts=0,
+    )  # fmt: skip
+    raw = json.loads(json.dumps(dataclasses.asdict(made)))  # as it crossed the serial port
+    kept = _host_record(raw, "tcg", "refused (Invalid argument)", {})
+    assert kept.breakdown == breakdown and kept.cpu_modes == modes
+    assert kept.switch_stat == [{"cpu": 0, "text": "cpu 0: ..."}]
+    assert kept.backend == "qemu" and kept.note == "CPU 0 settled OL -> PAS; guest under tcg"
+    assert kept.hybrid_iopoll == "refused (Invalid argument)"
+
+
+def test_a_bare_faulting_address_is_named_from_the_system_map(tmp_path: Path) -> None:
+    """A tinyconfig kernel has no kallsyms: it prints RIP as an address, and a build's
+    System.map names it; a crash before any run says so."""
+    from dpas.vm.guest import GuestResult, kernel_trouble, symbol
+
+    system_map = tmp_path / "System.map"
+    system_map.write_text(
+        "ffffffff81000000 T _text\nffffffff810617b7 t do_raw_spin_trylock\n"
+        "ffffffff810617c0 D some_data\nffffffff810617d1 t do_raw_spin_lock\n"
+        "ffffffff81061800 T next_function\n"
+    )
+    assert symbol(0xFFFFFFFF810617D8, system_map) == "do_raw_spin_lock+0x7"
+    assert symbol(0xFFFFFFFF810617C4, system_map) == "do_raw_spin_trylock+0xd"  # data skipped
+    assert symbol(0x1000, system_map) == ""
+    console = "BUG: kernel NULL pointer dereference, address: 0\nRIP: 0010:0xffffffff810617d8\n"
+    assert kernel_trouble(console, system_map).endswith(
+        "RIP do_raw_spin_lock+0x7 (0xffffffff810617d8)"
+    )
+    assert kernel_trouble(console).endswith("RIP 0xffffffff810617d8")
+    log = tmp_path / "console.log"
+    log.write_text(console)
+    assert ended_early(GuestResult(complete=False), log, None, system_map).startswith(
+        "the guest kernel crashed before its first run (BUG: kernel NULL pointer dereference"
+    )

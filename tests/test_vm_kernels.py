@@ -315,7 +315,7 @@ def test_a_kernel_known_to_lack_nvme_is_refused_before_booting(tmp_path: Path) -
 def test_the_guest_marker_for_no_drive_becomes_one_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config = runner.VmConfig(GuestRun(modes=()), cache=tmp_path)
+    config = runner.VmConfig(GuestRun(), cache=tmp_path)
     kernel = GuestKernel(tmp_path / "bzImage", None, "7.9.0")
 
     def build(kernel: GuestKernel, out: Path, plan: str, python: object = None) -> Path:
@@ -329,10 +329,12 @@ def test_the_guest_marker_for_no_drive_becomes_one_error(
     ]:
         text = f"@@NO_NVME {driver}\n"
         monkeypatch.setattr(
-            runner, "boot", lambda machine, work, timeout, per_run=None, t=text: ("tcg", "", t)
+            runner,
+            "boot",
+            lambda machine, work, timeout, per_run=None, say=None, t=text: ("tcg", "", t),
         )
         with pytest.raises(VmError, match=re.escape(message)) as err:
-            runner._boot(config, kernel, GuestRun(modes=()), "run")
+            runner._run_guest(config, kernel, "run", "plan", None, 10)
         assert str(tmp_path / "run" / "console.log") in str(err.value)
 
 

@@ -27,6 +27,8 @@ from dpas.cli.options import (
 from dpas.doctor.diagnose import examination
 from dpas.limits import MAX_REAL_RUNTIME_S
 from dpas.reports.doctor import show
+from dpas.vm.fixes import NAMES as FIX_NAMES
+from dpas.vm.fixes import parse_fixes
 from dpas.vm.guest import DRIVE, GuestRun
 from dpas.vm.kernel import VmError
 from dpas.vm.kernels import parse_kernel
@@ -87,6 +89,15 @@ def guest_options(f):  # type: ignore[no-untyped-def]
                 "order, to a copy).",
             ),
             click.option(
+                "--fix",
+                "fixes",
+                metavar="LIST",
+                default=None,
+                help="For --kernel build:DIR of the artifact's DPAS 5.18 tree: the source "
+                "fixes to make in the copy, comma-separated from "
+                f"{','.join(FIX_NAMES)}, or all (docs/vm.md).",
+            ),
+            click.option(
                 "--cpus",
                 "vcpus",
                 type=Number(1, MAX_VCPUS, integer=True),
@@ -113,12 +124,17 @@ def guest_options(f):  # type: ignore[no-untyped-def]
     return f
 
 
-def check_kernel(spec: str, modules: Path | None, patches: tuple[Path, ...]) -> None:
-    """--kernel, --modules and --patch together, refused before anything is fetched."""
+def check_kernel(
+    spec: str, modules: Path | None, patches: tuple[Path, ...], fixes: str | None = None
+) -> tuple[str, ...]:
+    """--kernel, --modules, --patch and --fix together, refused before anything is fetched;
+    the --fix names."""
     try:
-        parse_kernel(spec, modules, patches)
+        names = parse_fixes(fixes) if fixes is not None else ()
+        parse_kernel(spec, modules, patches, names)
     except VmError as err:
         raise InputError(str(err)) from None
+    return names
 
 
 def progress_lines(console: Console) -> Callable[[str], None]:
@@ -170,6 +186,7 @@ def vm_bench_command(
     kernel_spec: str,
     modules: Path | None,
     patches: tuple[Path, ...],
+    fixes: str | None,
     vcpus: int,
     memory: str,
     cache: Path | None,
@@ -190,8 +207,8 @@ def vm_bench_command(
     )
     check_out_dir(out_dir)
     console = Console(stderr=as_json)
-    guest = GuestRun(modes=(), cpus=vcpus, memory=memory, ioengine=ioengine)
-    config = guest_config(guest, kernel_spec, modules, patches, cache, console)
+    guest = GuestRun(cpus=vcpus, memory=memory, ioengine=ioengine)
+    config = guest_config(guest, kernel_spec, modules, patches, fixes, cache, console)
     log_dir = (out_dir / "logs").absolute() if sweep_args["log"] else None
     backend = VmBackend(replace(config, engine=engine, log_dir=log_dir))
     try:
@@ -213,17 +230,19 @@ def guest_config(
     kernel_spec: str,
     modules: Path | None,
     patches: tuple[Path, ...],
+    fixes: str | None,
     cache: Path | None,
     console: Console,
 ) -> VmConfig:
     """The guest of the shared options, its kernel options checked before anything is fetched."""
-    check_kernel(kernel_spec, modules, patches)
+    names = check_kernel(kernel_spec, modules, patches, fixes)
     return VmConfig(
         run,
         kernel_spec,
         modules,
         cache or default_cache(),
         patches=patches,
+        fixes=names,
         progress=progress_lines(console),
     )
 
@@ -234,13 +253,14 @@ def vm_shell_command(
     kernel_spec: str,
     modules: Path | None,
     patches: tuple[Path, ...],
+    fixes: str | None,
     vcpus: int,
     memory: str,
     cache: Path | None,
 ) -> None:
     """Boot the guest with a shell on this terminal (poweroff -f leaves it)."""
-    run = GuestRun(modes=(), cpus=vcpus, memory=memory)
-    config = guest_config(run, kernel_spec, modules, patches, cache, Console(stderr=True))
+    run = GuestRun(cpus=vcpus, memory=memory)
+    config = guest_config(run, kernel_spec, modules, patches, fixes, cache, Console(stderr=True))
     try:
         sys.exit(shell(config))
     except VmError as err:
@@ -256,6 +276,7 @@ def vm_doctor_command(
     kernel_spec: str,
     modules: Path | None,
     patches: tuple[Path, ...],
+    fixes: str | None,
     vcpus: int,
     memory: str,
     cache: Path | None,
@@ -271,8 +292,8 @@ def vm_doctor_command(
         if not re.fullmatch(r"[\w./-]{1,64}", device):
             raise InputError(f"{device!r}: expected a guest block device such as nvme0n1")
     console = Console(stderr=as_json)
-    run = GuestRun(modes=(), cpus=vcpus, memory=memory)
-    config = guest_config(run, kernel_spec, modules, patches, cache, console)
+    run = GuestRun(cpus=vcpus, memory=memory)
+    config = guest_config(run, kernel_spec, modules, patches, fixes, cache, console)
     with console.status("booting the guest to run dpas doctor in it (TCG takes a minute)"):
         record = vm_doctor(config, devices)
     if as_json:

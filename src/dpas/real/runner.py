@@ -126,6 +126,8 @@ class Runner:
         self.engine = EngineRuns(self) if config.engine == "dpas" else None
         self.online_cpus = os.cpu_count() or 1  # what fio's "split" spreads the jobs over
         self.say: Callable[[str], None] = _say  # settling progress, one line a step
+        #: told "MODE:JOBS:REPEAT" as each measured run starts (the guest streams it)
+        self.starting: Callable[[str], None] = lambda _: None
         #: made when first asked for; runners of one device in one sweep share it
         self.lock: DeviceLock | None = None
 
@@ -350,6 +352,7 @@ class Runner:
         sweep goes on without it); any other DpasError ends the sweep. With fio on the DPAS
         kernel, switch_stat is read around the run (``before``: read by the caller) for every
         CPU's mode and, for DPAS, the breakdown; ``note`` says what was done first."""
+        self.starting(f"{plan.mode.value}:{jobs}:{repeat}")
         if self.engine is not None:
             return self.engine.one(sweep, plan, jobs, repeat, bench)
         watching = self._watching()

@@ -70,7 +70,7 @@ class RealPoints:
             from dpas.vm.runner import VmBackend, VmConfig, default_cache
 
             # dpas vm bench's guest: its vCPUs, memory and kernel cache
-            guest, engine = GuestRun(modes=()), point.engine or "fio"
+            guest, engine = GuestRun(), point.engine or "fio"
             return VmBackend(VmConfig(guest, point.kernel, cache=default_cache(), engine=engine))
         config = RealConfig(
             point.target,

@@ -43,6 +43,8 @@ from dpas.children import dying_with_me
 from dpas.real.stop import check as check_stop
 from dpas.real.stop import stopped
 from dpas.vm.apt import PrivateApt
+from dpas.vm.fixes import FORMAT as FIXES_FORMAT
+from dpas.vm.fixes import apply_fixes
 from dpas.vm.kernel import GuestKernel, VmError, image_release
 
 #: where linux-source-VERSION is looked for, in this order
@@ -178,17 +180,19 @@ def build_dir(
     patches: tuple[Path, ...],
     cache: Path,
     progress: Callable[[str], None] | None = None,
+    fixes: tuple[str, ...] = (),
 ) -> GuestKernel:
     """The bzImage of the kernel source tree ``source`` (a clone of the artifact, the lab's
     tree, a user's own), configured and built as build:VERSION builds Debian's, from a copy in
-    the cache: the user's tree is never written. Cached by the tree's content (tree_key)."""
+    the cache: the user's tree is never written. Cached by the tree's content (tree_key).
+    ``fixes`` (dpas.vm.fixes) are made in the copy of the built tree, before the patches."""
     say: Progress = progress or (lambda _: None)
     source = source.expanduser().resolve()
     release = kernel_tree_version(source)
     name = f"dir-{tree_key(source)}"
     say(f"build:{source}: a {release} kernel tree ({name} in the cache)")
     return _build(name, f"build:{source}", lambda: _copied_tree(source, name, cache, say),
-                  patches, cache, say)  # fmt: skip
+                  patches, cache, say, fixes)  # fmt: skip
 
 
 def _build(
@@ -198,10 +202,11 @@ def _build(
     patches: tuple[Path, ...],
     cache: Path,
     say: Progress,
+    fixes: tuple[str, ...] = (),
 ) -> GuestKernel:
-    """The cached image of the tree ``tree()`` gives (called only to build), ``patches`` on a
-    copy; ``name`` keys the cache, ``what`` names the build in messages."""
-    texts = []
+    """The cached image of the tree ``tree()`` gives (called only to build), ``fixes`` and
+    ``patches`` on a copy; ``name`` keys the cache, ``what`` names the build in messages."""
+    texts = [f"--fix {name} {FIXES_FORMAT}".encode() for name in fixes]
     for patch in patches:
         try:
             texts.append(Path(patch).read_bytes())
@@ -220,17 +225,18 @@ def _build(
         shutil.rmtree(cache / "work", ignore_errors=True)  # what a killed build left
         source = tree()
         base = _base_build(name, what, source, fragment, cache, say)
-        if not patches:
+        if not patches and not fixes:
             return _guest_kernel(base)
         return _guest_kernel(
             _patched_build(
-                what, source, fragment, tuple(Path(p) for p in patches), key, cache, say
+                what, source, fragment, tuple(Path(p) for p in patches), key, cache, say, fixes
             )  # fmt: skip
         )
 
 
 def _guest_kernel(image: Path) -> GuestKernel:
-    return GuestKernel(image=image, modules=None, release=image_release(image))
+    symbols = image.with_name("System.map")
+    return GuestKernel(image, None, image_release(image), symbols if symbols.is_file() else None)
 
 
 @contextmanager
@@ -420,9 +426,10 @@ def _patched_build(
     key: str,
     cache: Path,
     say: Progress,
+    fixes: tuple[str, ...] = (),
 ) -> Path:
-    """A copy of the unpatched tree (source hard-linked, objects copied), patched, configured
-    and rebuilt: only what the patches change compiles."""
+    """A copy of the unpatched tree (source hard-linked, objects copied), fixed (``fixes``),
+    patched, configured and rebuilt: only what the fixes and patches change compiles."""
     _need_space(cache, COPY_GB, what)
     out = cache / "builds" / key
     out.mkdir(parents=True, exist_ok=True)
@@ -437,12 +444,19 @@ def _patched_build(
         entries = [str(p) for p in sorted(tree.iterdir()) if p.name != "build"]
         _run(["cp", "-al", "-t", str(copy), *entries], work, log, "cp -al")
         _run(["cp", "-a", str(tree / "build"), str(copy / "build")], work, log, "cp -a")
+        for line in apply_fixes(copy, fixes):
+            say(line)
+            with log.open("a") as f:
+                f.write(line + "\n")
         for patch in patches:
             say(f"patching: {patch.name}")
             apply_patch(copy, patch, log)
         _configure(copy, fragment, log, say)
-        say("compiling what the patches change")
-        _compile(copy, log, say, None, f"{what} with {len(patches)} patch(es)")
+        say("compiling what they change")
+        changes = [f"--fix {','.join(fixes)}"] * bool(fixes) + [f"{len(patches)} patch(es)"] * bool(
+            patches
+        )
+        _compile(copy, log, say, None, f"{what} with {' and '.join(changes)}")
         return _keep(copy, out)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -455,9 +469,12 @@ def _need_space(cache: Path, gb: float, what: str) -> None:
 
 
 def _keep(tree: Path, out: Path) -> Path:
-    """The build's bzImage and .config into ``out`` (the image last, atomically)."""
+    """The build's bzImage, .config and System.map into ``out`` (the image last,
+    atomically)."""
     out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(tree / "build" / ".config", out / "config")
+    if (tree / "build" / "System.map").is_file():  # a tinyconfig kernel has no kallsyms
+        shutil.copyfile(tree / "build" / "System.map", out / "System.map")
     image = out / "bzImage"
     if not image.is_file():
         shutil.copyfile(tree / "build" / "arch" / "x86" / "boot" / "bzImage", out / ".bzImage")

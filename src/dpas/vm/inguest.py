@@ -2,19 +2,21 @@
 
 It prints JSON on stdout, which the host reads back from the guest's second serial port: the
 doctor's records (the host prints them as ``dpas doctor`` does), whether the guest kernel
-accepts io_uring's hybrid polling, or a sweep run by the engine on the guest's drive (with
-each run's per-I/O log, compressed, when asked for). The same code as on the host, run in
-the guest.
+accepts io_uring's hybrid polling, or a sweep on the guest's drive, by fio or by the engine,
+each run streamed as it ends. The same code as on the host, run in the guest.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import os
 import sys
+import time
 import zlib
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 #: the guest's drive: a sparse file made for this boot, so writes destroy nothing
 DRIVE = "/dev/nvme0n1"
@@ -25,6 +27,7 @@ def preload() -> None:
     """Import what the commands load, so that the host can list what the guest needs."""
     from dpas.doctor import diagnose, syscalls  # noqa: F401
     from dpas.real import runner  # noqa: F401
+    from dpas.vm import stress  # noqa: F401
 
 
 def hybrid() -> dict[str, object]:
@@ -44,37 +47,70 @@ def doctor(devices: list[str]) -> dict[str, object]:
     return records(examine(devices, Where(), fio="/usr/bin/fio"))
 
 
-def bench(spec: dict[str, object]) -> dict[str, object]:
-    """The sweep ``spec["sweep"]`` (Sweep.record()) by the engine on the guest's drive, as the
-    host's ``dpas bench --device --engine dpas`` runs it: the lock, knobs, records."""
-    from dpas.bench.backend import Interrupted, Sweep
+def emit(tag: str, value: object = None) -> None:
+    """One line to the host, at once (the guest may die at any moment after it)."""
+    text = (
+        ""
+        if value is None
+        else " " + (value if isinstance(value, str) else json.dumps(value, allow_nan=False))
+    )
+    print(f"@@{tag}{text}", flush=True)
+
+
+def bench(spec: dict[str, Any]) -> None:
+    """The sweep ``spec["sweep"]`` (Sweep.record()) on the guest's drive, as the host's ``dpas
+    bench --device`` runs it (the lock, knobs, settling, switch_stat, records), by fio or by
+    the engine (``spec["engine"]``). Each run is streamed as it ends: ``@@BEGIN
+    MODE:JOBS:REPEAT`` when it starts, then ``@@RECORD`` (the record), ``@@LOG`` (its per-I/O
+    log, compressed, when asked for) and ``@@END``; ``@@BENCH`` closes the sweep (refused
+    modes, d_init, the error that ended it). ``crash_after``/``hang_after`` are tests' seams:
+    the kernel crashed (sysrq c) after that many runs, or the run after them never ending."""
+    from dpas.bench.backend import Sweep
     from dpas.errors import DpasError
     from dpas.real.executor import LocalExecutor
-    from dpas.real.runner import RealBackend, RealConfig
+    from dpas.real.runner import RealBench, RealConfig, Runner
 
-    sweep = Sweep.from_record(spec["sweep"])  # type: ignore[arg-type]
-    log_dir = LOGS if spec.get("log") else None
-    config = RealConfig(DRIVE, destroy_data=True, engine="dpas", log_dir=log_dir)
-    try:
-        outcome = RealBackend(config, LocalExecutor()).run(sweep, lambda _: None)
-    except Interrupted as err:
-        outcome = err.outcome
-    except DpasError as err:
-        return {"error": str(err)}
-    except Exception as err:  # a bug: the host says what, in one line, instead of no result
-        return {"error": f"{type(err).__name__}: {err}"}
-    logs = {}
-    for record in outcome.records:
+    sweep = Sweep.from_record(spec["sweep"])
+    device = spec.get("device", DRIVE)  # another: a test's, run on the host
+    config = RealConfig(
+        device,
+        ioengine=spec.get("ioengine"),
+        destroy_data=device == DRIVE,  # the guest's drive: a sparse file made for this boot
+        fio=spec.get("fio", "/usr/bin/fio"),
+        engine=spec.get("engine", "fio"),
+        log_dir=LOGS if spec.get("log") else None,
+    )
+    crash_after, hang_after = int(spec.get("crash_after", 0)), int(spec.get("hang_after", 0))
+    out = RealBench()
+    begun = 0
+
+    def starting(run: str) -> None:
+        nonlocal begun
+        emit("BEGIN", run)
+        begun += 1
+        if hang_after and begun == hang_after + 1:
+            time.sleep(1e6)
+
+    def finished(_: str) -> None:
+        record = out.records[-1]
+        emit("RECORD", asdict(record))
         if record.log is not None:
             packed = zlib.compress(Path(record.log).read_bytes())
-            logs[Path(record.log).name] = base64.b64encode(packed).decode()
-    return {
-        "records": [asdict(r) for r in outcome.records],
-        "refused": outcome.refused,
-        "d_init_ns": outcome.d_init_ns,
-        "ended_early": outcome.ended_early,
-        "logs": logs,
-    }
+            emit("LOG", f"{Path(record.log).name} {base64.b64encode(packed).decode()}")
+        emit("END")
+        if crash_after and len(out.records) == crash_after:
+            Path("/proc/sysrq-trigger").write_text("c")
+
+    error = ""
+    try:
+        runner = Runner(config, LocalExecutor())
+        runner.starting = starting
+        runner.run(sweep, finished, out)
+    except DpasError as err:
+        error = str(err)
+    except Exception as err:  # a bug: the host says what, in one line, instead of no result
+        error = f"{type(err).__name__}: {err}"
+    emit("BENCH", {"refused": out.refused, "d_init_ns": out.d_init_ns, "error": error})
 
 
 def main(argv: list[str]) -> int:
@@ -84,10 +120,15 @@ def main(argv: list[str]) -> int:
     elif command == "doctor":
         print(json.dumps(doctor(args)))
     elif command == "bench" and len(args) == 1:
-        print(json.dumps(bench(json.loads(args[0])), allow_nan=False))
+        bench(json.loads(args[0]))
+    elif command == "stress" and len(args) == 2:
+        from dpas.vm.stress import stress
+
+        print("@@STRESS " + json.dumps(stress(float(args[0]), int(args[1]), os.uname().release)))
     else:
         print(
-            "usage: python3 -m dpas.vm.inguest doctor [DEV]... | hybrid | bench SPEC",
+            "usage: python3 -m dpas.vm.inguest doctor [DEV]... | hybrid | bench SPEC | "
+            "stress SECONDS SEED",
             file=sys.stderr,
         )
         return 2

@@ -46,6 +46,8 @@ class GuestKernel:
     image: Path
     modules: Path | None  # lib/modules/<release> with kernel/..., None if everything is built in
     release: str
+    #: the kernel's symbols (a build's System.map), to name a faulting address it printed bare
+    system_map: Path | None = None
 
 
 def image_release(image: Path) -> str:

@@ -70,12 +70,17 @@ class KernelSpec:
     path: Path | None = None  # deb and image
     modules: Path | None = None
     patches: tuple[Path, ...] = ()
+    fixes: tuple[str, ...] = ()  # build:DIR: dpas.vm.fixes names
 
 
 def parse_kernel(
-    spec: str, modules: Path | None = None, patches: tuple[Path, ...] = ()
+    spec: str,
+    modules: Path | None = None,
+    patches: tuple[Path, ...] = (),
+    fixes: tuple[str, ...] = (),
 ) -> KernelSpec:
-    """``--kernel``, ``--modules`` and ``--patch`` checked together, one-line errors."""
+    """``--kernel``, ``--modules``, ``--patch`` and ``--fix`` checked together, one-line
+    errors."""
     spec = spec.strip()
     if not spec:
         raise VmError(f"--kernel: empty (expected {FORMS})")
@@ -99,7 +104,7 @@ def parse_kernel(
             tree = Path(rest).expanduser()
             if not _is(tree, Path.is_dir):
                 raise VmError(f"--kernel {spec}: {rest} is not a folder (build:DIR: a kernel tree)")
-            out = KernelSpec("build", path=tree, patches=patches)
+            out = KernelSpec("build", path=tree, patches=patches, fixes=fixes)
         else:
             raise VmError(
                 f"--kernel {spec}: expected build:MAJOR.MINOR (build:7.2) or build:DIR (a "
@@ -116,6 +121,10 @@ def parse_kernel(
         raise VmError(f"--modules is for a bzImage given as --kernel PATH, not --kernel {spec}")
     if patches and out.kind != "build":
         raise VmError(f"--patch is for --kernel build:VERSION or build:DIR, not --kernel {spec}")
+    if fixes and not (out.kind == "build" and out.path is not None):
+        raise VmError(
+            f"--fix is for --kernel build:DIR (the artifact's DPAS tree), not --kernel {spec}"
+        )
     for patch in patches:
         if not _is(patch, Path.is_file):
             raise VmError(f"--patch {patch}: no such file")
@@ -140,10 +149,11 @@ def resolve_kernel(
     patches: tuple[Path, ...],
     cache: Path,
     progress: Progress = None,
+    fixes: tuple[str, ...] = (),
 ) -> GuestKernel:
     """The guest kernel ``--kernel spec`` names, fetched, unpacked or built into ``cache``
     (the kernels folder) if not there yet, and checked for an NVMe driver before booting."""
-    parsed = parse_kernel(spec, modules, patches)
+    parsed = parse_kernel(spec, modules, patches, fixes)
     say = progress or (lambda line: None)
     if parsed.kind == "debian" and parsed.suite is None:
         kernel = host_debian_kernel(cache, say)
@@ -154,7 +164,7 @@ def resolve_kernel(
         assert parsed.path is not None
         kernel = deb_kernel(parsed.path, cache, say)
     elif parsed.kind == "build" and parsed.path is not None:
-        kernel = build_dir(parsed.path, parsed.patches, cache / "build", say)
+        kernel = build_dir(parsed.path, parsed.patches, cache / "build", say, parsed.fixes)
     elif parsed.kind == "build":
         assert parsed.version is not None
         kernel = built_kernel(parsed.version, parsed.patches, cache, say)

@@ -2,41 +2,36 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import re
-import shlex
 import shutil
 import subprocess
 import time
-import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dpas.bench.backend import Interrupted, Outcome, Sweep
 from dpas.errors import DpasError
-from dpas.policy import SLEEPERS, Method
-from dpas.real.fio import record
 from dpas.real.stop import stopped, stopping
 from dpas.results import RunResult
 from dpas.vm import initramfs
+from dpas.vm.fixes import unfixed
 from dpas.vm.guest import (
     GuestEnded,
-    GuestResult,
     GuestRun,
     GuestTimeout,
     Machine,
     boot,
     ended_early,
-    hybrid_answer,
+    kernel_trouble,
     kvm_usable,
     plan_script,
     read_results,
 )
 from dpas.vm.kernel import GuestKernel, VmError
-from dpas.vm.kernels import resolve_kernel
+from dpas.vm.kernels import parse_kernel, resolve_kernel
 from dpas.vm.python import GuestPython, guest_python
 
 BOOT_S = 60  # booting under TCG, with margin...
@@ -55,9 +50,9 @@ class VmConfig:
     kernel: str | Path | None = "debian"  # a --kernel spec (dpas.vm.kernels); None: debian
     modules: Path | None = None
     cache: Path = field(default_factory=default_cache)
-    d_init_auto: bool = True
     drive_gib: int = 1
     patches: tuple[Path, ...] = ()  # --patch, for a build:VERSION kernel
+    fixes: tuple[str, ...] = ()  # --fix, for a build:DIR of the artifact (dpas.vm.fixes)
     progress: Callable[[str], None] | None = field(default=None, compare=False)
     #: who completes the I/Os in the guest: "fio", or "dpas" (the engine)
     engine: str = "fio"
@@ -84,9 +79,45 @@ class VmBench:
 
 
 def _guest_kernel(config: VmConfig) -> GuestKernel:
-    return resolve_kernel(
-        config.spec, config.modules, config.patches, config.cache / "kernels", config.progress
+    kernel = resolve_kernel(
+        config.spec,
+        config.modules,
+        config.patches,
+        config.cache / "kernels",
+        config.progress,
+        config.fixes,
     )
+    for line in dpas_kernel_warnings(config, kernel.release):
+        if config.progress is not None:
+            config.progress(line)
+    return kernel
+
+
+def dpas_kernel_warnings(config: VmConfig, release: str) -> list[str]:
+    """What dpas can tell, before booting, of a DPAS kernel that will crash: the bugs a
+    build:DIR holds that --fix does not fix, or the lab's own 5.18 DPAS kernel (built from
+    the same code) in a guest smaller than the 8 vCPUs it survives."""
+    parsed = parse_kernel(config.spec, config.modules, config.patches, config.fixes)
+    small = config.run.cpus < DPAS_518_SAFE_CPUS
+    if parsed.kind == "build" and parsed.path is not None:
+        return [
+            f"warning: {parsed.path} holds a DPAS bug --fix {fix.name} fixes: it {fix.symptom} "
+            "(docs/vm.md; --fix all fixes every one)"
+            for fix in unfixed(parsed.path.expanduser())
+            if fix.name not in config.fixes and (fix.name != "alloc" or small)
+        ]
+    if small and parsed.kind in ("deb", "image") and re.match(r"5\.18\..*dpas", release):
+        return [
+            f"warning: {release} looks like the lab's DPAS kernel, built from the artifact's "
+            f"code, whose per-CPU allocation panics guests of fewer than {DPAS_518_SAFE_CPUS} "
+            f"vCPUs (docs/vm.md): --cpus {DPAS_518_SAFE_CPUS}, or build its tree with "
+            "--kernel build:DIR --fix all"
+        ]
+    return []
+
+
+#: vCPUs with which the artifact's unfixed DPAS 5.18 kernel was seen to boot (2 and 4 panic)
+DPAS_518_SAFE_CPUS = 8
 
 
 def _machine(
@@ -107,29 +138,6 @@ def _machine(
     return work, Machine(kernel.image, initrd, drive, config.run.cpus, config.run.memory)
 
 
-def _boot(
-    config: VmConfig,
-    kernel: GuestKernel,
-    run: GuestRun,
-    name: str,
-    python: GuestPython | None = None,
-) -> tuple[str, str, GuestResult]:
-    script, plans = plan_script(run, kernel.release, python)
-    runs = len(run.modes) * len(run.jobs) * run.repeats
-    try:
-        per_run = run.runtime_s + PER_RUN_S
-        text, accel, why = _run_guest(config, kernel, name, script, python, runs * per_run, per_run)
-        timed_out = None
-    except GuestTimeout as late:  # what the guest finished before it stopped answering
-        text, accel, why, timed_out = late.text, late.accel, "", late.seconds
-        if "@@UNAME" not in text:
-            raise
-    result = read_results(text, plans, run)
-    if not result.complete:
-        result.ended = ended_early(result, config.cache / name / "console.log", timed_out)
-    return accel, why, result
-
-
 def _run_guest(
     config: VmConfig,
     kernel: GuestKernel,
@@ -144,7 +152,7 @@ def _run_guest(
     work, machine = _machine(config, kernel, name, script, python)
     initrd_mb = machine.initrd.stat().st_size / 1e6
     deadline = BOOT_S + BOOT_S_PER_MB * initrd_mb + work_s
-    accel, why, text = boot(machine, work, deadline, per_run_s)
+    accel, why, text = boot(machine, work, deadline, per_run_s, config.progress)
     no_nvme = re.search(r"^@@NO_NVME (\w+)", text, re.M)  # init's marker: no drive in 20 s
     if no_nvme and no_nvme[1] == "missing":
         raise VmError(
@@ -159,176 +167,117 @@ def _run_guest(
     return text, accel, why
 
 
-def vm_bench(config: VmConfig) -> VmBench:
-    """Boot, run, power off; a stopping signal ends QEMU and this raises Stopped."""
+def vm_bench(config: VmConfig, sweep: Sweep) -> VmBench:
+    """Boot, run the sweep in the guest (by fio or the engine, ``config.engine``), power off;
+    a stopping signal ends QEMU and this raises Stopped. A guest that ends before its plan
+    does raises GuestEnded with what it finished (a VmBench)."""
     with stopping():
         try:
-            return _vm_bench(config)
+            return _vm_bench(config, sweep)
         except DpasError as err:
             raise stopped() or err from None
 
 
-#: the engine's guest: a home and a state folder for the lock and the knob journal
-ENGINE_ENV = "HOME=/tmp XDG_STATE_HOME=/tmp/state"
-#: the engine's d_init probe and Python's start in a TCG guest
-ENGINE_START_S = 60
+#: the in-guest runner's start (Python under TCG) and its d_init probe
+GUEST_START_S = 60
+#: settling a DPAS CPU (dpas.real.settle) before a polled run: allowed per run, on average
+SETTLE_S = 30
 
 
-def vm_engine_bench(config: VmConfig, sweep: Sweep) -> VmBench:
-    """The sweep by the engine in the guest (dpas.vm.inguest bench): one boot, the guest's own
-    d_init probe, its records and logs read back. A stopping signal ends QEMU."""
-    with stopping():
-        try:
-            return _vm_engine_bench(config, sweep)
-        except DpasError as err:
-            raise stopped() or err from None
+def guest_spec(config: VmConfig, sweep: Sweep) -> dict[str, Any]:
+    """What dpas.vm.inguest bench runs: the sweep, who completes the I/Os, the seams."""
+    run = config.run
+    return {
+        "sweep": sweep.record(),
+        "engine": config.engine,
+        "ioengine": run.ioengine,
+        "log": config.log_dir is not None,
+        "crash_after": run.crash_after,
+        "hang_after": run.hang_after,
+    }
 
 
-def _marked_json(text: str, tag: str, missing: str, config: VmConfig) -> dict[str, Any]:
-    """The JSON object the guest printed after ``@@TAG``; without one, a VmError pointing at
-    the console log (the guest's run folder is the tag in lower case)."""
-    found = re.search(rf"^@@{tag} (.*)$", text, re.M)
-    try:
-        answer = json.loads(found[1]) if found else None
-    except ValueError:
-        answer = None
-    if not isinstance(answer, dict):
-        raise VmError(f"{missing}; console log at {config.cache / tag.lower()}")
-    return answer
-
-
-def _vm_engine_bench(config: VmConfig, sweep: Sweep) -> VmBench:
+def _vm_bench(config: VmConfig, sweep: Sweep) -> VmBench:
     start = time.monotonic()
     kernel = _guest_kernel(config)
     python = guest_python()
-    spec = json.dumps({"sweep": sweep.record(), "log": config.log_dir is not None})
-    script = (
-        'echo "@@UNAME $(uname -r)"\n'
-        f'echo "@@HYBRID $({python.command("hybrid")})"\n'
-        'echo -n "@@ENGINE "\n'
-        f"{ENGINE_ENV} {python.command('bench', shlex.quote(spec))}\n"
-        'echo ""\necho "@@DONE"\n'
-    )
-    runs = len(sweep.runs())
-    work_s = ENGINE_START_S + runs * (sweep.runtime_s + PER_RUN_S)
-    text, accel, why = _run_guest(config, kernel, "engine", script, python, work_s)
-    answer = _marked_json(text, "ENGINE", "the engine in the guest printed no result", config)
-    if "error" in answer:
-        raise VmError(f"the engine in the guest: {answer['error']}")
-    uname = re.search(r"^@@UNAME (\S+)", text, re.M)
-    hybrid = re.search(r"^@@HYBRID (.+)$", text, re.M)
+    script = plan_script(guest_spec(config, sweep), python)
+    per_run = sweep.runtime_s + PER_RUN_S
+    work_s = GUEST_START_S + len(sweep.runs()) * (per_run + SETTLE_S)
+    try:
+        text, accel, why = _run_guest(config, kernel, "run", script, python, work_s, per_run)
+        timed_out = None
+    except GuestTimeout as late:  # what the guest finished before it stopped answering
+        text, accel, why, timed_out = late.text, late.accel, "", late.seconds
+        if "@@UNAME" not in text:
+            raise
+    result = read_results(text)
     out = VmBench(
-        refused=answer["refused"],
-        kernel=uname[1] if uname else kernel.release,
+        refused=result.refused,
+        kernel=result.kernel or kernel.release,
         accelerator=accel,
         why_not_kvm=why,
-        d_init_ns=answer["d_init_ns"],
-        fio_version="",
-        hybrid_iopoll=hybrid_answer(hybrid[1] if hybrid else ""),
+        d_init_ns=result.d_init_ns or sweep.d_init_ns or 0,
+        hybrid_iopoll=result.hybrid_iopoll,
     )
-    logs = _save_logs(answer["logs"], config.log_dir)
-    for raw in answer["records"]:
-        raw["timeline"] = [tuple(t) for t in raw["timeline"]] if raw["timeline"] else None
-        raw["note"] = f"{raw['note']}; guest under {accel}"
-        raw["hybrid_iopoll"] = out.hybrid_iopoll
-        raw["log"] = logs.get(Path(raw["log"]).name) if raw["log"] else None
-        out.records.append(RunResult(**raw))
+    logs = _save_logs(result.logs, config.log_dir)
+    for raw in result.records:
+        out.records.append(_host_record(raw, accel, result.hybrid_iopoll, logs))
+    out.fio_version = next((r.fio_version for r in out.records if r.fio_version), "")
     out.seconds = time.monotonic() - start
-    return out
-
-
-def _save_logs(logs: dict[str, str], folder: Path | None) -> dict[str, str]:
-    """The guest's per-I/O logs written under ``folder``: name -> host path."""
-    saved = {}
-    for name, packed in logs.items():
-        if folder is None or not re.fullmatch(r"[A-Z]+-x\d+-r\d+\.npy", name):
-            continue
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / name).write_bytes(zlib.decompress(base64.b64decode(packed)))
-        saved[name] = str(folder / name)
-    return saved
-
-
-def _vm_bench(config: VmConfig) -> VmBench:
-    start = time.monotonic()
-    kernel = _guest_kernel(config)
-    run = config.run
-    out = VmBench()
-    if config.d_init_auto and any(m in SLEEPERS for m in run.modes):
-        probe = replace(run, modes=(Method.INT,), jobs=(1,), repeats=1, runtime_s=1.0)
-        _, _, first = _boot(config, kernel, probe, "probe")
-        if not first.runs:
-            raise GuestEnded(f"the d_init probe (INT x1) never finished: {first.ended}")
-        run = replace(run, d_init_ns=max(round(first.runs[0][3].lat_mean_us * 100), 1))
-    out.d_init_ns = run.d_init_ns
-    accel, why, result = _boot(config, kernel, run, "run", guest_python())
-    out.kernel, out.accelerator, out.why_not_kvm = result.kernel, accel, why
-    out.hybrid_iopoll = result.hybrid_iopoll
-    out.refused = result.refused
-    try:
-        version = subprocess.run(["fio", "--version"], capture_output=True, text=True).stdout
-    except FileNotFoundError:
-        version = ""
-    out.fio_version = version.strip()
-    for plan, jobs, repeat, fio, fired in result.runs:
-        out.records.append(
-            record(
-                plan,
-                jobs,
-                repeat,
-                run.rw,
-                fio,
-                run.d_init_ns,
-                backend="qemu",
-                kernel=result.kernel,
-                device="QEMU NVMe (sparse file)",
-                fio_version=out.fio_version,
-                note=f"{plan.note}; guest under {accel}",
-                interrupts=fired,
-                hybrid_iopoll=result.hybrid_iopoll,
-            )
-        )
-    out.seconds = time.monotonic() - start
-    if result.ended:
-        raise GuestEnded(result.ended, out)
+    if not result.complete:
+        console = config.cache / "run" / "console.log"
+        raise GuestEnded(ended_early(result, console, timed_out, kernel.system_map), out)
+    if result.error:
+        raise GuestEnded(f"the sweep in the guest stopped: {result.error}", out)
     if not out.records and not out.refused:
         raise VmError("the guest ran no mode")
     return out
+
+
+def _host_record(raw: dict[str, Any], accel: str, hybrid: str, logs: dict[str, str]) -> RunResult:
+    """A record the guest made, as the host keeps it: fio's runs are the qemu backend's,
+    the accelerator in the note, the log where the host saved it."""
+    raw = dict(raw)
+    raw["timeline"] = [tuple(t) for t in raw["timeline"]] if raw.get("timeline") else None
+    if raw.get("backend") == "fio":
+        raw["backend"] = "qemu"
+    raw["note"] = "; ".join(filter(None, (raw.get("note"), f"guest under {accel}")))
+    raw["hybrid_iopoll"] = hybrid
+    raw["log"] = logs.get(Path(raw["log"]).name) if raw.get("log") else None
+    return RunResult(**raw)
+
+
+def _save_logs(logs: dict[str, bytes], folder: Path | None) -> dict[str, str]:
+    """The guest's per-I/O logs written under ``folder``: name -> host path."""
+    saved = {}
+    for name, data in logs.items():
+        if folder is None or not re.fullmatch(r"[A-Z]+-x\d+-r\d+\.npy", name):
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+        saved[name] = str(folder / name)
+    return saved
 
 
 @dataclass(frozen=True, slots=True)
 class VmBackend:
     """``dpas vm bench``: the sweep in a throw-away QEMU guest on its polled NVMe drive.
     ``config`` is the guest (kernel, modules, patches, cache; ``config.run``: vCPUs, memory);
-    the sweep's ``cpus`` is fio's pinning in the guest."""
+    the sweep's ``cpus`` is the jobs' pinning in the guest."""
 
     config: VmConfig
     name = "qemu"
 
     def run(self, sweep: Sweep, done: Callable[[str], None]) -> Outcome:
-        """The guest runs the whole plan at once: ``done`` is called for each record after."""
-        shape = self.config.run
-        run = replace(
-            shape,
-            modes=sweep.modes,
-            rw=sweep.rw,
-            repeats=sweep.repeats,
-            jobs=sweep.jobs,
-            pin=sweep.cpus,
-            runtime_s=sweep.runtime_s,
-            bs=sweep.bs,
-            d_init_ns=sweep.d_init_ns or shape.d_init_ns,
-            switch=sweep.switch,
-        )
-        if self.config.engine == "dpas":
-            bench = vm_engine_bench(self.config, sweep)
-        else:
-            try:
-                bench = vm_bench(replace(self.config, run=run, d_init_auto=sweep.d_init_ns is None))
-            except GuestEnded as ended:  # keep what the guest finished, then say why
-                if not isinstance(ended.partial, VmBench) or not ended.partial.records:
-                    raise
-                raise Interrupted(ended, self._outcome(sweep, ended.partial)) from None
+        """The guest runs the whole sweep in one boot: ``done`` is called for each record
+        after. What it finished before a crash or a hang is kept (Interrupted)."""
+        try:
+            bench = vm_bench(self.config, sweep)
+        except GuestEnded as ended:  # keep what the guest finished, then say why
+            if not isinstance(ended.partial, VmBench) or not ended.partial.records:
+                raise
+            raise Interrupted(ended, self._outcome(sweep, ended.partial)) from None
         return self._outcome(sweep, bench, done)
 
     def _outcome(
@@ -382,21 +331,75 @@ def shell(config: VmConfig) -> int:
     return 1
 
 
-def vm_doctor(config: VmConfig, devices: tuple[str, ...]) -> dict[str, Any]:
-    """``dpas doctor`` inside the guest, against its NVMe drive by default: its records, with
-    the guest's kernel and accelerator. A stopping signal ends QEMU and raises Stopped."""
+def _in_guest(
+    config: VmConfig,
+    name: str,
+    line: Callable[[GuestPython], str],
+    work_s: float,
+    timeout_ok: bool = False,
+) -> tuple[str, str, str, GuestKernel]:
+    """The plan's ``line`` (made for the guest's Python) in a guest of its own: (what the
+    guest printed, accelerator, why not KVM, the kernel). With ``timeout_ok`` a guest that
+    does not finish gives what it printed. A stopping signal ends QEMU and raises Stopped."""
     with stopping():
         try:
             kernel = _guest_kernel(config)
             python = guest_python()
-            script = (
-                'echo "@@UNAME $(uname -r)"\n'
-                f'echo "@@DOCTOR $({python.command("doctor", *(devices or ("nvme0n1",)))})"\n'
-                'echo "@@DONE"\n'
-            )
-            text, accel, why = _run_guest(config, kernel, "doctor", script, python, DOCTOR_S)
+            script = f'echo "@@UNAME $(uname -r)"\n{line(python)}\necho "@@DONE"\n'
+            try:
+                text, accel, why = _run_guest(config, kernel, name, script, python, work_s)
+            except GuestTimeout as late:
+                if not timeout_ok:
+                    raise
+                text, accel, why = late.text, late.accel, ""
         except DpasError as err:
             raise stopped() or err from None
+    return text, accel, why, kernel
+
+
+def vm_stress(config: VmConfig, seconds: float, seed: int) -> dict[str, Any]:
+    """dpas.vm.stress in the guest: its DPAS knobs written at random for ``seconds`` while fio
+    polls. Returns what the guest did, the kernel's trouble from the console ("" if none) and
+    the last knob writes before the end (the ones to suspect when there is trouble)."""
+
+    def line(python: GuestPython) -> str:  # it prints its @@KNOB lines and @@STRESS itself
+        return python.command("stress", f"{seconds:g}", str(seed))
+
+    text, accel, _, kernel = _in_guest(config, "stress", line, seconds + 60, timeout_ok=True)
+    console = config.cache / "stress" / "console.log"
+    found = re.search(r"^@@STRESS (.*)$", text, re.M)
+    uname = re.search(r"^@@UNAME (\S+)", text, re.M)
+    return {
+        "kernel": uname[1] if uname else kernel.release,
+        "accelerator": accel,
+        "stress": json.loads(found[1]) if found else None,
+        "trouble": kernel_trouble(console.read_text(errors="replace"), kernel.system_map),
+        "last_writes": re.findall(r"^@@KNOB (.*)$", text, re.M)[-10:],
+        "console": str(console),
+    }
+
+
+def _marked_json(text: str, tag: str, missing: str, config: VmConfig) -> dict[str, Any]:
+    """The JSON object the guest printed after ``@@TAG``; without one, a VmError pointing at
+    the console log (the guest's run folder is the tag in lower case)."""
+    found = re.search(rf"^@@{tag} (.*)$", text, re.M)
+    try:
+        answer = json.loads(found[1]) if found else None
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict):
+        raise VmError(f"{missing}; console log at {config.cache / tag.lower()}")
+    return answer
+
+
+def vm_doctor(config: VmConfig, devices: tuple[str, ...]) -> dict[str, Any]:
+    """``dpas doctor`` inside the guest, against its NVMe drive by default: its records, with
+    the guest's kernel and accelerator. A stopping signal ends QEMU and raises Stopped."""
+
+    def line(python: GuestPython) -> str:
+        return f'echo "@@DOCTOR $({python.command("doctor", *(devices or ("nvme0n1",)))})"'
+
+    text, accel, why, kernel = _in_guest(config, "doctor", line, DOCTOR_S)
     record = _marked_json(text, "DOCTOR", "the guest's doctor printed no record", config)
     uname = re.search(r"^@@UNAME (\S+)", text, re.M)
     record["guest"] = {
