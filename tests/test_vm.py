@@ -353,6 +353,8 @@ def test_a_run_that_never_ends_is_stopped_at_its_own_deadline() -> None:
     took = time.monotonic() - start
     message = str(ended.value)
     assert message.startswith(f"INT x1 did not finish in {1 + PER_RUN_S:.0f} s"), message
+    # the guest dumped its blocked tasks first: the test's hang sleeps, so none is blocked
+    assert "(no task blocked)" in message, message
     assert "1 run finished and kept" in message and ended.value.exit_code == 1
     assert [r.mode for r in ended.value.outcome.records] == ["INT"]
     assert took < 12 * (1 + PER_RUN_S), took  # the plan's own deadline: 12 runs
@@ -464,4 +466,43 @@ def test_a_bare_faulting_address_is_named_from_the_system_map(tmp_path: Path) ->
     log.write_text(console)
     assert ended_early(GuestResult(complete=False), log, None, system_map).startswith(
         "the guest kernel crashed before its first run (BUG: kernel NULL pointer dereference"
+    )
+
+
+BLOCKED_DUMP = """[   30.10] sysrq: Show Blocked State
+[   30.10] task:fio             state:D stack:0     pid:201   ppid:200    flags:0x00004000
+[   30.10] Call Trace:
+[   30.10]  <TASK>
+[   30.10]  __schedule+0x2e5/0x8a0
+[   30.10]  schedule+0x5a/0xc0
+[   30.10]  io_schedule+0x42/0x70
+[   30.10]  ? hrtimer_init_sleeper+0x10/0x10
+[   30.10]  blk_mq_poll_hybrid+0x1a/0x60
+[   30.10]  </TASK>
+[   30.11] task:kworker/0:1     state:D stack:0     pid:12    ppid:2      flags:0x00004000
+[   30.11]  __schedule+0x2e5/0x8a0
+[   30.11]  blk_mq_timeout_work+0x20/0x1a0
+"""
+
+
+def test_a_hung_run_names_the_tasks_the_kernels_dump_shows(tmp_path: Path) -> None:
+    """The guest dumps its blocked tasks (sysrq w) before the host's deadline for a run: the
+    line names each with the function it is stuck in; an empty dump says none was."""
+    from dpas.vm.guest import GuestResult, blocked_tasks
+
+    assert blocked_tasks(BLOCKED_DUMP) == [
+        "fio (blk_mq_poll_hybrid)",
+        "kworker/0:1 (blk_mq_timeout_work)",
+    ]
+    assert blocked_tasks("[ 1.0] boot\n") is None
+    log = tmp_path / "console.log"
+    result = GuestResult(complete=False, running="PAS x1")
+    log.write_text(BLOCKED_DUMP)
+    assert ended_early(result, log, 26.0).startswith(
+        "PAS x1 did not finish in 26 s (blocked: fio (blk_mq_poll_hybrid), kworker/0:1 "
+        "(blk_mq_timeout_work)); 0 runs finished"
+    )
+    log.write_text("[ 20.0] sysrq: Show Blocked State\n")
+    assert ended_early(result, log, 26.0).startswith(
+        "PAS x1 did not finish in 26 s (no task blocked)"
     )

@@ -121,6 +121,27 @@ def kernel_trouble(console: str, system_map: Path | None = None) -> str:
     return f"{said}; RIP {where}"
 
 
+def blocked_tasks(console: str) -> list[str] | None:
+    """The tasks the kernel's blocked-task dump (sysrq w) lists, each as ``name (function)``
+    with the first function of its stack that is not the scheduler's (schedule,
+    io_schedule...); None if no dump."""
+    start = console.rfind("Show Blocked State")
+    if start < 0:
+        return None
+    tasks = []
+    for block in re.split(r"^.*?task:", console[start:], flags=re.M)[1:]:
+        name = block.split()[0]
+        calls = [  # "? " marks a frame the unwinder only guessed
+            call
+            for line in block.splitlines()
+            if "? " not in line
+            for call in re.findall(r"(?<![\w.])([A-Za-z_][\w.]*)\+0x[0-9a-f]+/0x", line)
+        ]
+        inside = next((c for c in calls if "schedule" not in c), "")
+        tasks.append(f"{name} ({inside})" if inside else name)
+    return tasks
+
+
 def symbol(address: int, system_map: Path) -> str:
     """``address`` as symbol+0xoffset from a System.map ("" if it is before every text
     symbol or the map cannot be read). Without KASLR (a tinyconfig build) the map's
@@ -199,6 +220,12 @@ def ended_early(
         where = " between runs" if result.records else " before its first run"
     said = f" ({trouble})" if trouble else ""
     if timed_out_s is not None and result.running:
+        try:
+            blocked = blocked_tasks(console.read_text(errors="replace"))
+        except OSError:
+            blocked = None
+        if blocked is not None and not trouble:
+            said = f" ({'blocked: ' + ', '.join(blocked) if blocked else 'no task blocked'})"
         head = f"{result.running} did not finish in {timed_out_s:.0f} s{said}"
     elif timed_out_s is not None:
         head = f"the guest hung between runs: nothing more in {timed_out_s:.0f} s{said}"

@@ -12,6 +12,7 @@ import base64
 import json
 import os
 import sys
+import threading
 import time
 import zlib
 from dataclasses import asdict
@@ -57,13 +58,24 @@ def emit(tag: str, value: object = None) -> None:
     print(f"@@{tag}{text}", flush=True)
 
 
+def dump_blocked(run: str) -> None:
+    """A run past its time: the kernel lists its blocked tasks on the console (sysrq w)
+    before the host stops the guest, so the host can say which task hung where."""
+    emit("STUCK", run)
+    try:
+        Path("/proc/sysrq-trigger").write_text("w")
+    except OSError:  # a kernel without magic sysrq: the console says nothing more
+        pass
+
+
 def bench(spec: dict[str, Any]) -> None:
     """The sweep ``spec["sweep"]`` (Sweep.record()) on the guest's drive, as the host's ``dpas
     bench --device`` runs it (the lock, knobs, settling, switch_stat, records), by fio or by
     the engine (``spec["engine"]``). Each run is streamed as it ends: ``@@BEGIN
     MODE:JOBS:REPEAT`` when it starts, then ``@@RECORD`` (the record), ``@@LOG`` (its per-I/O
     log, compressed, when asked for) and ``@@END``; ``@@BENCH`` closes the sweep (refused
-    modes, d_init, the error that ended it). ``crash_after``/``hang_after`` are tests' seams:
+    modes, d_init, the error that ended it). A run still going ``dump_after_s`` after it began
+    has the kernel dump its blocked tasks. ``crash_after``/``hang_after`` are tests' seams:
     the kernel crashed (sysrq c) after that many runs, or the run after them never ending."""
     from dpas.bench.backend import Sweep
     from dpas.errors import DpasError
@@ -81,17 +93,25 @@ def bench(spec: dict[str, Any]) -> None:
         log_dir=LOGS if spec.get("log") else None,
     )
     crash_after, hang_after = int(spec.get("crash_after", 0)), int(spec.get("hang_after", 0))
+    dump_after_s = float(spec.get("dump_after_s", 0))
     out = RealBench()
     begun = 0
+    watchdog: threading.Timer | None = None
 
     def starting(run: str) -> None:
-        nonlocal begun
+        nonlocal begun, watchdog
         emit("BEGIN", run)
         begun += 1
+        if dump_after_s > 0:
+            watchdog = threading.Timer(dump_after_s, dump_blocked, (run,))
+            watchdog.daemon = True
+            watchdog.start()
         if hang_after and begun == hang_after + 1:
             time.sleep(1e6)
 
     def finished(_: str) -> None:
+        if watchdog is not None:
+            watchdog.cancel()
         record = out.records[-1]
         emit("RECORD", asdict(record))
         if record.log is not None:

@@ -37,6 +37,7 @@ from dpas.vm.python import GuestPython, guest_python
 BOOT_S = 60  # booting under TCG, with margin...
 BOOT_S_PER_MB = 1.0  # ...plus unpacking the initramfs (90 MB, 235 MB with the guest's Python)
 PER_RUN_S = 20  # fio's start and end in a TCG guest, beyond its runtime
+DUMP_BEFORE_S = 6  # a run that has not ended this long before its deadline dumps blocked tasks
 DOCTOR_S = 120  # the doctor's timer table and 2 s interrupt probe, under TCG
 
 
@@ -194,6 +195,8 @@ def guest_spec(config: VmConfig, sweep: Sweep) -> dict[str, Any]:
         "log": config.log_dir is not None,
         "crash_after": run.crash_after,
         "hang_after": run.hang_after,
+        # the blocked tasks dumped a little before the host's own deadline for the run
+        "dump_after_s": sweep.runtime_s + PER_RUN_S - DUMP_BEFORE_S,
     }
 
 
