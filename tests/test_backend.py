@@ -248,7 +248,7 @@ def test_the_vm_backend_gives_the_guest_the_sweep(
     assert labels == ["INT x2"] and outcome.d_init_ns == 4555
     assert outcome.context["accelerator"] == "tcg" and outcome.context["kernel"] == "6.1.0-56-amd64"
     assert outcome.config == {
-        "kernel": "debian:sid", "vcpus": 4, "memory": "512M", "ioengine": "psync",
+        "kernel": "debian:sid", "vcpus": 4, "memory": "512M", "ioengine": "psync", "keep_going": False,
     }  # fmt: skip
     assert outcome.header[0].startswith("guest kernel 6.1.0-56-amd64 (io_uring HYBRID_IOPOLL")
     assert "under TCG (no vmx), 4 vCPUs, 512M" in outcome.header[0]

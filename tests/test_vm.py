@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from conftest import run_dpas
 from dpas.policy import Method
 from dpas.vm.cpio import Cpio
 from dpas.vm.guest import GuestRun, ended_early, plan_script, read_results
-from dpas.vm.kernel import VmError, image_release
+from dpas.vm.kernel import GuestKernel, VmError, image_release
 
 
 def test_cpio_archive_is_read_back_by_busybox(tmp_path: Path) -> None:
@@ -506,3 +507,75 @@ def test_a_hung_run_names_the_tasks_the_kernels_dump_shows(tmp_path: Path) -> No
     assert ended_early(result, log, 26.0).startswith(
         "PAS x1 did not finish in 26 s (no task blocked)"
     )
+
+
+def test_keep_going_boots_a_fresh_guest_for_the_runs_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first guest finishes INT x1 and crashes in INT x2; the second is told to leave
+    both out and runs CP; the crash is named, its console kept, its next record noted. A guest
+    that finishes nothing and is in no run ends it; so does a crash without --keep-going."""
+    from dpas.bench.backend import Sweep
+    from dpas.vm import runner
+    from dpas.vm.guest import GuestEnded
+
+    answers = [
+        read_results(streamed(("INT", 1), done=False) + "@@BEGIN INT:2:1\n"),
+        read_results(streamed(("CP", 1), ("CP", 2))),
+    ]
+    skips: list[list[tuple[str, int, int]]] = []
+
+    def guest_sweep(config, kernel, python, sweep, skip):  # type: ignore[no-untyped-def]
+        skips.append(sorted(skip))
+        (config.cache / "run").mkdir(parents=True, exist_ok=True)
+        (config.cache / "run" / "console.log").write_text(CONSOLE_OOPS)
+        return answers.pop(0), "tcg", "", None
+
+    monkeypatch.setattr(runner, "_guest_sweep", guest_sweep)
+    monkeypatch.setattr(runner, "_guest_kernel", lambda config: GuestKernel(tmp_path, None, "x"))
+    monkeypatch.setattr(runner, "guest_python", lambda: None)
+    from test_backend import record as made
+
+    def host_record(raw, *_):  # type: ignore[no-untyped-def]
+        return replace(made(raw["mode"], raw["jobs"], raw["repeat"]), note="")
+
+    monkeypatch.setattr(runner, "_host_record", host_record)
+    sweep = Sweep(modes=(Method.INT, Method.CP), jobs=(1, 2), runtime_s=1.0, d_init_ns=4000)
+    config = runner.VmConfig(GuestRun(), cache=tmp_path, keep_going=True)
+    got = runner._vm_bench(config, sweep)
+    assert skips == [[], [("INT", 1, 1), ("INT", 2, 1)]]
+    assert [(r.mode, r.jobs) for r in got.records] == [("INT", 1), ("CP", 1), ("CP", 2)]
+    (crash,) = got.crashed
+    kept = tmp_path / "run" / "console.crash-1.log"
+    assert (
+        crash.startswith("the guest kernel crashed during INT x2 (BUG: kernel NULL")
+        and str(kept) in crash
+    )
+    assert kept.read_text() == CONSOLE_OOPS
+    assert "in a fresh guest after: the guest kernel crashed during INT x2" in got.records[1].note
+    assert "fresh guest" not in got.records[2].note
+    # no progress at all: no endless boots
+    answers[:] = [read_results("@@UNAME x\n")]
+    with pytest.raises(GuestEnded, match="before its first run"):
+        runner._vm_bench(config, sweep)
+    answers[:] = [read_results(streamed(("INT", 1), done=False))]
+    with pytest.raises(GuestEnded, match="between runs"):
+        runner._vm_bench(replace(config, keep_going=False), sweep)
+
+
+@pytest.mark.slow
+def test_keep_going_goes_on_in_a_fresh_guest_after_a_hung_run() -> None:
+    """Debian's 6.1 with a run that never ends in each guest (the test's seam: the second run
+    of each boot): with --keep-going a fresh guest runs what is left, so every run but the
+    two hung ones is measured, and both hangs are named."""
+    from dpas.bench.backend import Sweep
+    from dpas.vm.runner import VmBackend, VmConfig
+
+    config = VmConfig(GuestRun(hang_after=1), "debian:bookworm", keep_going=True)
+    sweep = Sweep(modes=(Method.INT, Method.CP), jobs=(1, 2), runtime_s=1.0, d_init_ns=4000)
+    outcome = VmBackend(config).run(sweep, lambda _: None)
+    assert [(r.mode, r.jobs) for r in outcome.records] == [("INT", 1), ("CP", 1)]
+    crashed = outcome.context["crashed"]
+    assert [line.split(" did not finish")[0] for line in crashed] == ["INT x2", "CP x2"]
+    assert "in a fresh guest after: INT x2 did not finish" in outcome.records[1].note
+    assert outcome.records[1].interrupts == 0  # CP in the fresh guest still polled

@@ -173,6 +173,12 @@ def vm(ctx: click.Context) -> None:
 @click.option(
     "--ioengine", default=None, help="Override fio's engine in the guest; stated in the output."
 )
+@click.option(
+    "--keep-going",
+    is_flag=True,
+    help="After a guest kernel crashes or hangs, boot a fresh guest and go on with the runs "
+    "left (the crashed run is named in the header and results.json).",
+)
 @guest_options
 @click.pass_context
 def vm_bench_command(
@@ -181,6 +187,7 @@ def vm_bench_command(
     bs: int,
     pin: str,
     ioengine: str | None,
+    keep_going: bool,
     out_dir: Path,
     as_json: bool,
     kernel_spec: str,
@@ -210,7 +217,7 @@ def vm_bench_command(
     guest = GuestRun(cpus=vcpus, memory=memory, ioengine=ioengine)
     config = guest_config(guest, kernel_spec, modules, patches, fixes, cache, console)
     log_dir = (out_dir / "logs").absolute() if sweep_args["log"] else None
-    backend = VmBackend(replace(config, engine=engine, log_dir=log_dir))
+    backend = VmBackend(replace(config, engine=engine, log_dir=log_dir, keep_going=keep_going))
     try:
         run_backend(
             backend,

@@ -128,6 +128,8 @@ class Runner:
         self.say: Callable[[str], None] = _say  # settling progress, one line a step
         #: told "MODE:JOBS:REPEAT" as each measured run starts (the guest streams it)
         self.starting: Callable[[str], None] = lambda _: None
+        #: (mode, jobs, repeat) runs left out: a fresh guest's, finished or crashed in before
+        self.skip: frozenset[tuple[str, int, int]] = frozenset()
         #: made when first asked for; runners of one device in one sweep share it
         self.lock: DeviceLock | None = None
 
@@ -300,9 +302,12 @@ class Runner:
         bench.d_init_ns = sweep.d_init_ns or self.d_init_auto(sweep)
         bench.model = self.device_model()
         for mode, runs in groupby(sweep.runs(), key=itemgetter(0)):
+            todo = [(j, r) for _, j, r in runs if (mode.value, j, r) not in self.skip]
+            if not todo:
+                continue
             try:
                 plan = self.plan(mode, sweep, bench.d_init_ns)
-                self._mode_runs(sweep, plan, [(j, r) for _, j, r in runs], bench, done)
+                self._mode_runs(sweep, plan, todo, bench, done)
             except Refused as why:
                 bench.refused[mode.value] = str(why)
                 bench.records = [r for r in bench.records if r.mode != mode.value]

@@ -62,6 +62,7 @@ class GuestResult:
     #: the plan reached its end; if not, the run it was in ("PAS x2"), or None between runs
     complete: bool = True
     running: str | None = None
+    running_run: tuple[str, int, int] | None = None  # the same as (mode, jobs, repeat)
     #: why it stopped before the end of its plan (ended_early), "" if it did not
     ended: str = ""
 
@@ -200,8 +201,9 @@ def read_results(text: str) -> GuestResult:
     result.complete = "@@DONE" in text
     begun = re.findall(r"^@@BEGIN (\S+)", text, re.M)
     if not result.complete and len(begun) > len(re.findall(r"^@@END$", text, re.M)):
-        mode, jobs, _ = begun[-1].split(":")
+        mode, jobs, repeat = begun[-1].split(":")
         result.running = f"{mode} x{jobs}"
+        result.running_run = (mode, int(jobs), int(repeat))
     return result
 
 

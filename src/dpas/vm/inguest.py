@@ -125,6 +125,7 @@ def bench(spec: dict[str, Any]) -> None:
     try:
         runner = Runner(config, LocalExecutor())
         runner.starting = starting
+        runner.skip = frozenset((m, int(j), int(r)) for m, j, r in spec.get("skip", []))
         runner.run(sweep, finished, out)
     except DpasError as err:
         error = str(err)

@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from dpas.vm import initramfs
 from dpas.vm.fixes import unfixed
 from dpas.vm.guest import (
     GuestEnded,
+    GuestResult,
     GuestRun,
     GuestTimeout,
     Machine,
@@ -59,6 +60,8 @@ class VmConfig:
     engine: str = "fio"
     #: the engine's per-I/O logs, brought back from the guest (None: none kept)
     log_dir: Path | None = None
+    #: after a crash or a hang, a fresh guest goes on with the runs left
+    keep_going: bool = False
 
     @property
     def spec(self) -> str:
@@ -77,6 +80,8 @@ class VmBench:
     fio_version: str = ""
     seconds: float = 0.0
     hybrid_iopoll: str = ""
+    #: --keep-going: each crash or hang a fresh guest went on after (ended_early's line)
+    crashed: list[str] = field(default_factory=list)
 
 
 def _guest_kernel(config: VmConfig) -> GuestKernel:
@@ -204,38 +209,87 @@ def _vm_bench(config: VmConfig, sweep: Sweep) -> VmBench:
     start = time.monotonic()
     kernel = _guest_kernel(config)
     python = guest_python()
-    script = plan_script(guest_spec(config, sweep), python)
+    out = VmBench()
+    skip: set[tuple[str, int, int]] = set()  # runs finished, or crashed in, by earlier guests
+    while True:
+        result, accel, why, timed_out = _guest_sweep(config, kernel, python, sweep, skip)
+        _take(out, result, accel, why, config, after=out.crashed[-1:])
+        out.seconds = time.monotonic() - start
+        if result.error:
+            raise GuestEnded(f"the sweep in the guest stopped: {result.error}", out)
+        if result.complete:
+            break
+        console = config.cache / "run" / "console.log"
+        if config.keep_going:  # the next guest overwrites it
+            console = console.replace(
+                console.with_name(f"console.crash-{len(out.crashed) + 1}.log")
+            )
+        ended = ended_early(result, console, timed_out, kernel.system_map)
+        progress = bool(result.records) or result.running_run is not None
+        skip |= {(r["mode"], r["jobs"], r["repeat"]) for r in result.records}
+        if result.running_run is not None:
+            skip.add(result.running_run)
+        left = [r for r in sweep.runs() if (r[0].value, r[1], r[2]) not in skip
+                and r[0].value not in out.refused]  # fmt: skip
+        if not config.keep_going or not progress:
+            raise GuestEnded(ended, out)
+        out.crashed.append(ended)
+        if config.progress is not None:
+            config.progress(f"{ended}; --keep-going: a fresh guest for the {len(left)} run(s) left")
+        if not left:
+            break
+        if sweep.d_init_ns is None and out.d_init_ns:  # the same d_init in every guest
+            sweep = replace(sweep, d_init_ns=out.d_init_ns)
+    if not out.records and not out.refused:
+        raise VmError("the guest ran no mode")
+    return out
+
+
+def _guest_sweep(
+    config: VmConfig,
+    kernel: GuestKernel,
+    python: GuestPython,
+    sweep: Sweep,
+    skip: set[tuple[str, int, int]],
+) -> tuple[GuestResult, str, str, float | None]:
+    """One guest's go at the sweep, leaving out ``skip``: (what it streamed back, accelerator,
+    why not KVM, the seconds after which it was stopped, or None)."""
+    spec = {**guest_spec(config, sweep), "skip": sorted(skip)}
     per_run = sweep.runtime_s + PER_RUN_S
     work_s = GUEST_START_S + len(sweep.runs()) * (per_run + SETTLE_S)
     try:
-        text, accel, why = _run_guest(config, kernel, "run", script, python, work_s, per_run)
+        text, accel, why = _run_guest(
+            config, kernel, "run", plan_script(spec, python), python, work_s, per_run
+        )
         timed_out = None
     except GuestTimeout as late:  # what the guest finished before it stopped answering
         text, accel, why, timed_out = late.text, late.accel, "", late.seconds
         if "@@UNAME" not in text:
             raise
-    result = read_results(text)
-    out = VmBench(
-        refused=result.refused,
-        kernel=result.kernel or kernel.release,
-        accelerator=accel,
-        why_not_kvm=why,
-        d_init_ns=result.d_init_ns or sweep.d_init_ns or 0,
-        hybrid_iopoll=result.hybrid_iopoll,
-    )
+    return read_results(text), accel, why, timed_out
+
+
+def _take(
+    out: VmBench, result: GuestResult, accel: str, why: str, config: VmConfig, after: list[str]
+) -> None:
+    """One guest's runs into ``out``; ``after``: the crash the guest came after, noted in its
+    first record."""
+    out.refused.update(result.refused)
+    out.kernel = out.kernel or result.kernel
+    out.accelerator, out.why_not_kvm = accel, why
+    out.d_init_ns = out.d_init_ns or result.d_init_ns
+    out.hybrid_iopoll = result.hybrid_iopoll
     logs = _save_logs(result.logs, config.log_dir)
-    for raw in result.records:
-        out.records.append(_host_record(raw, accel, result.hybrid_iopoll, logs))
-    out.fio_version = next((r.fio_version for r in out.records if r.fio_version), "")
-    out.seconds = time.monotonic() - start
-    if not result.complete:
-        console = config.cache / "run" / "console.log"
-        raise GuestEnded(ended_early(result, console, timed_out, kernel.system_map), out)
-    if result.error:
-        raise GuestEnded(f"the sweep in the guest stopped: {result.error}", out)
-    if not out.records and not out.refused:
-        raise VmError("the guest ran no mode")
-    return out
+    for i, raw in enumerate(result.records):
+        record = _host_record(raw, accel, result.hybrid_iopoll, logs)
+        if i == 0 and after:
+            note = f"in a fresh guest after: {after[0].split('; console log')[0]}"
+            record = replace(record, note=f"{record.note}; {note}")
+        out.records.append(record)
+    out.records = [r for r in out.records if r.mode not in out.refused]
+    out.fio_version = out.fio_version or next(
+        (r.fio_version for r in out.records if r.fio_version), ""
+    )
 
 
 def _host_record(raw: dict[str, Any], accel: str, hybrid: str, logs: dict[str, str]) -> RunResult:
@@ -297,6 +351,7 @@ class VmBackend:
             f"{accel}, {shape.cpus} vCPUs, {shape.memory}, NVMe with poll_queues=2; "
             f"{sweep.runtime_s:g} s per run; finished in {bench.seconds:.0f} s",
             *notes,
+            *(f"--keep-going, a fresh guest after: {line}" for line in bench.crashed),
             "irqs: the guest's NVMe interrupts during the run, on the I/O queues of the run's "
             "CPUs (0 = every completion was polled)",
         ]
@@ -310,6 +365,7 @@ class VmBackend:
                 "why_not_kvm": bench.why_not_kvm,
                 "hybrid_iopoll": bench.hybrid_iopoll,
                 "fio_version": bench.fio_version,
+                "crashed": bench.crashed,
             },
             header=header,
             config={
@@ -317,6 +373,7 @@ class VmBackend:
                 "vcpus": shape.cpus,
                 "memory": shape.memory,
                 "ioengine": shape.ioengine,
+                "keep_going": self.config.keep_going,
             },
         )
 
