@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 from conftest import Clock, steps
@@ -133,3 +134,33 @@ def test_parse_refuses_values_the_kernel_cannot_print(line: str, message: str) -
     with pytest.raises(DpasError, match=message) as err:
         parse(line)
     assert len(str(err.value)) < 300  # the line is quoted cut short
+
+
+def test_the_runner_reads_both_forms_of_its_queue(tmp_path: Path) -> None:
+    """dpas bench --device's reader (the guest's too): the attribute's own text where the
+    kernel returns it, the kernel log where the read only printed the lines (the artifact)."""
+    import subprocess
+
+    from dpas.real.executor import LocalExecutor
+    from dpas.real.knobs import QueueKnobs
+    from dpas.real.runner import Runner
+
+    class LoggingKernel(LocalExecutor):
+        def run(self, argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+            assert argv == ["dmesg"]
+            return subprocess.CompletedProcess(argv, 0, KERNEL_LOG, "")
+
+    queue = tmp_path / "queue"
+    queue.mkdir()
+    runner = Runner.__new__(Runner)  # only its reader: no device to resolve here
+    runner.executor = LoggingKernel()
+    runner.knobs = QueueKnobs(runner.executor, queue)
+    (queue / "switch_stat").write_text(EXPECTED)
+    assert render(runner.switch_stat()) == EXPECTED
+    (queue / "switch_stat").write_text("\n")  # the artifact's read
+    assert [(r.cpu, r.mode) for r in latest(runner.switch_stat()).values()] == [
+        (0, Mode.CP),
+        (1, Mode.INT),
+    ]
+    (queue / "switch_stat").unlink()
+    assert runner.switch_stat() == []  # a stock kernel: no switch
