@@ -352,11 +352,12 @@ def poll_queues(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _bench(kernel: Path, modes: tuple[Method, ...], runtime: float, work: Path) -> VmBench:
+    from dpas.bench.backend import Sweep
     from dpas.vm.guest import GuestRun
     from dpas.vm.runner import VmConfig, vm_bench
 
-    run = GuestRun(modes=modes, jobs=(1,), runtime_s=runtime)
-    return vm_bench(VmConfig(run, kernel=kernel, cache=work))
+    sweep = Sweep(modes=modes, jobs=(1,), runtime_s=runtime, d_init_ns=4000)
+    return vm_bench(VmConfig(GuestRun(), kernel=kernel, cache=work), sweep)
 
 
 def _timed(what: str) -> build.Progress:
