@@ -111,6 +111,50 @@ def test_the_in_guest_sweep_runs_here_on_a_file_as_it_would_there(tmp_path: Path
     assert "no poll queues" in result.refused["CP"] and not result.error
 
 
+def test_both_engines_in_one_guest_take_turns_round_by_round(tmp_path: Path) -> None:
+    """--engine fio,dpas: repeat 1 by fio, repeat 1 by the engine, repeat 2 by fio, ...; each
+    engine's refusals under its own name; the tables tell the kernel's rows from the
+    engine's."""
+    import sys
+
+    from dpas.bench.backend import Sweep
+    from dpas.reports.bench import averaged
+
+    data = tmp_path / "data"
+    data.write_bytes(b"\1" * (8 << 20))
+    sweep = Sweep(modes=(Method.INT, Method.PAS), jobs=(1,), runtime_s=0.3, repeats=2)
+    spec = {"sweep": sweep.record(), "device": str(data), "engine": "fio,dpas",
+            "fio": shutil.which("fio") or "fio"}  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-m", "dpas.vm.inguest", "bench", json.dumps(spec)],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "XDG_STATE_HOME": str(tmp_path)},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    result = read_results("@@UNAME here\n" + out.stdout + "@@DONE\n")
+    assert not result.error, result.error
+    turns = [(r["mode"], r["repeat"], r["engine"]) for r in result.records]
+    assert turns == [
+        ("INT", 1, "pvsync2"), ("INT", 1, "dpas engine"),
+        ("INT", 2, "pvsync2"), ("INT", 2, "dpas engine"),
+    ]  # fmt: skip
+    # one d_init for all: the first round's probe
+    assert len({r["d_init_ns"] for r in result.records}) == 1
+    assert "no poll queues" in result.refused["PAS (fio)"]
+    assert "PAS (dpas)" in result.refused and "PAS" not in result.refused
+    rows = averaged(result.records)
+    assert set(rows) == {"INT (kernel)", "INT (engine)"}
+    assert rows["INT (kernel)"][1]["repeats"] == 2
+
+
+def test_both_engines_are_for_the_guest_only(tmp_path: Path) -> None:
+    out = run_dpas("bench", "INT", "--engine", "fio,dpas", "--device", str(tmp_path / "d"))
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.strip() == (
+        "dpas: error: --engine fio,dpas: both engines in one sweep is for dpas vm bench (one "
+        "boot); here run one, then the other"
+    )
+
+
 def test_vm_bench_refuses_ioengine_with_the_engine_as_bench_does(tmp_path: Path) -> None:
     """One line, exit 2, before anything is fetched, built or booted."""
     args = ["INT", "--ioengine", "sync", "--engine", "dpas", "--out", str(tmp_path / "out")]

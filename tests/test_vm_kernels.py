@@ -161,7 +161,7 @@ def bad_forms(tmp_path: Path) -> list[tuple[list[str], str]]:
         (["--kernel", str(image), "--modules", str(tmp_path / "no")], "not a directory"),
         (
             ["--patch", str(patch)],
-            "--patch is for --kernel build:VERSION or build:DIR, not --kernel debian",
+            "--patch is for --kernel build:VERSION, build:DIR or dpas:VERSION, not --kernel debian",
         ),
         (["--kernel", "build:7.2", "--patch", str(tmp_path / "no.patch")], "no such file"),
         (["--kernel", str(image), "--modules", str(mods)], "has no NVMe driver"),

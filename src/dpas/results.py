@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 SCHEMA = "dpas.bench/2"
+#: what dpas's own engine calls itself in a record's ``engine`` (fio's runs name fio's engine)
+ENGINE = "dpas engine"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,3 +69,8 @@ class RunResult:
     #: fio on the DPAS kernel: every CPU's switch mode (switch_stat's MODE[n], by name) around
     #: the run, {"before": {"0": "PAS", ...}, "after": {...}}; CPU numbers as JSON keeps them
     cpu_modes: dict[str, dict[str, str]] | None = None
+    #: fio on the DPAS series' kernel in dpas vm: its dpas_io decisions replayed through
+    #: dpas.policy (dpas.real.decisions): ios (this run's), replayed (its generation's so
+    #: far), lost (events the ring dropped), differences (named; [] = the same decisions) and
+    #: the first poll pass's verdicts
+    replay: dict[str, Any] | None = None

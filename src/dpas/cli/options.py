@@ -204,12 +204,13 @@ def sweep_options(*, out: Path, order: bool = True) -> Callable[[Callable[..., A
                 click.option("--json", "as_json", is_flag=True, help="Print the records as JSON."),
                 click.option(
                     "--engine",
-                    type=click.Choice(["fio", "dpas"]),
+                    type=click.Choice(["fio", "dpas", "fio,dpas"]),
                     default="fio",
                     show_default=True,
                     help="Who completes the I/Os of a real run: fio (the kernel's methods) or "
                     "dpas (its own io_uring engine: every mode, HYB too, on stock kernels; ALL "
-                    "then adds EHP).",
+                    "then adds EHP); dpas vm bench: fio,dpas runs both in one boot, round by "
+                    "round.",
                 ),
                 click.option(
                     "--log",
@@ -231,7 +232,7 @@ def parse_sweep(options: dict[str, Any], **more: Any) -> Sweep:
     of the Sweep, already checked. With ``--engine dpas`` ALL is every policy (EHP too)."""
     switch = dict(options)
     engine, _ = switch.pop("engine", "fio"), switch.pop("log", None)
-    all_modes = ENGINE_ALL_MODES if engine == "dpas" else ALL_MODES
+    all_modes = ENGINE_ALL_MODES if "dpas" in engine.split(",") else ALL_MODES
     modes, rw, repeats = parse_words(switch.pop("words"), all_modes)
     rw = parse_rw(switch.pop("rw_text"), rw)
     repeats = switch.pop("repeat") or repeats

@@ -206,7 +206,7 @@ def vm_bench_command(
     dpas's own engine completes the I/Os in the guest: every mode, HYB too, on any kernel.
     """
     engine = sweep_args["engine"]
-    if engine != "dpas" and sweep_args["order"] != "kernel":
+    if "dpas" not in engine.split(",") and sweep_args["order"] != "kernel":
         raise InputError("--order sets the engine's DPAS test order: it needs --engine dpas")
     refuse_unused(ctx, str(DRIVE), engine)  # as dpas bench --device: the guest's drive
     sweep = parse_sweep(

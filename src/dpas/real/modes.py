@@ -13,6 +13,7 @@ from dpas.errors import DpasError
 from dpas.policy import Method, SwitchParams
 from dpas.real.kernel import Kernel
 from dpas.real.knobs import Knobs
+from dpas.results import ENGINE
 
 
 class Refused(DpasError, ValueError):
@@ -52,12 +53,13 @@ def plan_mode(
     engine = "pvsync2" if kernel.sync_hipri_polls else "io_uring"
     if dpas_kernel:
         assert knobs is not None
-        return _dpas_plan(mode, knobs, engine, d_init_ns, switch, ioengine, where)
+        return _dpas_plan(mode, kernel, knobs, engine, d_init_ns, switch, ioengine, where)
     return _stock_plan(mode, kernel, knobs, engine, ioengine, where)
 
 
 def _dpas_plan(
     mode: Method,
+    kernel: Kernel,
     knobs: Knobs,
     engine: str,
     d_init_ns: int,
@@ -69,9 +71,16 @@ def _dpas_plan(
     if knobs.has("nomerges"):
         writes["nomerges"] = "2"
     hybrid = mode in (Method.LHP, Method.EHP, Method.PAS, Method.DPAS)
-    if not knobs.has("io_poll_delay"):
-        raise Refused(f"{mode.value} needs queue/io_poll_delay, which {where} does not have")
-    writes["io_poll_delay"] = "0" if hybrid else "-1"
+    if kernel.block_hybrid_polling:  # the 5.18 patch sleeps on the block layer's hybrid path
+        if not knobs.has("io_poll_delay"):
+            raise Refused(f"{mode.value} needs queue/io_poll_delay, which {where} does not have")
+        writes["io_poll_delay"] = "0" if hybrid else "-1"
+    elif mode is Method.LHP:
+        raise Refused(
+            f"LHP with fio needs block hybrid polling (queue/io_poll_delay, removed in 6.4), "
+            f"which the DPAS series does not bring back (kernel {kernel.release}): --engine "
+            "dpas runs it"
+        )
     if knobs.has("ehp_enabled"):
         writes["ehp_enabled"] = "1" if mode is Method.EHP else "0"
     elif mode is Method.EHP:
@@ -143,6 +152,18 @@ def _stock_plan(
     )
 
 
+def resets_state(kernel: Kernel, knobs: Knobs | None) -> bool:
+    """The DPAS series of kernel/ (io_uring polling, 5.19+, and no EHP: no ehp_enabled) starts
+    every CPU's switch state afresh when pas_enabled or switch_enabled is written; the 5.18
+    patch never does, so its runs may have to settle a CPU back to PAS first."""
+    return (
+        not kernel.sync_hipri_polls
+        and knobs is not None
+        and knobs.has("switch_stat")
+        and not knobs.has("ehp_enabled")
+    )
+
+
 def _check_polling(mode: Method, knobs: Knobs | None, where: str) -> None:
     """A polled mode needs a queue that can poll (io_poll 1): without poll queues an IOPOLL
     wait completes through the interrupt while the thread spins, measuring nothing."""
@@ -151,10 +172,6 @@ def _check_polling(mode: Method, knobs: Knobs | None, where: str) -> None:
             f"{mode.value} needs polled I/O: {where} has no poll queues (queue/io_poll is 0; "
             "for NVMe: modprobe nvme poll_queues=N)"
         )
-
-
-#: what the engine calls itself in records and notes
-ENGINE = "dpas engine"
 
 
 def plan_engine(mode: Method, kernel: Kernel, knobs: Knobs | None, where: str) -> ModePlan:

@@ -28,6 +28,7 @@ from dpas.policy import Method, Op
 from dpas.policy.switch import Mode
 from dpas.policy.switch_stat import NoBreakdown, SwitchStatLine, delta, latest, parse
 from dpas.real import stop
+from dpas.real.decisions import DecisionTrace
 from dpas.real.engine_runs import EngineRuns
 from dpas.real.executor import Executor
 from dpas.real.fio import FioError, FioJob, FioResult, failure, pinned, record
@@ -37,7 +38,7 @@ from dpas.real.interrupts import Counter
 from dpas.real.kernel import Kernel
 from dpas.real.knobs import KnobError, QueueKnobs, applied, check_journal_writable, default_journal
 from dpas.real.lock import DeviceLock
-from dpas.real.modes import ModePlan, Refused, plan_engine, plan_mode
+from dpas.real.modes import ModePlan, Refused, plan_engine, plan_mode, resets_state
 from dpas.real.settle import (
     RUN_CAP_S,
     Budget,
@@ -72,6 +73,9 @@ class RealConfig:
     log_dir: Path | None = None
     #: DPAS kernel: bring a CPU a polled run uses back to PAS first (False: refuse the run)
     settle: bool = True
+    #: tracefs, where the kernel has the DPAS series' dpas_io event: its PAS and DPAS runs'
+    #: decisions are replayed through dpas.policy (dpas.real.decisions; None: not read)
+    tracefs: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +136,8 @@ class Runner:
         self.skip: frozenset[tuple[str, int, int]] = frozenset()
         #: made when first asked for; runners of one device in one sweep share it
         self.lock: DeviceLock | None = None
+        trace = DecisionTrace(config.tracefs) if config.tracefs is not None else None
+        self.decisions = trace if trace is not None and trace.available() else None
 
     @property
     def journal(self) -> Path:
@@ -363,10 +369,14 @@ class Runner:
         watching = self._watching()
         if before is None:
             before = self._snapshot() if watching else NO_SNAPSHOT
+        traced = self.decisions if plan.mode in (Method.PAS, Method.DPAS) else None
+        if traced is not None:
+            traced.arm()
         counter = self.interrupts(pinned(sweep.cpus, jobs, self.online_cpus))
         counter.mark("start")  # fio's start-up and end fall inside: the process is the run
         result = self.fio(sweep, plan, jobs, sweep.runtime_s)
         counter.mark("stop")
+        replay = traced.collect(plan.knobs) if traced is not None else None
         after = self._snapshot() if watching else NO_SNAPSHOT
         dpas = plan.mode is Method.DPAS
         breakdown, why = _breakdown(before, after) if dpas else (None, "")
@@ -391,6 +401,7 @@ class Runner:
             note="; ".join(filter(None, (plan.note, note, why))),
             cpu_modes=modes,
             interrupts=counter.total(),
+            replay=replay,
         )
 
     def _snapshot(self) -> Snapshot:
@@ -414,8 +425,9 @@ class Runner:
 
     def _settle(self, sweep: Sweep, plan: ModePlan, jobs: int, d_init_ns: int) -> str:
         """Before a polled run on the DPAS kernel: the CPUs its jobs run on back in PAS, by the
-        kernel's own path (dpas.real.settle), or Unsettled. Returns the record's note of it."""
-        if not self._watching() or not counted(plan):
+        kernel's own path (dpas.real.settle), or Unsettled. Returns the record's note of it.
+        The DPAS series' kernel needs none: the knob writes of the run's block reset it."""
+        if not self._watching() or not counted(plan) or resets_state(self.kernel, self.knobs):
             return ""
         cpus = pinned(sweep.cpus, jobs, self.online_cpus)
         bad = out_of_pas(self._snapshot().modes, cpus, plan)

@@ -10,6 +10,8 @@ from typing import Any
 
 from rich.table import Table
 
+from dpas.results import ENGINE
+
 CSV_COLUMNS = (
     "mode",
     "jobs",
@@ -39,14 +41,25 @@ CSV_COLUMNS = (
     "overslept",
     "underslept",
     "log",
+    "engine",
 )
 
 
+def label(record: dict[str, Any], mixed: bool) -> str:
+    """A run's row: its mode, and where a sweep mixes fio and dpas's engine (dpas vm bench
+    --engine fio,dpas), who completed its I/Os: the kernel's method or the engine's."""
+    if not mixed:
+        return str(record["mode"])
+    return f"{record['mode']} ({'engine' if record.get('engine') == ENGINE else 'kernel'})"
+
+
 def averaged(records: list[dict[str, Any]]) -> dict[str, dict[int, dict[str, Any]]]:
-    """mode -> jobs -> the mean over repeats of what bench.sh prints (breakdown summed)."""
+    """mode (label) -> jobs -> the mean over repeats of what bench.sh prints (breakdown
+    summed)."""
+    mixed = len({r.get("engine") == ENGINE for r in records}) > 1
     groups: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
     for r in records:
-        groups[r["mode"], r["jobs"]].append(r)
+        groups[label(r, mixed), r["jobs"]].append(r)
     table: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
     for (mode, jobs), rs in groups.items():
         row: dict[str, Any] = {

@@ -165,14 +165,18 @@ def build_kernel(
     patches: tuple[Path, ...],
     cache: Path,
     progress: Callable[[str], None] | None = None,
+    options: tuple[str, ...] = (),
+    what: str = "build",
 ) -> GuestKernel:
     """The bzImage of Debian's linux-source-VERSION with ``OPTIONS`` and ``patches`` (applied
-    in order with patch -p1), built once: the same inputs again return the cached image."""
+    in order with patch -p1), built once: the same inputs again return the cached image.
+    ``options`` are more CONFIG_ names set =y in the patched build (dpas:VERSION's series
+    needs its own); ``what`` names the spec in messages (build, dpas)."""
     say: Progress = progress or (lambda _: None)
     if not re.fullmatch(r"\d+\.\d+", version):
-        raise VmError(f"build:{version}: not a kernel version (MAJOR.MINOR, e.g. 7.2)")
-    return _build(version, f"build:{version}", lambda: _tree(version, cache, say), patches,
-                  cache, say)  # fmt: skip
+        raise VmError(f"{what}:{version}: not a kernel version (MAJOR.MINOR, e.g. 7.2)")
+    return _build(version, f"{what}:{version}", lambda: _tree(version, cache, say), patches,
+                  cache, say, options=options)  # fmt: skip
 
 
 def build_dir(
@@ -203,16 +207,18 @@ def _build(
     cache: Path,
     say: Progress,
     fixes: tuple[str, ...] = (),
+    options: tuple[str, ...] = (),
 ) -> GuestKernel:
-    """The cached image of the tree ``tree()`` gives (called only to build), ``fixes`` and
-    ``patches`` on a copy; ``name`` keys the cache, ``what`` names the build in messages."""
+    """The cached image of the tree ``tree()`` gives (called only to build), ``fixes``,
+    ``patches`` and ``options`` on a copy (the unpatched build keeps the guest's options
+    only); ``name`` keys the cache, ``what`` names the build in messages."""
     texts = [f"--fix {name} {FIXES_FORMAT}".encode() for name in fixes]
     for patch in patches:
         try:
             texts.append(Path(patch).read_bytes())
         except OSError as err:
             raise VmError(f"--patch {patch}: cannot be read ({err.strerror})") from None
-    fragment = fragment_text()
+    fragment = fragment_text((*OPTIONS, *(o for o in options if o not in OPTIONS)))
     key = cache_key(name, fragment, texts)
     image = cache / "builds" / key / "bzImage"
     if image.is_file():
@@ -224,8 +230,8 @@ def _build(
             return _guest_kernel(image)
         shutil.rmtree(cache / "work", ignore_errors=True)  # what a killed build left
         source = tree()
-        base = _base_build(name, what, source, fragment, cache, say)
-        if not patches and not fixes:
+        base = _base_build(name, what, source, fragment_text(), cache, say)
+        if not patches and not fixes and fragment == fragment_text():
             return _guest_kernel(base)
         return _guest_kernel(
             _patched_build(

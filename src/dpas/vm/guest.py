@@ -59,6 +59,8 @@ class GuestResult:
     hybrid_iopoll: str = "not probed"
     #: the error that ended the guest's sweep ("" if none did)
     error: str = ""
+    #: the drive's DPAS knobs before and after the sweep ({"before": {...}, "after": {...}})
+    knobs: dict[str, dict[str, str]] = field(default_factory=dict)
     #: the plan reached its end; if not, the run it was in ("PAS x2"), or None between runs
     complete: bool = True
     running: str | None = None
@@ -197,6 +199,7 @@ def read_results(text: str) -> GuestResult:
             result.refused = dict(data["refused"])
             result.d_init_ns = int(data["d_init_ns"])
             result.error = str(data["error"])
+            result.knobs = dict(data.get("knobs", {}))
     result.records = [r for r in result.records if r["mode"] not in result.refused]
     result.complete = "@@DONE" in text
     begun = re.findall(r"^@@BEGIN (\S+)", text, re.M)

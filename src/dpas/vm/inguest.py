@@ -15,9 +15,13 @@ import sys
 import threading
 import time
 import zlib
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dpas.bench.backend import Sweep
+    from dpas.real.runner import RealBench
 
 #: the guest's drive: a sparse file made for this boot, so writes destroy nothing
 DRIVE = "/dev/nvme0n1"
@@ -84,17 +88,19 @@ def bench(spec: dict[str, Any]) -> None:
 
     sweep = Sweep.from_record(spec["sweep"])
     device = spec.get("device", DRIVE)  # another: a test's, run on the host
+    engines = str(spec.get("engine", "fio")).split(",")
     config = RealConfig(
         device,
         ioengine=spec.get("ioengine"),
         destroy_data=device == DRIVE,  # the guest's drive: a sparse file made for this boot
         fio=spec.get("fio", "/usr/bin/fio"),
-        engine=spec.get("engine", "fio"),
         log_dir=LOGS if spec.get("log") else None,
+        tracefs=Path("/sys/kernel/tracing"),  # a throw-away guest's: dpas may arm it
     )
     crash_after, hang_after = int(spec.get("crash_after", 0)), int(spec.get("hang_after", 0))
     dump_after_s = float(spec.get("dump_after_s", 0))
     out = RealBench()
+    emitted = 0
     begun = 0
     watchdog: threading.Timer | None = None
 
@@ -110,28 +116,76 @@ def bench(spec: dict[str, Any]) -> None:
             time.sleep(1e6)
 
     def finished(_: str) -> None:
+        nonlocal emitted
         if watchdog is not None:
             watchdog.cancel()
-        record = out.records[-1]
+        record = now.records[-1]
         emit("RECORD", asdict(record))
         if record.log is not None:
             packed = zlib.compress(Path(record.log).read_bytes())
             emit("LOG", f"{Path(record.log).name} {base64.b64encode(packed).decode()}")
         emit("END")
-        if crash_after and len(out.records) == crash_after:
+        emitted += 1
+        if crash_after and emitted == crash_after:
             Path("/proc/sysrq-trigger").write_text("c")
 
     error = ""
+    before = dpas_knobs()
+    skip = frozenset((m, int(j), int(r)) for m, j, r in spec.get("skip", []))
+    now = out
     try:
-        runner = Runner(config, LocalExecutor())
-        runner.starting = starting
-        runner.skip = frozenset((m, int(j), int(r)) for m, j, r in spec.get("skip", []))
-        runner.run(sweep, finished, out)
+        for engine, repeat in rounds(engines, sweep.repeats):
+            runner = Runner(replace(config, engine=engine), LocalExecutor())
+            runner.starting = starting
+            runner.skip = skip | _other_rounds(sweep, repeat)
+            now = out if len(engines) == 1 else RealBench()
+            d_init = sweep.d_init_ns or out.d_init_ns or None  # one d_init for every round
+            runner.run(replace(sweep, d_init_ns=d_init), finished, now)
+            if now is not out:
+                _merge(out, now, engine)
     except DpasError as err:
         error = str(err)
     except Exception as err:  # a bug: the host says what, in one line, instead of no result
         error = f"{type(err).__name__}: {err}"
-    emit("BENCH", {"refused": out.refused, "d_init_ns": out.d_init_ns, "error": error})
+    knobs = {"before": before, "after": dpas_knobs()}
+    ended = {"refused": out.refused, "d_init_ns": out.d_init_ns, "error": error}
+    emit("BENCH", {**ended, "knobs": knobs})
+
+
+def rounds(engines: list[str], repeats: int) -> list[tuple[str, int | None]]:
+    """Who runs which repeat: one engine, the whole sweep (None); two, repeat by repeat, each
+    engine in turn, so that a guest's drift from round to round reaches both alike."""
+    if len(engines) == 1:
+        return [(engines[0], None)]
+    return [(engine, r) for r in range(1, repeats + 1) for engine in engines]
+
+
+def _other_rounds(sweep: Sweep, repeat: int | None) -> frozenset[tuple[str, int, int]]:
+    if repeat is None:
+        return frozenset()
+    return frozenset((m.value, j, r) for m, j, r in sweep.runs() if r != repeat)
+
+
+def _merge(out: RealBench, now: RealBench, engine: str) -> None:
+    """One engine's round into the sweep's: its refusals under the engine's name (fio refuses
+    HYB, which the engine runs), the first d_init found kept for every later round."""
+    out.records += now.records
+    out.refused.update({f"{mode} ({engine})": why for mode, why in now.refused.items()})
+    out.d_init_ns = out.d_init_ns or now.d_init_ns
+
+
+def dpas_knobs(queue: Path = Path("/sys/block/nvme0n1/queue")) -> dict[str, str]:
+    """The drive's DPAS knobs (those its kernel has) as they are now: the host checks that
+    the sweep left them as it found them."""
+    from dpas.real.knobs import DPAS_KNOBS
+
+    found = {}
+    for name in DPAS_KNOBS:
+        try:
+            found[name] = (queue / name).read_text().strip()
+        except OSError:
+            continue
+    return found
 
 
 def main(argv: list[str]) -> int:

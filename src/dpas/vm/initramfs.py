@@ -25,6 +25,7 @@ mkdir -p /proc /sys /dev /tmp
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs dev /dev
+[ -d /sys/kernel/tracing ] && mount -t tracefs tracefs /sys/kernel/tracing
 for m in {modules}; do insmod /lib/modules/$m; done
 {nvme_load}
 n=0

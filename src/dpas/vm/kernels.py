@@ -7,6 +7,8 @@ The forms (``parse_kernel`` checks them before anything is fetched or booted):
   configuration (``dpas.vm.apt.PrivateApt``), its newest kernel or the one VERSION names.
 - ``PATH.deb``: a kernel image package (the lab's ``linux-image-5.18.0-dpas_*.deb``).
 - ``build:VERSION`` with ``--patch FILE``...: a minimal kernel built from Debian's source.
+- ``dpas:VERSION``: ``build:VERSION`` with the DPAS patch series of this repository
+  (``kernel/``, dpas.vm.series) and the options it needs; ``--patch`` FILEs go on top.
 - ``build:DIR``, likewise: any kernel source tree on disk (a path: it holds a ``/`` or is a
   folder), built from a copy in the cache the same way.
 - any other PATH: a bzImage, with ``--modules DIR`` for its modules.
@@ -45,12 +47,13 @@ from dpas.vm.kernel import (
     image_release,
     run_tool,
 )
+from dpas.vm.series import read_series
 
 Progress = Callable[[str], None] | None
 
 FORMS = (
-    "debian, debian:SUITE, debian:SUITE:VERSION, build:VERSION, build:DIR, PATH.deb or PATH "
-    "(a bzImage)"
+    "debian, debian:SUITE, debian:SUITE:VERSION, build:VERSION, build:DIR, dpas:VERSION, "
+    "PATH.deb or PATH (a bzImage)"
 )
 _VERSION = re.compile(r"[0-9][0-9A-Za-z.+~-]{0,60}")
 _BUILD_VERSION = re.compile(r"[0-9]+\.[0-9]+")  # linux-source-MAJOR.MINOR
@@ -62,7 +65,7 @@ _FLAVOURS = ("-cloud-amd64", "-rt-amd64")
 
 @dataclass(frozen=True, slots=True)
 class KernelSpec:
-    """``--kernel`` parsed: kind is debian, deb, build or image."""
+    """``--kernel`` parsed: kind is debian, deb, build, dpas or image."""
 
     kind: str
     suite: str | None = None  # debian: None for the host's own suite
@@ -110,6 +113,13 @@ def parse_kernel(
                 f"--kernel {spec}: expected build:MAJOR.MINOR (build:7.2) or build:DIR (a "
                 "kernel source tree: ./linux, /src/linux)"
             )
+    elif kind == "dpas":
+        if not _BUILD_VERSION.fullmatch(rest):
+            raise VmError(
+                f"--kernel {spec}: expected dpas:MAJOR.MINOR (dpas:7.2: Debian's linux-source "
+                "with the DPAS patch series)"
+            )
+        out = KernelSpec("dpas", version=rest, patches=patches)
     else:
         path = Path(spec)
         if not _is(path, Path.exists):
@@ -119,8 +129,10 @@ def parse_kernel(
         out = KernelSpec("deb" if path.suffix == ".deb" else "image", path=path)
     if modules is not None and out.kind != "image":
         raise VmError(f"--modules is for a bzImage given as --kernel PATH, not --kernel {spec}")
-    if patches and out.kind != "build":
-        raise VmError(f"--patch is for --kernel build:VERSION or build:DIR, not --kernel {spec}")
+    if patches and out.kind not in ("build", "dpas"):
+        raise VmError(
+            f"--patch is for --kernel build:VERSION, build:DIR or dpas:VERSION, not --kernel {spec}"
+        )
     if fixes and not (out.kind == "build" and out.path is not None):
         raise VmError(
             f"--fix is for --kernel build:DIR (the artifact's DPAS tree), not --kernel {spec}"
@@ -168,6 +180,9 @@ def resolve_kernel(
     elif parsed.kind == "build":
         assert parsed.version is not None
         kernel = built_kernel(parsed.version, parsed.patches, cache, say)
+    elif parsed.kind == "dpas":
+        assert parsed.version is not None
+        kernel = dpas_kernel(parsed.version, parsed.patches, cache, say)
     else:
         assert parsed.path is not None
         kernel = given_kernel(parsed.path, parsed.modules)
@@ -426,3 +441,17 @@ def built_kernel(
 ) -> GuestKernel:
     """``--kernel build:VERSION``: dpas.vm.build makes it (NVMe built in, no modules)."""
     return build_kernel(version, patches, cache / "build", say)
+
+
+def dpas_kernel(
+    version: str,
+    patches: tuple[Path, ...],
+    cache: Path,
+    say: Callable[[str], None] = lambda line: None,
+) -> GuestKernel:
+    """``--kernel dpas:VERSION``: build:VERSION with the DPAS series first, then ``patches``.
+    A version the series does not apply to is refused when its patch fails (in one line)."""
+    series = read_series()
+    return build_kernel(
+        version, (*series.patches, *patches), cache / "build", say, series.options, "dpas"
+    )

@@ -82,6 +82,8 @@ class VmBench:
     hybrid_iopoll: str = ""
     #: --keep-going: each crash or hang a fresh guest went on after (ended_early's line)
     crashed: list[str] = field(default_factory=list)
+    #: the drive's DPAS knobs before and after the (last guest's) sweep: the same, or a bug
+    knobs: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def _guest_kernel(config: VmConfig) -> GuestKernel:
@@ -256,7 +258,8 @@ def _guest_sweep(
     why not KVM, the seconds after which it was stopped, or None)."""
     spec = {**guest_spec(config, sweep), "skip": sorted(skip)}
     per_run = sweep.runtime_s + PER_RUN_S
-    work_s = GUEST_START_S + len(sweep.runs()) * (per_run + SETTLE_S)
+    engines = len(config.engine.split(","))
+    work_s = GUEST_START_S + engines * len(sweep.runs()) * (per_run + SETTLE_S)
     try:
         text, accel, why = _run_guest(
             config, kernel, "run", plan_script(spec, python), python, work_s, per_run
@@ -279,6 +282,7 @@ def _take(
     out.accelerator, out.why_not_kvm = accel, why
     out.d_init_ns = out.d_init_ns or result.d_init_ns
     out.hybrid_iopoll = result.hybrid_iopoll
+    out.knobs = result.knobs or out.knobs
     logs = _save_logs(result.logs, config.log_dir)
     for i, raw in enumerate(result.records):
         record = _host_record(raw, accel, result.hybrid_iopoll, logs)
