@@ -122,8 +122,9 @@ def test_a_backend_through_run_backend_writes_the_one_shape(tmp_path: Path) -> N
     ]  # fmt: skip
     assert {k: saved["records"][0][k] for k in NEW_FIELDS} == NEW_FIELDS
     rows = list(csv.reader((tmp_path / "results.csv").open()))
-    assert tuple(rows[0]) == CSV_COLUMNS and rows[0][-5:] == list(NEW_FIELDS)
-    assert rows[1][-5:] == [str(v) for v in NEW_FIELDS.values()]
+    assert tuple(rows[0]) == CSV_COLUMNS and rows[0][-6:] == [*NEW_FIELDS, "engine"]
+    assert rows[1][-6:-1] == [str(v) for v in NEW_FIELDS.values()]
+    assert rows[1][-1] == (saved["records"][0]["engine"] or "")  # who completed the I/Os
     assert (tmp_path / "bench.png").read_bytes()[:4] == b"\x89PNG"
     text = screen.getvalue()
     assert "PAS refused: PAS needs the DPAS kernel" in text and "fake header" in text

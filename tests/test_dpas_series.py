@@ -101,8 +101,9 @@ def test_on_the_series_kernel_pas_and_dpas_use_io_uring_and_lhp_ehp_are_refused(
 
 def _line(d: Decision) -> str:
     """A dpas_io line as tracefs's trace file prints it (the TP_printk of kernel/ 0003)."""
+    seconds, ns = divmod(d.t_ns, 1_000_000_000)
     return (
-        f"             fio-201     [00{d.cpu}] .....    12.345678: dpas_io: gen={d.gen} "
+        f"             fio-201     [00{d.cpu}] .....    {seconds}.{ns // 1000:06d}: dpas_io: gen={d.gen} "
         f"cpu={d.cpu} seen={d.seen} write={d.write} bytes={d.bytes} bucket={d.bucket} "
         f"polled={d.polled} mode={d.mode} waited={d.waited} sleep={d.sleep} "
         f"dur_cnt={d.dur_cnt} found={d.found} qd={d.qd} seq={','.join(map(str, d.seq))}"
@@ -129,7 +130,8 @@ def _kernel_run(config: PolicyConfig, n: int, seed: int, gen: int = 1) -> list[D
         policy.on_complete(io, 0, found, seen)  # type: ignore[arg-type]
         out.append(Decision(gen, d["cpu"], seen, 0, 4096, 6, d["polled"], d["mode"],
                             d["waited"], d["sleep"], d["dur_cnt"], int(found), 0,
-                            (d["seq0"], d["seq1"], d["seq2"], d["seq3"])))  # fmt: skip
+                            (d["seq0"], d["seq1"], d["seq2"], d["seq3"]),
+                            12_000_000_000 + 100_000 * len(out)))  # fmt: skip
 
     for _ in range(n):
         cpu = rng.randrange(2)
@@ -201,7 +203,7 @@ def test_the_trace_is_armed_and_collected_through_tracefs_files(tmp_path: Path) 
     trace = DecisionTrace(root)
     assert trace.available()
     knobs = {"pas_enabled": "1", "pas_adaptive_enabled": "1", "pas_d_init": "1000",
-             "switch_enabled": "1"}  # fmt: skip
+             "switch_enabled": "1", "switch_param5": "20", "switch_param6": "30"}  # fmt: skip
     config = policy_config(knobs)
     first = _kernel_run(config, 400, seed=1, gen=3)
     trace.arm()
@@ -214,6 +216,11 @@ def test_the_trace_is_armed_and_collected_through_tracefs_files(tmp_path: Path) 
     (root / "trace").write_text("\n".join(map(_line, first[250:])))
     two = trace.collect(knobs)
     assert (two["ios"], two["replayed"], two["differences"]) == (150, 400, [])
+    # the mode changes of the run, dated from its first request (100 us apart here)
+    changes = [t for t in one["timeline"] + two["timeline"]]
+    assert changes and all(isinstance(ms, float) and ms >= 0 for ms, *_ in changes)
+    assert {old for _, _, old, _ in changes} <= {"INT", "CP", "PAS", "OL"}
+    assert all(ms <= 15.0 for ms, *_ in two["timeline"])  # 150 requests, 15 ms
     fresh = _kernel_run(config, 100, seed=2, gen=4)
     trace.arm()
     (root / "trace").write_text("\n".join(map(_line, fresh)))

@@ -80,11 +80,6 @@ def refuse_unused(ctx: click.Context, device: str | None, engine: str = "fio") -
     if device is not None and engine == "dpas":
         unused = tuple(n for n in SIM_ONLY if n not in ENGINE_READS) + FIO_ONLY
         why = "with --engine dpas"
-    if "," in engine and device is not None:
-        raise InputError(
-            f"--engine {engine}: both engines in one sweep is for dpas vm bench (one boot); "
-            "here run one, then the other"
-        )
     if "dpas" not in engine.split(",") and given(ctx, "log"):
         raise InputError("--log keeps the engine's per-I/O logs: it needs --engine dpas")
     refuse_given(ctx, unused, why)
@@ -190,6 +185,11 @@ def bench_command(
     prints bench.sh's table per mode; results.json, results.csv and bench.png go to --out.
     """
     engine = sweep_args["engine"]
+    if "," in engine:
+        raise InputError(
+            f"--engine {engine}: both engines in one sweep is for dpas vm bench (one boot); "
+            "here run one, then the other"
+        )
     refuse_unused(ctx, device, engine)
     real = device is not None
     sweep = parse_sweep(

@@ -174,6 +174,13 @@ def vm(ctx: click.Context) -> None:
     "--ioengine", default=None, help="Override fio's engine in the guest; stated in the output."
 )
 @click.option(
+    "--replay/--no-replay",
+    default=True,
+    show_default=True,
+    help="On the DPAS series' kernel (dpas:VERSION): trace each PAS and DPAS run's decisions "
+    "and replay them through dpas.policy; --no-replay measures without the trace's cost.",
+)
+@click.option(
     "--keep-going",
     is_flag=True,
     help="After a guest kernel crashes or hangs, boot a fresh guest and go on with the runs "
@@ -187,6 +194,7 @@ def vm_bench_command(
     bs: int,
     pin: str,
     ioengine: str | None,
+    replay: bool,
     keep_going: bool,
     out_dir: Path,
     as_json: bool,
@@ -217,7 +225,9 @@ def vm_bench_command(
     guest = GuestRun(cpus=vcpus, memory=memory, ioengine=ioengine)
     config = guest_config(guest, kernel_spec, modules, patches, fixes, cache, console)
     log_dir = (out_dir / "logs").absolute() if sweep_args["log"] else None
-    backend = VmBackend(replace(config, engine=engine, log_dir=log_dir, keep_going=keep_going))
+    backend = VmBackend(
+        replace(config, engine=engine, log_dir=log_dir, keep_going=keep_going, replay=replay)
+    )
     try:
         run_backend(
             backend,

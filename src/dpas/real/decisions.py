@@ -24,14 +24,15 @@ from typing import Any
 
 import numpy as np
 
-from dpas.engine.rules import COMPLETE, SUBMIT, WAIT_END, WAIT_START, replay_reference
-from dpas.policy import Method, PasParams, PolicyConfig, SwitchParams
+from dpas.engine.rules import COMPLETE, SUBMIT, WAIT_END, WAIT_START, Replay, replay_reference
+from dpas.policy import Method, Mode, PasParams, PolicyConfig, SwitchParams
 
 TRACEFS = Path("/sys/kernel/tracing")
 EVENT = Path("events/dpas/dpas_io")
 #: per CPU; one event takes about 80 bytes of the ring: 100,000 requests a CPU
 BUFFER_KB = 8192
 _FIELD = re.compile(r"(\w+)=(-?[\d,]+)")
+_TIME = re.compile(r"\s(\d+)\.(\d{6}): dpas_io: ")
 _COUNTS = re.compile(r"entries-in-buffer/entries-written:\s*(\d+)/(\d+)")
 #: differences named in a record, at most
 NAMED = 10
@@ -55,6 +56,8 @@ class Decision:
     found: int
     qd: int
     seq: tuple[int, int, int, int]
+    #: the event's trace time (its completion), ns
+    t_ns: int = 0
 
 
 def parse(text: str) -> tuple[list[Decision], int]:
@@ -74,7 +77,9 @@ def parse(text: str) -> tuple[list[Decision], int]:
         values = dict(_FIELD.findall(line[at:]))
         seq = tuple(int(s) for s in values.pop("seq").split(","))
         numbers = {name: int(value) for name, value in values.items()}
-        decisions.append(Decision(seq=(seq[0], seq[1], seq[2], seq[3]), **numbers))
+        when = _TIME.search(line)
+        t_ns = int(when[1]) * 1_000_000_000 + int(when[2]) * 1000 if when else 0
+        decisions.append(Decision(seq=(seq[0], seq[1], seq[2], seq[3]), t_ns=t_ns, **numbers))
     return decisions, lost
 
 
@@ -95,13 +100,16 @@ def policy_config(knobs: dict[str, str]) -> PolicyConfig:
 
 def events(decisions: list[Decision]) -> np.ndarray:
     """The policy events of the requests, in the order each CPU's state applied them (rows
-    as dpas.engine.rules.replay_reference takes them)."""
+    as dpas.engine.rules.replay_reference takes them). The trace has one time a request, its
+    completion's: each of its events takes it (the rules of PAS and DPAS read no clock; the
+    times only date the mode changes)."""
     rows: list[tuple[int, ...]] = []
     keys: list[tuple[int, int]] = []
+    start = min((d.t_ns for d in decisions), default=0)
     for io, d in enumerate(decisions):
         kinds = [SUBMIT] + ([WAIT_START, WAIT_END] if d.polled and d.waited else []) + [COMPLETE]
         for kind in kinds:
-            rows.append((kind, io, d.cpu, d.write, d.bytes, 0, d.found, d.seen))
+            rows.append((kind, io, d.cpu, d.write, d.bytes, d.t_ns - start, d.found, d.seen))
             keys.append((d.cpu, d.seq[kind]))
     order = sorted(range(len(rows)), key=keys.__getitem__)
     return np.array([rows[i] for i in order], dtype=np.int64).reshape(-1, 8)
@@ -110,8 +118,13 @@ def events(decisions: list[Decision]) -> np.ndarray:
 def differences(decisions: list[Decision], config: PolicyConfig) -> list[str]:
     """Every decision where the kernel and dpas.policy differ, for the feedback the kernel
     saw (the first NAMED, and how many in all). Empty: the same decisions throughout."""
+    return replay(decisions, config)[0]
+
+
+def replay(decisions: list[Decision], config: PolicyConfig) -> tuple[list[str], Replay | None]:
+    """differences(), and the reference's replay (its transitions: the DPAS timeline)."""
     if not decisions:
-        return []
+        return [], None
     rows = events(decisions)
     ncpus = int(max(max(d.cpu, d.seen) for d in decisions)) + 1
     replayed = replay_reference(config, rows, ncpus)
@@ -131,7 +144,23 @@ def differences(decisions: list[Decision], config: PolicyConfig) -> list[str]:
             found.append(f"request {io} on CPU {d.cpu}: {what}")
     if total > len(found):
         found.append(f"... {total} differences in all")
-    return found
+    return found, replayed
+
+
+def timeline(
+    replayed: Replay | None, decisions: list[Decision], since_ns: int
+) -> list[tuple[float, int, str, str]]:
+    """The DPAS mode changes from ``since_ns`` (trace time) on, as records keep them: (ms
+    since then, CPU, old, new). A change is dated by the completion of the request whose
+    wait made it."""
+    if replayed is None or not decisions:
+        return []
+    start = min(d.t_ns for d in decisions)
+    return [
+        (round((start + now - since_ns) / 1e6, 3), cpu, Mode(old).name, Mode(new).name)
+        for now, cpu, old, new, *_ in replayed.transitions
+        if start + now >= since_ns
+    ]
 
 
 @dataclass
@@ -166,8 +195,10 @@ class DecisionTrace:
         if fresh:
             gen = fresh[-1].gen
             self.kept = [d for d in self.kept if d.gen == gen] + [d for d in fresh if d.gen == gen]
-        found = differences(self.kept, policy_config(knobs))
+        found, replayed = replay(self.kept, policy_config(knobs))
+        since = min((d.t_ns for d in fresh), default=0)
         return {
+            "timeline": timeline(replayed, self.kept, since) if fresh else [],
             "ios": len(fresh),
             "replayed": len(self.kept),
             "lost": lost,

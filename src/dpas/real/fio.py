@@ -201,7 +201,7 @@ def record(
         ctx=result.ctx,
         breakdown=where.pop("breakdown", None),
         switch_stat=where.pop("switch_stat", None),
-        timeline=None,
+        timeline=where.pop("timeline", None),
         sleeps_taken=None,
         sleeps_skipped=None,
         max_qd=None,

@@ -377,6 +377,7 @@ class Runner:
         result = self.fio(sweep, plan, jobs, sweep.runtime_s)
         counter.mark("stop")
         replay = traced.collect(plan.knobs) if traced is not None else None
+        timeline = replay.pop("timeline") if replay is not None else None
         after = self._snapshot() if watching else NO_SNAPSHOT
         dpas = plan.mode is Method.DPAS
         breakdown, why = _breakdown(before, after) if dpas else (None, "")
@@ -402,6 +403,7 @@ class Runner:
             cpu_modes=modes,
             interrupts=counter.total(),
             replay=replay,
+            timeline=timeline if plan.mode is Method.DPAS else None,
         )
 
     def _snapshot(self) -> Snapshot:

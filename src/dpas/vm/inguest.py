@@ -95,7 +95,8 @@ def bench(spec: dict[str, Any]) -> None:
         destroy_data=device == DRIVE,  # the guest's drive: a sparse file made for this boot
         fio=spec.get("fio", "/usr/bin/fio"),
         log_dir=LOGS if spec.get("log") else None,
-        tracefs=Path("/sys/kernel/tracing"),  # a throw-away guest's: dpas may arm it
+        # a throw-away guest's tracefs: dpas may arm it
+        tracefs=Path("/sys/kernel/tracing") if spec.get("replay", True) else None,
     )
     crash_after, hang_after = int(spec.get("crash_after", 0)), int(spec.get("hang_after", 0))
     dump_after_s = float(spec.get("dump_after_s", 0))

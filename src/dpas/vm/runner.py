@@ -62,6 +62,8 @@ class VmConfig:
     log_dir: Path | None = None
     #: after a crash or a hang, a fresh guest goes on with the runs left
     keep_going: bool = False
+    #: the DPAS series' kernel: PAS and DPAS runs traced and replayed (dpas.real.decisions)
+    replay: bool = True
 
     @property
     def spec(self) -> str:
@@ -200,6 +202,7 @@ def guest_spec(config: VmConfig, sweep: Sweep) -> dict[str, Any]:
         "engine": config.engine,
         "ioengine": run.ioengine,
         "log": config.log_dir is not None,
+        "replay": config.replay,
         "crash_after": run.crash_after,
         "hang_after": run.hang_after,
         # the blocked tasks dumped a little before the host's own deadline for the run
