@@ -240,3 +240,35 @@ def test_the_patches_are_checkpatch_clean_where_a_kernel_tree_is_at_hand() -> No
         )  # fmt: skip
         assert out.returncode == 0, out.stdout[-2000:]
         assert "total: 0 errors, 0 warnings, 0 checks" in out.stdout
+
+
+def test_the_guest_header_says_what_the_replay_and_the_knobs_came_to() -> None:
+    from dataclasses import replace
+
+    from dpas.real.decisions import summary
+    from dpas.results import RunResult
+    from dpas.vm.runner import knobs_line
+
+    base = RunResult("PAS", 1, "R", 1, 10, 1.0, 10.0, 1.0, 1.0, 1.0, 1.0, 50.0, 10, None, None,
+                     None, None, None, None, 4000, None, None)  # fmt: skip
+    assert summary([base]) is None
+    clean = replace(base, replay={"ios": 10, "lost": 0, "differences": []})
+    wrong = replace(base, mode="DPAS", jobs=2, replay={"ios": 5, "lost": 3,
+                    "differences": ["request 4 on CPU 0: kernel slept 1 ns, policy 2"]})  # fmt: skip
+    assert summary([clean]) == (
+        "the kernel's decisions: 10 requests of 1 PAS/DPAS runs replayed through dpas.policy, "
+        "0 run(s) with differences"
+    )
+    line = summary([clean, wrong])
+    assert line is not None and "15 requests of 2" in line and "1 run(s) with differences" in line
+    assert "DPAS x2: request 4 on CPU 0" in line and line.endswith(
+        "3 events lost by the trace ring"
+    )
+    knobs = {"pas_enabled": "0", "switch_enabled": "0"}
+    assert knobs_line({}) is None
+    assert knobs_line({"before": knobs, "after": dict(knobs)}) == (
+        "the drive's 2 DPAS knobs: as found after the sweep"
+    )
+    assert knobs_line({"before": knobs, "after": {**knobs, "pas_enabled": "1"}}) == (
+        "the drive's DPAS knobs were NOT restored: pas_enabled 0 -> 1"
+    )

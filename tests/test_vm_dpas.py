@@ -12,33 +12,26 @@ the rules, and the record says why.
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
+from test_vm_build import _slow_tools
 
 from dpas.bench.backend import Sweep
 from dpas.policy import Method, SwitchParams
-from dpas.vm import build
 from dpas.vm.guest import GuestRun
 from dpas.vm.runner import VmBench, VmConfig, vm_bench, vm_stress
+from dpas.vm.series import read_series
 
 pytestmark = pytest.mark.slow
 
 MODES = (Method.INT, Method.CP, Method.PAS, Method.DPAS)
 
 
-def _tools() -> None:
-    for tool in ("qemu-system-x86_64", "apt-get", "busybox", "fio"):
-        if shutil.which(tool) is None:
-            pytest.fail(f"{tool} is missing: .ci/run installs qemu-system-x86, busybox-static, fio")
-    missing = build.missing_packages()
-    if missing:
-        pytest.fail(f"build tools missing: apt-get install {' '.join(missing)}")
-
-
 @pytest.fixture(scope="module")
 def bench() -> VmBench:
     """One boot of dpas:7.2: INT, CP, PAS and DPAS at 1 and 2 jobs (both jobs on CPU 0)."""
-    _tools()
+    _slow_tools()
     sweep = Sweep(modes=MODES, jobs=(1, 2), runtime_s=3.0, d_init_ns=4000, switch=SwitchParams())
     return vm_bench(VmConfig(GuestRun(), "dpas:7.2", progress=print), sweep)
 
@@ -99,7 +92,7 @@ def test_the_sweep_leaves_the_knobs_as_it_found_them(bench: VmBench) -> None:
 
 
 def test_a_minute_of_random_knob_writes_under_load_does_not_oops() -> None:
-    _tools()
+    _slow_tools()
     out = vm_stress(VmConfig(GuestRun(), "dpas:7.2"), 60, seed=24)
     print(out)
     assert out["trouble"] == "", (out["trouble"], out["last_writes"])
@@ -107,3 +100,33 @@ def test_a_minute_of_random_knob_writes_under_load_does_not_oops() -> None:
     assert stress is not None and stress["writes"] > 500 and stress["ios"] > 10_000, stress
     assert "switch_param7" in stress["knobs"] and "pas_enabled" in stress["knobs"]
     assert stress["fio_exit"] == 0, stress["fio_error"]
+
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_each_patch_builds_and_boots_on_its_own(
+    count: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The series cut after patch 1 (the knobs, nothing calling them) and after patch 2 (the
+    wait, without the trace event): each builds (incrementally: about a minute) and boots, and
+    after patch 2 PAS sleeps."""
+    _slow_tools()
+    series = read_series()
+    cut = tmp_path / "series"
+    cut.mkdir()
+    for patch in series.patches[:count]:
+        shutil.copy(patch, cut / patch.name)
+    (cut / "series").write_text("".join(f"{p.name}\n" for p in series.patches[:count]))
+    (cut / "config").write_text("CONFIG_BLK_DPAS=y\n")  # tracing is for patch 3's event
+    monkeypatch.setenv("DPAS_KERNEL_SERIES", str(cut))
+    sweep = Sweep(modes=(Method.INT, Method.CP, Method.PAS), jobs=(1,), runtime_s=1.0,
+                  d_init_ns=4000)  # fmt: skip
+    bench = vm_bench(VmConfig(GuestRun(), "dpas:7.2", progress=print), sweep)
+    runs = {r.mode: r for r in bench.records}
+    assert set(runs) == {"INT", "CP", "PAS"}, bench.refused
+    assert runs["CP"].interrupts == 0 and runs["PAS"].interrupts == 0
+    assert all(r.replay is None for r in bench.records)  # no dpas_io event before patch 3
+    pas, cp = runs["PAS"], runs["CP"]
+    if count == 1:  # the knobs alone: PAS polls as CP does
+        assert pas.ctx < 0.01 * pas.ios + 50
+    else:
+        assert pas.ctx > 0.5 * pas.ios and cp.ctx < 0.01 * cp.ios + 50

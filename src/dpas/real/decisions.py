@@ -26,6 +26,7 @@ import numpy as np
 
 from dpas.engine.rules import COMPLETE, SUBMIT, WAIT_END, WAIT_START, Replay, replay_reference
 from dpas.policy import Method, Mode, PasParams, PolicyConfig, SwitchParams
+from dpas.results import RunResult
 
 TRACEFS = Path("/sys/kernel/tracing")
 EVENT = Path("events/dpas/dpas_io")
@@ -161,6 +162,23 @@ def timeline(
         for now, cpu, old, new, *_ in replayed.transitions
         if start + now >= since_ns
     ]
+
+
+def summary(records: list[RunResult]) -> str | None:
+    """One line on the runs whose decisions were replayed (None if none were)."""
+    replayed = [r for r in records if r.replay is not None]
+    if not replayed:
+        return None
+    ios = sum(int(r.replay["ios"]) for r in replayed if r.replay)
+    lost = sum(int(r.replay["lost"]) for r in replayed if r.replay)
+    wrong = [f"{r.mode} x{r.jobs}: {r.replay['differences'][0]}" for r in replayed
+             if r.replay and r.replay["differences"]]  # fmt: skip
+    line = (
+        f"the kernel's decisions: {ios} requests of {len(replayed)} PAS/DPAS runs replayed "
+        f"through dpas.policy, {len(wrong)} run(s) with differences"
+    )
+    line += f" ({'; '.join(wrong[:3])})" if wrong else ""
+    return line + (f"; {lost} events lost by the trace ring" if lost else "")
 
 
 @dataclass

@@ -14,6 +14,7 @@ from typing import Any
 
 from dpas.bench.backend import Interrupted, Outcome, Sweep
 from dpas.errors import DpasError
+from dpas.real.decisions import summary as decision_summary
 from dpas.real.stop import stopped, stopping
 from dpas.results import RunResult
 from dpas.vm import initramfs
@@ -299,6 +300,17 @@ def _take(
     )
 
 
+def knobs_line(knobs: dict[str, dict[str, str]]) -> str | None:
+    """Whether the guest's sweep left the drive's DPAS knobs as it found them."""
+    before, after = knobs.get("before"), knobs.get("after") or {}
+    if not before:
+        return None
+    if before == after:
+        return f"the drive's {len(before)} DPAS knobs: as found after the sweep"
+    changed = [f"{k} {v} -> {after.get(k)}" for k, v in before.items() if after.get(k) != v]
+    return f"the drive's DPAS knobs were NOT restored: {', '.join(changed)}"
+
+
 def _host_record(raw: dict[str, Any], accel: str, hybrid: str, logs: dict[str, str]) -> RunResult:
     """A record the guest made, as the host keeps it: fio's runs are the qemu backend's,
     the accelerator in the note, the log where the host saved it."""
@@ -359,6 +371,7 @@ class VmBackend:
             f"{sweep.runtime_s:g} s per run; finished in {bench.seconds:.0f} s",
             *notes,
             *(f"--keep-going, a fresh guest after: {line}" for line in bench.crashed),
+            *filter(None, (decision_summary(bench.records), knobs_line(bench.knobs))),
             "irqs: the guest's NVMe interrupts during the run, on the I/O queues of the run's "
             "CPUs (0 = every completion was polled)",
         ]
@@ -373,6 +386,7 @@ class VmBackend:
                 "hybrid_iopoll": bench.hybrid_iopoll,
                 "fio_version": bench.fio_version,
                 "crashed": bench.crashed,
+                "knobs": bench.knobs,
             },
             header=header,
             config={
