@@ -36,7 +36,8 @@ import json, subprocess
 from pathlib import Path
 from dpas.engine import EngineRun, run
 from dpas.policy import Op, Order, PasParams, PolicyConfig
-from dpas.real.fio import FioJob, parse
+from dpas.real.fio import FioJob
+from dpas.machine.fio import parse
 
 DRIVE = Path("/dev/nvme0n1")
 RUNTIME, ROUNDS, COMPARE = {runtime}, {rounds}, {compare!r}

@@ -22,8 +22,9 @@ from typing import Any
 
 from rich.console import Console
 
+from dpas.bench.backend import Sweep
+from dpas.bench.published import published_sweep
 from dpas.bench.sweep import d_init_auto, plan, run_all
-from dpas.cli.validate import published_sweep
 from dpas.policy import Method, PasParams
 from dpas.reports.bench import averaged
 from dpas.reports.published import published_values
@@ -41,7 +42,8 @@ TOLERANCE = 0.25
 def grid(runtime: float, repeats: int) -> tuple[list[dict[str, Any]], int]:
     """qemu-lab's published grid: the records (RunResult dicts) and the auto d_init."""
     profile = load("qemu-lab")
-    sweep = published_sweep(profile, runtime, repeats, seed=1)
+    assert profile.published is not None, "qemu-lab lost its [published] section"
+    sweep = published_sweep(profile.published, Sweep(repeats=repeats, runtime_s=runtime, seed=1))
     d_init = d_init_auto(profile, sweep)
     return [asdict(r) for r in run_all(plan(profile, sweep, d_init))], d_init
 

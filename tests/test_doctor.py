@@ -10,12 +10,12 @@ import pytest
 from conftest import run_dpas
 
 from dpas.doctor import checks, timers
-from dpas.doctor.checks import Where
 from dpas.doctor.diagnose import examine
 from dpas.doctor.findings import Status
 from dpas.doctor.interrupts import probe
-from dpas.real.interrupts import Counter
-from dpas.real.kernel import Kernel
+from dpas.machine.interrupts import Counter
+from dpas.machine.kernel import Kernel
+from dpas.machine.where import Where
 
 K518, K618 = Kernel.parse("5.18.0-dpas"), Kernel.parse("6.18.44")
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from dpas.machine.kernel import Kernel
 from dpas.policy import Method, Op, PolicyConfig, Request, SwitchParams, make_policy
 from dpas.real.decisions import Decision, DecisionTrace, differences, parse, policy_config
 from dpas.real.executor import LocalExecutor
-from dpas.real.kernel import Kernel
 from dpas.real.knobs import QueueKnobs
 from dpas.real.modes import Refused, plan_mode, resets_state
 from dpas.vm import build
@@ -249,8 +249,7 @@ def test_the_guest_header_says_what_the_replay_and_the_knobs_came_to() -> None:
     from dpas.results import RunResult
     from dpas.vm.runner import knobs_line
 
-    base = RunResult("PAS", 1, "R", 1, 10, 1.0, 10.0, 1.0, 1.0, 1.0, 1.0, 50.0, 10, None, None,
-                     None, None, None, None, 4000, None, None)  # fmt: skip
+    base = RunResult("PAS", 1, "R", 1, 10, 1.0, 10.0, 1.0, 1.0, 1.0, 1.0, 50.0, 10, d_init_ns=4000)
     assert summary([base]) is None
     clean = replace(base, replay={"ios": 10, "lost": 0, "differences": []})
     wrong = replace(base, mode="DPAS", jobs=2, replay={"ios": 5, "lost": 3,

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from dpas.engine import EngineError, EngineRefused, EngineRun, run
-from dpas.engine.iolog import replay_differences
+from dpas.engine.audit import replay_differences
 from dpas.engine.latency import VAL, bucket_value, percentiles
 from dpas.policy import Op
 

@@ -24,10 +24,11 @@ from conftest import run_dpas
 
 from dpas.bench.backend import Sweep
 from dpas.engine.iolog import replay_log
+from dpas.machine.fio import parse as parse_fio
 from dpas.policy import Method, Mode, Op, Order, PasParams, PolicyConfig
 from dpas.policy.switch_stat import parse
 from dpas.real.fio import FioJob
-from dpas.real.fio import parse as parse_fio
+from dpas.results import RunKey
 from dpas.vm.guest import GUEST_ENV, GuestRun, read_results
 from dpas.vm.python import guest_python
 from dpas.vm.runner import VmConfig, _guest_kernel, _run_guest
@@ -94,7 +95,7 @@ def session(kernel_spec: str) -> dict[str, Any]:
         assert not result.error and "@@BENCH" in part, where
         got[tag.lower()] = {"records": result.records, "refused": result.refused,
                             "logs": result.logs}  # fmt: skip
-    got["fio"] = parse_fio(fio[1], Op.READ)
+    got["fio"] = parse_fio(fio[1], RunKey.of("CP", 1, Op.READ, 1))
     got["p99"] = [json.loads(line) for line in re.findall(r"^@@P99 (.*)$", text, re.M)]
     return got
 

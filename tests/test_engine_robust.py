@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from dpas.engine import EngineError, EngineRefused, EngineRun, run
-from dpas.engine.iolog import replay_differences
+from dpas.engine.audit import replay_differences
 from dpas.engine.run import FakeDevice, Seams
 from dpas.policy import PasParams, PolicyConfig
 

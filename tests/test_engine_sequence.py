@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dpas.engine.audit import replay_differences
 from dpas.engine.iolog import (
     BOUNDARY,
     COMPLETE,
     FOUND_FIRST,
     POLLED,
     SLEPT,
-    replay_differences,
     verdicts,
 )
 from dpas.engine.run import EngineResult, EngineRun, FakeDevice, run

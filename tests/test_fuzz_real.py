@@ -20,9 +20,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dpas.errors import DpasError
+from dpas.machine.fio import parse
 from dpas.policy import Op
-from dpas.real.fio import FioResult, parse
 from dpas.real.knobs import JOURNAL_SCHEMA, KnobError, read_journal
+from dpas.results import Measured, RunKey
 
 FUZZ = settings(
     max_examples=300,
@@ -132,10 +133,10 @@ near_fio = st.builds(
 
 def check_fio(text: str, rw: Op) -> None:
     try:
-        result = parse(text, rw)
+        result = parse(text, RunKey.of("CP", 1, rw, 1))
     except DpasError:
         return
-    assert isinstance(result, FioResult)
+    assert isinstance(result, Measured)
     assert isinstance(result.ios, int) and result.ios > 0
     assert isinstance(result.ctx, int) and result.ctx >= 0
     for name in ("runtime_s", "iops", "lat_mean_us", "lat_p50_us", "lat_p99_us", "lat_p999_us"):
@@ -218,12 +219,12 @@ def test_real_fio_json_parses(tmp_path: Path) -> None:
         timeout=60,
     )
     assert out.returncode == 0, out.stderr
-    result = parse(out.stdout, Op.READ)
+    result = parse(out.stdout, RunKey.of("CP", 1, Op.READ, 1))
     assert result.ios > 0 and result.iops > 0 and result.lat_mean_us > 0
     assert 0.5 < result.runtime_s < 5
     assert 0 < result.lat_p50_us <= result.lat_p99_us <= result.lat_p999_us
     with pytest.raises(DpasError):  # nothing was written
-        parse(out.stdout, Op.WRITE)
+        parse(out.stdout, RunKey.of("CP", 1, Op.WRITE, 1))
 
 
 # -- the knob journal -----------------------------------------------------------------------

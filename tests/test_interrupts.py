@@ -13,12 +13,7 @@ from pathlib import Path
 import pytest
 
 from dpas.bench.backend import Sweep
-from dpas.doctor.checks import Where
-from dpas.policy import Method
-from dpas.real import engine_runs
-from dpas.real.executor import LocalExecutor
-from dpas.real.fio import FioResult
-from dpas.real.interrupts import (
+from dpas.machine.interrupts import (
     AFFINITY_DUMP,
     Counter,
     Line,
@@ -28,7 +23,13 @@ from dpas.real.interrupts import (
     io_queues,
     parse,
 )
-from dpas.real.runner import RealBench, RealConfig, Runner
+from dpas.machine.where import Where
+from dpas.policy import Method
+from dpas.real import engine_runs
+from dpas.real.executor import LocalExecutor
+from dpas.real.runner import Runner
+from dpas.real.site import RealBench, RealConfig
+from dpas.results import Measured
 
 #: two CPUs; nvme0q1 serves CPU 0, nvme0q2 CPU 1 (one managed queue a CPU, as in the guest)
 BEFORE = """            CPU0       CPU1
@@ -169,10 +170,10 @@ def nvme_runner(tmp_path: Path, engine: str) -> tuple[Runner, Where]:
     data.write_bytes(b"\0" * (1 << 20))
     config = RealConfig(str(data), journal=tmp_path / "j.json", size=1 << 20, engine=engine)
     runner = Runner(config, LocalExecutor(tmp_path / "empty-sys"))
-    runner.fio_size = 1 << 20
-    runner.online_cpus = 2  # what "split" spreads two jobs over: CPUs 0 and 1
+    runner.site.fio_size = 1 << 20
+    runner.site.online_cpus = 2  # what "split" spreads two jobs over: CPUs 0 and 1
     where = proc(tmp_path, BEFORE, i24_smp="0", i25_smp="0", i26_smp="1")
-    runner.interrupts = lambda cpus: Counter("nvme0n1", cpus, where)  # type: ignore[method-assign]
+    runner.site.interrupts = lambda cpus: Counter("nvme0n1", cpus, where)  # type: ignore[method-assign]
     return runner, where
 
 
@@ -210,13 +211,13 @@ def test_a_fio_run_counts_the_queues_of_the_cpus_its_jobs_are_pinned_to(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     runner, where = nvme_runner(tmp_path, "fio")
-    result = FioResult(1000, 1.0, 1000.0, 10.0, 9.0, 20.0, 30.0, 5.0, 7)
+    result = Measured("CP", 1, "R", 1, 1000, 1.0, 1000.0, 10.0, 9.0, 20.0, 30.0, 5.0, 7)
 
-    def fio(sweep, plan, jobs, runtime_s):  # type: ignore[no-untyped-def]
+    def fio(sweep, plan, jobs, runtime_s, repeat=0):  # type: ignore[no-untyped-def]
         (where.proc / "interrupts").write_text(AFTER)
         return result
 
-    monkeypatch.setattr(runner, "fio", fio)
+    monkeypatch.setattr(runner.fio, "measure", fio)
     for cpus, jobs, expected in (("0", 2, 300), ("split", 2, 340), ("1", 1, 40)):
         (where.proc / "interrupts").write_text(BEFORE)
         sweep = Sweep((Method.INT,), jobs=(jobs,), runtime_s=1, d_init_ns=4000, cpus=cpus)

@@ -13,14 +13,15 @@ import pytest
 from conftest import run_dpas
 
 from dpas.bench.backend import Sweep
+from dpas.machine.fio import FioError
+from dpas.machine.kernel import Kernel
 from dpas.policy import Method, Op, SwitchParams
 from dpas.policy.switch_stat import NoBreakdown, delta, parse
 from dpas.real.executor import LocalExecutor
-from dpas.real.fio import FioError
-from dpas.real.kernel import Kernel
 from dpas.real.knobs import KnobError, QueueKnobs, applied, restore_journal
 from dpas.real.modes import ENGINE, Refused, plan_engine, plan_mode
-from dpas.real.runner import RealConfig, Runner
+from dpas.real.runner import Runner
+from dpas.real.site import RealConfig
 
 DPAS_KNOBS = {
     "pas_enabled": "0",
@@ -174,8 +175,8 @@ def test_runner_restores_when_fio_fails_mid_run(tmp_path: Path) -> None:
     config = RealConfig(str(target), fio="/bin/false", journal=tmp_path / "j.json")
     sweep = Sweep((Method.PAS,), jobs=(1,), runtime_s=1, d_init_ns=5000)
     runner = Runner(config, LocalExecutor(root, release="5.18.0-dpas"))
-    runner.knobs = QueueKnobs(runner.executor, queue)  # the file's disk is nvme0n1 here
-    runner.fio_version = lambda: "fio-false"  # type: ignore[method-assign]
+    runner.site.knobs = QueueKnobs(runner.site.executor, queue)  # the file's disk is nvme0n1 here
+    runner.fio.version = lambda: "fio-false"  # type: ignore[method-assign]
     with pytest.raises(FioError, match="fio gave no JSON result"):
         runner.run(sweep)
     assert values(queue) == before and not (tmp_path / "j.json").exists()
@@ -258,6 +259,22 @@ def test_real_fio_int_on_a_file(tmp_path: Path, fio: str, rw: Op) -> None:
         assert r.lat_p50_us <= r.lat_p99_us <= r.lat_p999_us and r.ctx > 0
         assert r.engine == "pvsync2" and r.knobs == {}
     assert not (tmp_path / "j.json").exists()
+
+
+def test_a_fractional_runtime_is_what_fio_runs_and_the_auto_d_init_probe_is_short(
+    tmp_path: Path, fio: str
+) -> None:
+    """fio reads "--runtime=1.5s" as 1 s and "0.5s" as no runtime at all (then it reads the
+    whole file): dpas gives fio milliseconds. The auto d_init probe (50 ms) and a 1.5 s run
+    last what they say, by fio's own clock."""
+    config = RealConfig(str(tmp_path / "data"), fio=fio, journal=tmp_path / "j.json", size=8 << 20)
+    sweep = Sweep((Method.INT,), jobs=(1,), runtime_s=1.5)
+    bench = Runner(config, LocalExecutor()).run(sweep)
+    assert 1.4 <= bench.records[0].runtime_s <= 1.7
+    runner = Runner(config, LocalExecutor())
+    plan = runner.plan(Method.INT, sweep, 100)
+    probe = runner.fio.measure(sweep, plan, 1, 0.05)
+    assert 0.04 <= probe.runtime_s <= 0.2 and probe.mode == "INT" and probe.jobs == 1
 
 
 @pytest.mark.parametrize("rw", [Op.READ, Op.WRITE])

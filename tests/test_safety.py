@@ -19,14 +19,15 @@ from conftest import run_dpas
 
 from dpas.bench.backend import Sweep
 from dpas.errors import DpasError
+from dpas.machine.fio import FioError
 from dpas.policy import Method, Op
-from dpas.real import runner as runner_module
+from dpas.real import fio_runs as runner_module
 from dpas.real.executor import LocalExecutor
-from dpas.real.fio import FioError
 from dpas.real.guard import find_holes
 from dpas.real.lock import DeviceLock
 from dpas.real.modes import Refused
-from dpas.real.runner import RealConfig, Runner
+from dpas.real.runner import Runner
+from dpas.real.site import RealConfig, Site
 
 DPAS_KNOBS = {
     "io_poll": "1",
@@ -540,22 +541,22 @@ def test_the_write_guard_on_a_loop_device(tmp_path: Path, fio: str) -> None:
         config = RealConfig(loop, journal=tmp_path / "j.json")
         writes = Sweep((Method.INT,), rw=Op.WRITE)
         with pytest.raises(Refused, match="a block device: dpas found nothing on it"):
-            Runner(config, LocalExecutor()).check_data(writes)  # empty, yet a block device
+            Site(config, LocalExecutor()).check_data(writes)  # empty, yet a block device
         out = bench(*real_args(tmp_path, image), "W")
         assert out.returncode == 2 and f"loop device {loop} attached to it" in out.stderr
         subprocess.run(["mkfs.ext4", "-q", loop], check=True, capture_output=True)
         with pytest.raises(Refused, match="it holds a ext4 filesystem, non-zero data"):
-            Runner(config, LocalExecutor()).check_data(writes)
+            Site(config, LocalExecutor()).check_data(writes)
         mnt = tmp_path / "mnt"
         mnt.mkdir()
         if subprocess.run(["mount", loop, str(mnt)], capture_output=True).returncode == 0:
             try:
                 with pytest.raises(Refused, match=f"a filesystem mounted on {mnt}"):
-                    Runner(config, LocalExecutor()).check_data(writes)
+                    Site(config, LocalExecutor()).check_data(writes)
             finally:
                 subprocess.run(["umount", str(mnt)], check=False)
         reads = Sweep((Method.INT,), rw=Op.READ)
-        Runner(config, LocalExecutor()).check_data(reads)  # reads never destroy
+        Site(config, LocalExecutor()).check_data(reads)  # reads never destroy
         out = bench(*real_args(tmp_path, Path(loop)), "W")
         assert out.returncode == 2 and "add --destroy-data" in out.stderr
     finally:
@@ -572,7 +573,7 @@ def test_a_partition_table_on_a_loop_device_names_its_partitions(tmp_path: Path)
         config = RealConfig(loop, journal=tmp_path / "j.json")
         writes = Sweep((Method.INT,), rw=Op.WRITE)
         with pytest.raises(Refused, match="a dos partition table") as refusal:
-            Runner(config, LocalExecutor()).check_data(writes)
+            Site(config, LocalExecutor()).check_data(writes)
         name = Path(loop).name
         if Path(f"/sys/block/{name}/{name}p1").exists():
             assert f"partitions {name}p1" in str(refusal.value)

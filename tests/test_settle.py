@@ -27,8 +27,11 @@ from dpas.policy.switch import Mode, SwitchState
 from dpas.policy.switch_stat import NoBreakdown, SwitchStatLine, delta, parse, render
 from dpas.real.executor import LocalExecutor
 from dpas.real.modes import ModePlan
-from dpas.real.runner import RealConfig, Runner, Snapshot, _breakdown
+from dpas.real.runner import Runner
 from dpas.real.settle import Budget, Settler, Unsettled, out_of_pas
+from dpas.real.site import RealConfig
+from dpas.real.switch_watch import Snapshot
+from dpas.real.switch_watch import breakdown as _breakdown
 
 #: small evaluation periods, so that settling takes a few stand-in runs
 PARAMS = SwitchParams(param5=10, param6=50, param7=100)
@@ -143,7 +146,7 @@ class Kernel:
             str(self.data), fio=str(self.fio), journal=self.tmp / "j.json", settle=settle
         )
         runner = Runner(config, LocalExecutor(self.root, release="5.18.0-dpas"))
-        runner.online_cpus = 4
+        runner.site.online_cpus = 4
         runner.say = self.said.append
         return runner
 

@@ -143,7 +143,8 @@ def test_the_runner_reads_both_forms_of_its_queue(tmp_path: Path) -> None:
 
     from dpas.real.executor import LocalExecutor
     from dpas.real.knobs import QueueKnobs
-    from dpas.real.runner import Runner
+    from dpas.real.site import Site
+    from dpas.real.switch_watch import SwitchWatch
 
     class LoggingKernel(LocalExecutor):
         def run(self, argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
@@ -152,15 +153,16 @@ def test_the_runner_reads_both_forms_of_its_queue(tmp_path: Path) -> None:
 
     queue = tmp_path / "queue"
     queue.mkdir()
-    runner = Runner.__new__(Runner)  # only its reader: no device to resolve here
-    runner.executor = LoggingKernel()
-    runner.knobs = QueueKnobs(runner.executor, queue)
+    site = Site.__new__(Site)  # only its queue: no device to resolve here
+    site.executor = LoggingKernel()
+    site.knobs = QueueKnobs(site.executor, queue)
+    watch = SwitchWatch(site, fio=True)
     (queue / "switch_stat").write_text(EXPECTED)
-    assert render(runner.switch_stat()) == EXPECTED
+    assert render(watch.lines()) == EXPECTED
     (queue / "switch_stat").write_text("\n")  # the artifact's read
-    assert [(r.cpu, r.mode) for r in latest(runner.switch_stat()).values()] == [
+    assert [(r.cpu, r.mode) for r in latest(watch.lines()).values()] == [
         (0, Mode.CP),
         (1, Mode.INT),
     ]
     (queue / "switch_stat").unlink()
-    assert runner.switch_stat() == []  # a stock kernel: no switch
+    assert watch.lines() == []  # a stock kernel: no switch

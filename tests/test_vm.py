@@ -466,16 +466,16 @@ def test_a_dpas_record_from_the_guest_keeps_its_switch_stat_and_modes() -> None:
     accelerator."""
     import dataclasses
 
-    from dpas.policy import Op
-    from dpas.real.fio import FioResult, record
+    from dpas.real.fio import record
     from dpas.real.modes import plan_engine
+    from dpas.results import Measured
     from dpas.vm.runner import _host_record
 
     modes = {"before": {"0": "PAS", "1": "PAS"}, "after": {"0": "OL", "1": "PAS"}}
     breakdown = {"cp": 10, "pas": 100, "ol": 5, "int": 0}
     made = record(
         plan_engine(Method.DPAS, None, None, "nvme0n1"),  # type: ignore[arg-type]
-        2, 1, Op.READ, FioResult(115, 0.115, 1000.0, 90.0, 80.0, 200.0, 300.0, 50.0, 10), 4000,
+        Measured("DPAS", 2, "R", 1, 115, 0.115, 1000.0, 90.0, 80.0, 200.0, 300.0, 50.0, 10), 4000,
         breakdown=breakdown, switch_stat=[{"cpu": 0, "text": "cpu 0: ..."}],
         backend="fio", kernel="5.18.0-rc6-dpas-fast26", note="CPU 0 settled OL -> PAS",
         cpu_modes=modes, interrupts=0,

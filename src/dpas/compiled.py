@@ -45,6 +45,7 @@ MODULES = (
     "dpas.policy.lhp",
     "dpas.policy.ehp",
     "dpas.policy.pas",
+    "dpas.policy.pas_update",
     "dpas.policy.switch",
     "dpas.policy.dpas",
 )

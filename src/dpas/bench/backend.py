@@ -118,6 +118,22 @@ class Outcome:
     config: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(slots=True)
+class Measuring:
+    """What a real or guest sweep has measured so far, filled in as its runs end: a backend
+    that stops part-way still has it. ``outcome`` is its Outcome."""
+
+    records: list[RunResult] = field(default_factory=list)
+    refused: dict[str, str] = field(default_factory=dict)
+    d_init_ns: int = 0
+    kernel: str = ""
+    fio_version: str = ""
+
+    def outcome(self, **said: Any) -> Outcome:
+        """The Outcome of these records; ``said``: context, header, config."""
+        return Outcome(records=self.records, refused=self.refused, d_init_ns=self.d_init_ns, **said)
+
+
 class Backend(Protocol):
     """Runs a sweep somewhere: ``done(label)`` after each run ("DPAS x4"), for the progress bar.
 

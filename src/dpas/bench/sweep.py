@@ -14,6 +14,7 @@ import numpy as np
 
 from dpas import compiled
 from dpas.bench.backend import Outcome, Sweep
+from dpas.bench.d_init import auto_d_init
 from dpas.children import die_with
 from dpas.policy import Adaptive, Method, Op, PasParams
 from dpas.results import RunResult
@@ -21,8 +22,6 @@ from dpas.sim import Profile, RunConfig, simulate
 
 T = TypeVar("T")
 R = TypeVar("R")
-#: bench.sh's "first short run" that sets pas_d_init
-D_INIT_PROBE_S = 0.05
 
 
 def run_seed(seed: int, mode: Method, jobs: int, rw: Op, repeat: int) -> int:
@@ -32,18 +31,16 @@ def run_seed(seed: int, mode: Method, jobs: int, rw: Op, repeat: int) -> int:
 
 
 def d_init_auto(profile: Profile, sweep: Sweep) -> int:
-    """A tenth of the mean latency of a short plain run: one job, no hipri (interrupts),
-    which measures what the device and the completion path take before any polling."""
-    probe = RunConfig(
-        profile,
-        Method.INT,
-        jobs=1,
-        rw=sweep.rw,
-        cpus=sweep.cpus,
-        runtime_s=D_INIT_PROBE_S,
-        seed=sweep.seed,
-    )
-    return max(round(simulate(probe).lat_mean_us * 100), 1)
+    """bench.sh's auto pas_d_init (dpas.bench.d_init) on the simulated host and device."""
+
+    def probe(runtime_s: float) -> float:
+        config = RunConfig(
+            profile, Method.INT, jobs=1, rw=sweep.rw, cpus=sweep.cpus, runtime_s=runtime_s,
+            seed=sweep.seed,
+        )  # fmt: skip
+        return simulate(config).lat_mean_us
+
+    return auto_d_init(probe)
 
 
 def plan(profile: Profile, sweep: Sweep, d_init_ns: int) -> list[RunConfig]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ import click
 from rich.console import Console
 
 from dpas.bench.backend import Backend, Interrupted, Outcome, Sweep, results_record
+from dpas.bench.published import published_sweep
 from dpas.bench.sweep import SimulatorBackend
 from dpas.cli.app import InputError, cli
 from dpas.cli.options import (
@@ -32,10 +32,10 @@ from dpas.cli.options import (
 from dpas.limits import MAX_IOS, MAX_REAL_RUNTIME_S, MAX_SEED, MAX_SIM_RUNTIME_S
 from dpas.policy import RULE_SETS, SwitchParams
 from dpas.real.executor import LocalExecutor
-from dpas.real.runner import RealBackend, RealConfig
+from dpas.real.runner import RealBackend
+from dpas.real.site import RealConfig
 from dpas.reports.bench import mode_tables, plot, write_csv
 from dpas.sim import load
-from dpas.sim.profile import Published
 
 SIZE = re.compile(r"([0-9]{1,16})([kmgt]?)(?:i?b)?")
 MAX_SIZE = 1 << 40
@@ -203,7 +203,20 @@ def bench_command(
     )
     profile = load(profile_name) if device is None else None  # a bad one: before any output
     if profile is not None and profile.published is not None:
-        sweep = published_defaults(ctx, profile.published, sweep)
+        # a drive profile runs as the drive was published (the paper: one CPU per job, DPAS's
+        # param3 per drive, pas_adaptive_enabled=1) unless the command line says otherwise
+        sweep = published_sweep(
+            profile.published,
+            sweep,
+            modes=sweep.modes,
+            jobs=sweep.jobs,
+            cpus=sweep.cpus if given(ctx, "cpus") else None,
+            switch={
+                name: getattr(sweep.switch, name)
+                for name in SwitchParams.__dataclass_fields__
+                if given(ctx, name)
+            },
+        )
     file_size = parse_size(size, bs)
     check_out_dir(out_dir)
     backend: Backend
@@ -233,21 +246,6 @@ def bench_command(
     )
     if not outcome.records:
         raise InputError("every mode was refused: " + "; ".join(outcome.refused.values()))
-
-
-def published_defaults(ctx: click.Context, published: Published, sweep: Sweep) -> Sweep:
-    """A drive profile runs as the drive was published (the paper: one CPU per job, DPAS's
-    param3 per drive, pas_adaptive_enabled=1) unless the command line says otherwise."""
-    switch = {
-        name: getattr(published.switch if not given(ctx, name) else sweep.switch, name)
-        for name in SwitchParams.__dataclass_fields__
-    }
-    return replace(
-        sweep,
-        switch=SwitchParams(**switch),
-        cpus=sweep.cpus if given(ctx, "cpus") else published.cpus,
-        adaptive=published.adaptive,
-    )
 
 
 def parse_runtime(text: str | None, real: bool) -> float:

@@ -10,8 +10,8 @@ from rich.console import Console
 
 from dpas.cli.app import InputError, cli
 from dpas.cli.options import sysfs_root_option
-from dpas.doctor.checks import Where
 from dpas.doctor.diagnose import DoctorError, examine, records
+from dpas.machine.where import Where
 from dpas.reports.doctor import show
 
 

@@ -24,12 +24,13 @@ from dpas.bench.backend import ALL_MODES, ENGINE_ALL_MODES, Sweep
 from dpas.cli.app import InputError
 from dpas.errors import LimitError
 from dpas.limits import INT_MAX, MAX_JOBS, MAX_REPEATS, U32_MAX, checked
-from dpas.policy import Method, Op, Order, SwitchParams
+from dpas.machine.fio import cpu_list
+from dpas.policy import BENCH_ORDER, Method, Op, Order, SwitchParams
 from dpas.policy.rules import RULE_SETS
 from dpas.policy.switch import param_error
-from dpas.real.fio import cpu_list
 
-BENCH_MODES = ("INT", "CP", "LHP", "PAS", "DPAS", "EHP", "HYB")
+#: bench.sh's mode words, as its arguments list them
+BENCH_MODES = tuple(m.value for m in BENCH_ORDER)
 #: job counts in one sweep
 MAX_JOB_COUNTS = 64
 
@@ -170,7 +171,7 @@ def sweep_options(*, out: Path, order: bool = True) -> Callable[[Callable[..., A
                 click.argument(
                     "words",
                     nargs=-1,
-                    metavar="[INT CP LHP PAS DPAS EHP HYB | ALL] [R|W] [REPEATS]",
+                    metavar=f"[{' '.join(BENCH_MODES)} | ALL] [R|W] [REPEATS]",
                 ),
                 click.option(
                     "--jobs",

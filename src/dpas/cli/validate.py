@@ -13,6 +13,7 @@ import click
 from rich.console import Console
 
 from dpas.bench.backend import Sweep
+from dpas.bench.published import published_sweep
 from dpas.bench.sweep import d_init_auto, plan, run_all
 from dpas.cli.app import InputError, cli
 from dpas.cli.options import Number, check_out_dir, out_option, run_progress
@@ -77,7 +78,8 @@ def validate_command(
     values = [_values(p) for p in profiles]  # a drive the table lacks: before any run
     figures = figure_names(profiles)
     check_out_dir(out_dir, (OUT_JSON, OUT_CSV, *figures))
-    sweeps = [published_sweep(p, runtime_s, repeats, seed) for p in profiles]
+    grid = Sweep(repeats=repeats, runtime_s=runtime_s, seed=seed)  # d_init auto, as bench.sh
+    sweeps = [published_sweep(_published(p), grid) for p in profiles]
     console = Console()
     d_inits, results = run_grids(profiles, sweeps, console)
     records = [[asdict(r) for r in rs] for rs in results]
@@ -164,22 +166,6 @@ def figure_names(profiles: list[Profile]) -> list[str]:
                 "expected each under its own name"
             )
     return [f"{n}.png" for n in names]
-
-
-def published_sweep(profile: Profile, runtime_s: float, repeats: int, seed: int) -> Sweep:
-    """The grid the table was published on, as a sweep: its modes, job counts, CPU placement,
-    switch params and pas_adaptive_enabled; d_init auto, as bench.sh sets it."""
-    published = _published(profile)
-    return Sweep(
-        modes=published.modes,
-        repeats=repeats,
-        jobs=published.jobs,
-        cpus=published.cpus,
-        runtime_s=runtime_s,
-        seed=seed,
-        switch=published.switch,
-        adaptive=published.adaptive,
-    )
 
 
 def run_grids(

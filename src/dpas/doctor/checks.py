@@ -19,24 +19,11 @@ from dpas.doctor.syscalls import (
     statx_atomic_write,
 )
 from dpas.doctor.timers import TimerRow, reliable_from
-from dpas.real.kernel import Kernel
-from dpas.real.knobs import DPAS_KNOBS
+from dpas.machine.kernel import Kernel
+from dpas.machine.knobs import DPAS_KNOBS
+from dpas.machine.where import Where
 
 OK, WARN, FAIL, INFO = Status.OK, Status.WARN, Status.FAIL, Status.INFO
-
-
-@dataclass(frozen=True, slots=True)
-class Where:
-    """The roots the checks read from: the real ones, or a test's."""
-
-    sysfs: Path = Path("/sys")
-    proc: Path = Path("/proc")
-
-    def read(self, path: Path) -> str | None:
-        try:
-            return path.read_text().strip()
-        except OSError:
-            return None
 
 
 @dataclass(slots=True)

@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from dpas.doctor import checks, interrupts, timers
-from dpas.doctor.checks import DeviceReport, Where
+from dpas.doctor.checks import DeviceReport
 from dpas.doctor.findings import Finding, Status
 from dpas.doctor.timers import TimerRow
 from dpas.errors import DpasError
-from dpas.real.kernel import Kernel
+from dpas.machine.kernel import Kernel
+from dpas.machine.where import Where
 
 SCHEMA = "dpas.doctor/1"
 

@@ -6,11 +6,12 @@ import os
 import subprocess
 from pathlib import Path
 
-from dpas.doctor.checks import Where
 from dpas.doctor.findings import Finding, Status
+from dpas.machine.fio import FioError, parse
+from dpas.machine.interrupts import Counter
+from dpas.machine.where import Where
 from dpas.policy import Op
-from dpas.real.fio import FioError, parse
-from dpas.real.interrupts import Counter
+from dpas.results import RunKey
 
 PROBE_S = 2
 EOPNOTSUPP = 95
@@ -70,7 +71,7 @@ def probe(disk: str | None, path: Path, kind: str, where: Where, fio: str = "fio
         )
     counter.mark("stop")
     try:
-        result = parse(done.stdout, Op.READ)
+        result = parse(done.stdout, RunKey.of("CP", 1, Op.READ, 1))
     except FioError as err:
         if err.errno == EOPNOTSUPP:
             return Finding(

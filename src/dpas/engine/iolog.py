@@ -16,15 +16,10 @@ the first pass exactly when ``done_ns == wait_end_ns``; a spin reads the clock a
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from dpas.engine.rules import Replay, replay_reference
 from dpas.policy import Method, PolicyConfig
-
-if TYPE_CHECKING:
-    from dpas.engine.run import EngineResult
 
 #: the C struct io_log, field for field (64 bytes)
 LOG_DTYPE = np.dtype(
@@ -121,28 +116,3 @@ def replay_log(
         if len(found) >= 10:
             break
     return found, replayed
-
-
-def replay_differences(result: EngineResult) -> list[str]:
-    """Where the engine's decisions differ from dpas.policy's for the feedback it saw: every
-    decision (replay_log), and for DPAS each CPU's switch_stat totals and its transitions.
-    Empty: identical. Needs the whole run in the log (EngineRun.log_ios at least the I/Os of
-    each job)."""
-    run = result.run
-    if not result.logged_all:
-        return ["the log does not hold every I/O of the run: raise log_ios"]
-    config = run.policy_config()
-    log = np.concatenate([job.log for job in result.jobs])
-    found, replayed = replay_log(log, config, int(run.rw), run.bs)
-    if config.method is Method.DPAS:
-        for cpu in result.cpus:
-            totals = tuple(replayed.switch_stat[cpu.cpu][:4])
-            if totals != tuple(cpu.totals.values()):
-                found.append(f"CPU {cpu.cpu}: engine totals {cpu.totals}, policy {totals}")
-        engine_transitions = [tuple(t) for cpu in result.cpus for t in cpu.transitions]
-        if engine_transitions != replayed.transitions:
-            found.append(
-                f"transitions: engine {len(engine_transitions)}, policy "
-                f"{len(replayed.transitions)} (or the same number, differing)"
-            )
-    return found

@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from dpas.engine.run import EngineResult
-from dpas.policy import Mode, Op, SwitchParams
+from dpas.policy import Mode, SwitchParams
 from dpas.policy.switch_stat import SwitchStatLine
-from dpas.results import RunResult
+from dpas.results import BREAKDOWN, RunKey, RunResult, spread
 
 
 def engine_record(
@@ -38,10 +38,7 @@ def engine_record(
     voluntary = sum(j.ctx_voluntary for j in jobs)
     involuntary = sum(j.ctx_involuntary for j in jobs)
     return RunResult(
-        mode=run.mode,
-        jobs=run.jobs,
-        rw="R" if run.rw is Op.READ else "W",
-        repeat=repeat,
+        **spread(RunKey.of(run.mode, run.jobs, run.rw, repeat), RunKey),
         ios=result.ios,
         runtime_s=result.runtime_ns / 1e9,
         iops=result.iops,
@@ -51,19 +48,14 @@ def engine_record(
         lat_p999_us=p999,
         cpu_pct=result.cpu_pct,
         ctx=voluntary + involuntary,
-        breakdown={k: sum(line.totals[k] for line in lines) for k in ("cp", "pas", "ol", "int")}
-        if dpas
-        else None,
+        breakdown={k: sum(line.totals[k] for line in lines) for k in BREAKDOWN} if dpas else None,
         switch_stat=[{"cpu": line.cpu, "text": line.render()} for line in lines] if dpas else None,
         timeline=[(t[0] / 1e6, t[1], Mode(t[2]).name, Mode(t[3]).name) for t in transitions]
         if dpas
         else None,
         sleeps_taken=sum(j.sleeps for j in jobs),
-        sleeps_skipped=None,
-        max_qd=None,
         d_init_ns=run.policy.pas.d_init,
         seed=run.seed,
-        events=None,
         ctx_voluntary=voluntary,
         ctx_involuntary=involuntary,
         overslept=sum(j.overslept for j in jobs),

@@ -23,12 +23,12 @@ from dpas.engine.latency import percentiles
 from dpas.engine.native import native
 from dpas.engine.rules import config_dict
 from dpas.errors import DpasError
-from dpas.policy import Method, Mode, Op, PolicyConfig
+from dpas.policy import ENGINE_ORDER, Method, Mode, Op, PolicyConfig, methods
 
 #: every mode the engine runs, in the order tables list them
-MODES = ("INT", "CP", "HYB", "LHP", "EHP", "PAS", "DPAS")
+MODES = tuple(m.value for m in ENGINE_ORDER)
 #: the waits the kernel makes on its own (the engine only submits and waits in one call)
-KERNEL_WAITS = ("INT", "CP", "HYB")
+KERNEL_WAITS = tuple(m.value for m in methods.KERNEL_WAITS)
 
 
 class EngineError(DpasError):

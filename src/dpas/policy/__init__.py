@@ -13,7 +13,15 @@ from dpas.policy.classic import CpPolicy, IntPolicy
 from dpas.policy.dpas import DpasPolicy
 from dpas.policy.ehp import EhpParams, EhpPolicy
 from dpas.policy.lhp import LhpPolicy
-from dpas.policy.methods import SLEEPERS, Method, PolicyConfig, make_policy
+from dpas.policy.methods import (
+    BENCH_ORDER,
+    ENGINE_ORDER,
+    KERNEL_WAITS,
+    SLEEPERS,
+    Method,
+    PolicyConfig,
+    make_policy,
+)
 from dpas.policy.pas import DIV, Adaptive, Case, PasParams, PasPolicy, PasState, PasUpdate
 from dpas.policy.request import NO_BUCKET, Bucketing, Op, Request, bucket_of
 from dpas.policy.rules import ARTIFACT, LAB, RULE_SETS, Rules
@@ -21,6 +29,7 @@ from dpas.policy.switch import EDGES, Mode, Order, SwitchParams, SwitchState, Tr
 
 __all__ = [
     "ARTIFACT",
+    "BENCH_ORDER",
     "DIV",
     "LAB",
     "RULE_SETS",
@@ -34,8 +43,10 @@ __all__ = [
     "DpasPolicy",
     "EhpParams",
     "EhpPolicy",
+    "ENGINE_ORDER",
     "IntPolicy",
     "Io",
+    "KERNEL_WAITS",
     "LhpPolicy",
     "Method",
     "SLEEPERS",

@@ -15,13 +15,10 @@ decisions. ``Io`` carries what the kernel keeps in the request and its poll cont
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from dpas.policy.pas_update import PasUpdate
 from dpas.policy.request import Bucketing, Request
-
-if TYPE_CHECKING:
-    from dpas.policy.pas import PasUpdate
-    from dpas.policy.switch import Mode
+from dpas.policy.switch import Mode
 
 
 @dataclass(slots=True)

@@ -47,6 +47,14 @@ class Method(Enum):
 #: the methods that sleep before they poll, from pas_d_init or a guess: a run of one needs
 #: bench.sh's auto pas_d_init measured first
 SLEEPERS = (Method.LHP, Method.EHP, Method.PAS, Method.DPAS)
+#: the methods whose wait the kernel makes on its own (interrupts, classic and hybrid polling):
+#: a run of one only submits and waits, in one call
+KERNEL_WAITS = (Method.INT, Method.CP, Method.HYB)
+#: the order bench.sh's words, dpas bench's and a grid's modes are listed in: bench.sh's five
+#: (its ALL), then EHP (the paper's extra baseline) and HYB
+BENCH_ORDER = (Method.INT, Method.CP, Method.LHP, Method.PAS, Method.DPAS, Method.EHP, Method.HYB)
+#: the order the engine's tables list its modes in: the kernel's waits, then the policies'
+ENGINE_ORDER = KERNEL_WAITS + tuple(m for m in Method if m not in KERNEL_WAITS)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, fields
 from enum import IntEnum
 
 from dpas.policy.base import Io, Policy
+from dpas.policy.pas_update import Case, PasUpdate
 from dpas.policy.request import STATS_BUCKETS, Bucketing
 from dpas.policy.rules import LAB, Rules
 
@@ -14,27 +15,6 @@ DIV = 1_000_000
 _U64 = (1 << 64) - 1
 _U32 = (1 << 32) - 1
 _U8 = 0xFF
-
-
-class Case(IntEnum):
-    """The last two sleep results (penultimate, last): sr_pnlt*2 + sr_last, 0 = over."""
-
-    OVER_OVER = 0
-    OVER_UNDER = 1
-    UNDER_OVER = 2
-    UNDER_UNDER = 3
-
-    @property
-    def label(self) -> str:
-        """over_over, over_under, under_over, under_under."""
-        return self.name.lower()
-
-    @property
-    def short(self) -> str:
-        """OO, OU, UO, UU: penultimate then last result."""
-        return "".join(part[0] for part in self.name.split("_"))
-
-
 _CASES = tuple(Case)
 
 
@@ -72,19 +52,6 @@ class PasParams:
                     f"pas {f.name} {value}: expected an integer >= 0 (> 0 for updn_ratio)"
                 )
         object.__setattr__(self, "adaptive", Adaptive(self.adaptive))
-
-
-@dataclass(slots=True)
-class PasUpdate:
-    """What one duration update did: the case, and the state it left."""
-
-    case: Case
-    adj: int
-    dur: int
-    up: int
-    dn: int
-    #: dur fell below d_init and was raised to it (a "timer floor" event)
-    floored: bool
 
 
 @dataclass(slots=True)

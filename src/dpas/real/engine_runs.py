@@ -1,11 +1,11 @@
-"""The engine as the Runner's per-run executor, beside fio: the same target, lock, data
-guard, knobs and records; the I/Os completed by dpas's own loop (dpas.engine)."""
+"""The engine as the Runner's per-run executor, beside fio (dpas.real.fio_runs): the same
+site, lock, data guard, knobs and records; the I/Os completed by dpas's own loop
+(dpas.engine)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -15,22 +15,19 @@ from dpas.engine.native import native
 from dpas.engine.record import engine_record
 from dpas.policy import Method, PasParams, PolicyConfig
 from dpas.real import stop
-from dpas.real.fio import pinned
 from dpas.real.modes import ModePlan, Refused
+from dpas.real.site import RealBench, Site
 from dpas.results import RunResult
-
-if TYPE_CHECKING:
-    from dpas.real.runner import RealBench, Runner
 
 #: the most I/Os per job a log keeps (64 bytes each)
 LOG_IOS = 2_000_000
 
 
 class EngineRuns:
-    """One engine run per call, and the d_init probe, on the Runner's target."""
+    """One engine run per call, and the d_init probe, on the site's target."""
 
-    def __init__(self, runner: Runner) -> None:
-        self.runner = runner
+    def __init__(self, site: Site) -> None:
+        self.site = site
 
     def version(self) -> str:
         """What records call the engine; EngineMissing when it was not compiled."""
@@ -39,18 +36,14 @@ class EngineRuns:
 
     def region(self) -> tuple[int, int]:
         """The bytes the offsets fall in: a file's first --size bytes, or the whole device."""
-        runner = self.runner
-        if runner.fio_size is not None:
-            return 0, runner.fio_size
-        fd = os.open(runner.target.path, os.O_RDONLY)
+        site = self.site
+        if site.fio_size is not None:
+            return 0, site.fio_size
+        fd = os.open(site.target.path, os.O_RDONLY)
         try:
             return 0, os.lseek(fd, 0, os.SEEK_END)
         finally:
             os.close(fd)
-
-    def cpus(self, sweep: Sweep, jobs: int) -> tuple[int, ...]:
-        """Each job's CPU, as fio would pin it."""
-        return pinned(sweep.cpus, jobs, self.runner.online_cpus)
 
     def result(
         self,
@@ -66,19 +59,19 @@ class EngineRuns:
         ``marks`` is called with "start" and "stop" around the measurement (the engine's)."""
         start, size = self.region()
         config = EngineRun(
-            self.runner.target.path,
+            self.site.target.path,
             mode.value,
             policy=PolicyConfig(
                 pas=PasParams(d_init=d_init), switch=sweep.switch, order=sweep.order
             ),
             rw=sweep.rw,
             bs=sweep.bs,
-            cpus=self.cpus(sweep, jobs),
+            cpus=self.site.pinned(sweep, jobs),
             runtime_s=runtime_s,
             region_start=start,
             region_bytes=size,
             seed=seed,
-            log_ios=LOG_IOS if self.runner.config.log_dir is not None else 0,
+            log_ios=LOG_IOS if self.site.config.log_dir is not None else 0,
         )
         try:
             result = run(config, lambda: stop.stopped() is not None, marks=marks)
@@ -87,16 +80,15 @@ class EngineRuns:
         stop.check()  # a signal ended the run early: what it measured is not a run
         return result
 
-    def d_init_probe(self, sweep: Sweep) -> int:
-        """bench.sh's probe through the engine: one job, interrupts, a tenth of its mean."""
-        result = self.result(sweep, Method.INT, 1, 1.0, 100, sweep.seed)
-        return max(round(result.lat_mean_us * 100), 1)
+    def probe(self, sweep: Sweep, runtime_s: float) -> float:
+        """bench.sh's d_init probe through the engine: one job, INT; its mean latency."""
+        return self.result(sweep, Method.INT, 1, runtime_s, 100, sweep.seed).lat_mean_us
 
     def one(
         self, sweep: Sweep, plan: ModePlan, jobs: int, repeat: int, bench: RealBench
     ) -> RunResult:
-        runner = self.runner
-        counter = runner.interrupts(self.cpus(sweep, jobs))
+        site = self.site
+        counter = site.interrupts(self.site.pinned(sweep, jobs))
         seed = sweep.seed * 1_000_003 + jobs * 1009 + repeat
         result = self.result(
             sweep, plan.mode, jobs, sweep.runtime_s, bench.d_init_ns, seed, counter.mark
@@ -107,7 +99,7 @@ class EngineRuns:
             repeat,
             sweep.switch,
             backend="engine",
-            kernel=runner.kernel.release,
+            kernel=site.kernel.release,
             device=bench.model,
             knobs=dict(plan.knobs),
             engine=plan.ioengine,
@@ -118,7 +110,7 @@ class EngineRuns:
 
     def save_log(self, result: EngineResult, mode: Method, jobs: int, repeat: int) -> str | None:
         """The per-I/O log of every job, as one .npy (dpas.engine.iolog.LOG_DTYPE)."""
-        folder = self.runner.config.log_dir
+        folder = self.site.config.log_dir
         if folder is None:
             return None
         folder.mkdir(parents=True, exist_ok=True)

@@ -22,16 +22,6 @@ from dpas.errors import DpasError
 from dpas.real.executor import Executor
 from dpas.real.lock import Busy, DeviceLock
 
-#: the knobs only the DPAS kernel has (reference section 1)
-DPAS_KNOBS = (
-    "pas_enabled",
-    "pas_adaptive_enabled",
-    "pas_d_init",
-    "switch_enabled",
-    "ehp_enabled",
-    *(f"switch_param{i}" for i in range(1, 8)),
-)
-
 
 class KnobError(DpasError, RuntimeError):
     """A knob could not be read or written; the message names it."""

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from dpas.errors import DpasError
+from dpas.machine.kernel import Kernel
 from dpas.policy import Method, SwitchParams
-from dpas.real.kernel import Kernel
 from dpas.real.knobs import Knobs
 from dpas.results import ENGINE
 

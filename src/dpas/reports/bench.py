@@ -10,39 +10,7 @@ from typing import Any
 
 from rich.table import Table
 
-from dpas.results import ENGINE
-
-CSV_COLUMNS = (
-    "mode",
-    "jobs",
-    "rw",
-    "repeat",
-    "iops",
-    "lat_mean_us",
-    "lat_p50_us",
-    "lat_p99_us",
-    "lat_p999_us",
-    "cpu_pct",
-    "ctx",
-    "cp",
-    "pas",
-    "ol",
-    "int",
-    "sleeps_taken",
-    "sleeps_skipped",
-    "max_qd",
-    "d_init_ns",
-    "seed",
-    "runtime_s",
-    "ios",
-    # dpas.bench/2
-    "ctx_voluntary",
-    "ctx_involuntary",
-    "overslept",
-    "underslept",
-    "log",
-    "engine",
-)
+from dpas.results import BREAKDOWN, CSV_COLUMNS, ENGINE, TABLE_COLUMNS, csv_row
 
 
 def label(record: dict[str, Any], mixed: bool) -> str:
@@ -63,10 +31,8 @@ def averaged(records: list[dict[str, Any]]) -> dict[str, dict[int, dict[str, Any
     table: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
     for (mode, jobs), rs in groups.items():
         row: dict[str, Any] = {
-            k: fmean(r[k] for r in rs) for k in ("iops", "lat_mean_us", "cpu_pct", "ctx")
+            k: fmean(r[k] for r in rs) for k, _, _ in TABLE_COLUMNS if rs[0].get(k) is not None
         }
-        if rs[0].get("interrupts") is not None:
-            row["irqs"] = fmean(r["interrupts"] for r in rs)
         if rs[0].get("overslept") is not None and any(r["sleeps_taken"] for r in rs):
             row["verdicts"] = tuple(fmean(r[k] for r in rs) for k in ("overslept", "underslept"))
         row["repeats"] = len(rs)
@@ -82,7 +48,7 @@ def mode_tables(records: list[dict[str, Any]]) -> list[Table]:
     tables = []
     for mode, rows in averaged(records).items():
         dpas = any("breakdown" in row for row in rows.values())
-        irqs = any("irqs" in row for row in rows.values())
+        shown = [c for c in TABLE_COLUMNS if any(c[0] in row for row in rows.values())]
         verdicts = any("verdicts" in row for row in rows.values())
         title = mode + (
             f" (mean of {next(iter(rows.values()))['repeats']} runs)"
@@ -90,27 +56,19 @@ def mode_tables(records: list[dict[str, Any]]) -> list[Table]:
             else ""
         )
         table = Table(title=title, title_justify="left")
-        names = ("Jobs", "IOPS", "lat_us", "cpu%", "ctx") + (("irqs",) if irqs else ())
+        names = ("Jobs", *(heading for _, heading, _ in shown))
         names += ("over/under",) if verdicts else ()
         for name in names + (("breakdown",) if dpas else ()):
             table.add_column(name, justify="left" if name == "breakdown" else "right")
         for jobs in sorted(rows):
             row = rows[jobs]
-            cells = [
-                str(jobs),
-                f"{row['iops']:.0f}",
-                f"{row['lat_mean_us']:.1f}",
-                f"{row['cpu_pct']:.1f}",
-                f"{row['ctx']:.0f}",
-            ]
-            if irqs:
-                cells.append(f"{row['irqs']:.0f}")
+            cells = [str(jobs), *(format(row[k], f) for k, _, f in shown)]
             if verdicts:
                 over, under = row.get("verdicts", (0, 0))
                 cells.append(f"{over:.0f}/{under:.0f}")
             if dpas:
                 b = row["breakdown"]
-                cells.append(f"cp:{b['cp']} pas:{b['pas']} ol:{b['ol']} int:{b['int']}")
+                cells.append(" ".join(f"{k}:{b[k]}" for k in BREAKDOWN))
             table.add_row(*cells)
         tables.append(table)
     return tables
@@ -121,9 +79,7 @@ def write_csv(records: list[dict[str, Any]], path: Path) -> None:
         out = csv.writer(f)
         out.writerow(CSV_COLUMNS)
         for r in records:
-            b = r["breakdown"] or {}
-            flat = {**r, **{k: b.get(k, "") for k in ("cp", "pas", "ol", "int")}}
-            out.writerow(["" if flat.get(c) is None else flat[c] for c in CSV_COLUMNS])
+            out.writerow(csv_row(r))
 
 
 def plot(records: list[dict[str, Any]], path: Path, title: str) -> None:

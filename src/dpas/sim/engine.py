@@ -1,7 +1,8 @@
 """A minimal discrete-event loop: callbacks at integer-ns times, in (time, order) sequence.
 
-Like SimPy's Environment without processes: the host model is written as state machines
-whose steps schedule the next step, which keeps the per-event cost to one heap operation.
+Like SimPy's Environment with plain callbacks for events: the host's jobs are processes
+(generators) that their CPU's callbacks resume, which keeps the per-event cost to one heap
+operation.
 """
 
 from __future__ import annotations
@@ -38,3 +39,7 @@ class Engine:
             else:
                 fn(arg)
         self.now = until
+
+    def clear(self) -> None:
+        """Drop the events still pending (a finished run's): they hold the model's objects."""
+        self._heap.clear()

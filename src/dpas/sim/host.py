@@ -1,22 +1,27 @@
 """The host: CPUs with a run queue, and fio jobs whose waits follow the policy core.
 
-A job is fio's thread doing synchronous I/O at depth 1. Each I/O: submit (CPU), then wait
-as the policy decides, then complete (CPU) and start the next. The waits (README diagram):
+A job is fio's thread doing synchronous I/O at depth 1, written as a process in SimPy's
+manner: ``Job.run`` is a generator that reads as fio's loop, and it stops at each ``yield``
+until its CPU resumes it (its CPU work done, a wakeup, its poll loop seeing the completion).
+Each I/O: submit (CPU), then wait as the policy decided, then complete (CPU) and start the
+next. The waits (README diagram), one generator each:
 
-    INT     block ........ device done -> irq latency -> ISR (CPU) -> wake -> switch in
-    CP      poll poll poll poll ... sees the CQ entry at a poll boundary
-    hybrid  arm timer (CPU) -> block ... expiry -> slack -> timer ISR -> wake -> switch in
-            -> poll ... (a timer that expired while being armed: no block, unless always-yield)
+    int_wait     block ........ device done -> irq latency -> ISR (CPU) -> wake -> switch in
+    cp_wait      poll poll poll poll ... sees the CQ entry at a poll boundary
+    hybrid_wait  timer_sleep: arm timer (CPU) -> block ... expiry -> slack -> timer ISR ->
+                 wake -> switch in; then cp_wait (a timer that expired while being armed:
+                 no block, unless always-yield)
 
 A CPU runs one job at a time. A job leaves the CPU when it blocks or yields, or, while it
 busy-polls, when a wakeup sets need_resched (wakeup_preempt) or its slice ends with others
-waiting. Interrupt handlers steal time from whatever runs. All times are integer ns.
+waiting. Interrupt handlers steal time from whatever runs; they are not part of any process.
+All times are integer ns.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Iterator
 
 from dpas.policy import LAB, DpasPolicy, Io, Op, Policy, Request, Rules
 from dpas.sim.device import BASE_BYTES, Device, Draws
@@ -25,7 +30,12 @@ from dpas.sim.profile import Profile
 
 
 class Cpu:
-    """One CPU: the job on it, the jobs waiting for it, and what the current job is doing."""
+    """One CPU: the job on it, the jobs waiting for it, and what the current job is doing.
+
+    The current job's process goes on from here: when its CPU work is done, and when its poll
+    loop sees the completion. Those events, and a slice's end, carry a token: an interrupt
+    handler that stretches the work, or a poll given up, makes the pending event's token stale
+    and it does nothing (the engine cannot take an event back)."""
 
     __slots__ = (
         "id",
@@ -33,7 +43,7 @@ class Cpu:
         "host",
         "current",
         "runq",
-        "cont",
+        "busy",
         "end",
         "token",
         "irq_free",
@@ -44,6 +54,8 @@ class Cpu:
         "run_start",
         "slice_token",
         "sole",
+        "on_exec_done",
+        "on_detected",
     )
 
     def __init__(self, cpu_id: int, engine: Engine, profile: Profile) -> None:
@@ -52,7 +64,8 @@ class Cpu:
         self.host = profile.host
         self.current: Job | None = None
         self.runq: deque[Job] = deque()
-        self.cont: Callable[[], None] | None = None
+        #: the current job is using the CPU until ``end`` (not polling, not gone)
+        self.busy = False
         self.end = 0
         self.token = 0
         self.irq_free = 0
@@ -64,25 +77,31 @@ class Cpu:
         self.slice_token = 0
         #: the CPU runs one job only: nothing but that job's own I/O interrupts it
         self.sole = False
+        #: the engine's callbacks, bound once: a method bound per event is an allocation
+        self.on_exec_done: Callable[[int], None] = self._exec_done
+        self.on_detected: Callable[[int], None] = self._detected
 
     # -- the current job's work -------------------------------------------------------------
-    def exec(self, job: Job, dur: int, cont: Callable[[], None], delay: int = 0) -> None:
-        """The current job uses the CPU for ``dur`` ns (after ``delay`` ns of waiting)."""
+    def exec(self, job: Job, dur: int, delay: int = 0) -> None:
+        """The current job uses the CPU for ``dur`` ns (after ``delay`` ns of waiting), then
+        its process goes on."""
         job.cpu_ns += dur
-        self.cont = cont
+        self.busy = True
         self.end = self.engine.now + delay + dur
         self.token += 1
-        self.engine.at(self.end, self._exec_done, self.token)
+        self.engine.at(self.end, self.on_exec_done, self.token)
 
     def _exec_done(self, token: int) -> None:
         if token != self.token:
             return
-        cont, self.cont = self.cont, None
-        assert cont is not None
-        cont()
+        self.busy = False
+        job = self.current
+        assert job is not None
+        job.step()
 
     def poll(self, job: Job) -> None:
-        """The current job busy-polls until its completion is visible; then job.poll_found()."""
+        """The current job busy-polls until its completion is visible; then its process goes
+        on with ``job.seen`` set."""
         self.polling = True
         self.poll_start = self.engine.now
         self.detect_at = -1
@@ -101,7 +120,7 @@ class Cpu:
     def _detect_at(self, time: int) -> None:
         self.detect_at = time
         self.detect_token += 1
-        self.engine.at(time, self._detected, self.detect_token)
+        self.engine.at(time, self.on_detected, self.detect_token)
 
     def _detected(self, token: int) -> None:
         if token != self.detect_token or not self.polling:
@@ -109,7 +128,8 @@ class Cpu:
         job = self.current
         assert job is not None
         self._stop_polling(job)
-        job.poll_found()
+        job.seen = True
+        job.step()
 
     def _stop_polling(self, job: Job) -> None:
         job.cpu_ns += self.engine.now - self.poll_start
@@ -132,20 +152,19 @@ class Cpu:
             self.irq_free = (now if now > self.irq_free else self.irq_free) + out
         self._dispatch()
 
-    def yield_(self, job: Job, cont: Callable[[], None]) -> None:
-        """schedule() with the job still runnable: others first, if any."""
+    def yield_(self, job: Job) -> bool:
+        """schedule() with the job still runnable: others first, if any. True when the job
+        left the CPU (its process goes on when it is back), False when it runs on."""
         if not self.runq:
-            cont()
-            return
+            return False
         job.ctx += 1
-        job.resume = cont
         self.runq.append(job)
         self._dispatch()
+        return True
 
-    def wake(self, job: Job, cont: Callable[[], None], then_ns: int = 0) -> None:
-        """``job`` is runnable again and will run ``cont`` when it has the CPU, after
+    def wake(self, job: Job, then_ns: int = 0) -> None:
+        """``job`` is runnable again; its process goes on when it has the CPU, after
         ``then_ns`` of its own work that follows the switch (one event for both)."""
-        job.resume = cont
         job.resume_ns = then_ns
         if self.current is None:
             # an interrupt handler that just ran has already woken the CPU
@@ -161,7 +180,7 @@ class Cpu:
 
     def _dispatch(self) -> None:
         self.current = None
-        self.cont = None
+        self.busy = False
         self.polling = False
         self.token += 1
         if self.runq:
@@ -172,17 +191,14 @@ class Cpu:
         self.current = job
         self.run_start = self.engine.now + delay
         self.slice_token += 1
-        resume = job.resume
-        assert resume is not None
         extra, job.resume_ns = job.resume_ns, 0
-        self.exec(job, self.host.ctx_switch_ns + extra, resume, delay)
+        self.exec(job, self.host.ctx_switch_ns + extra, delay)
 
     def _preempt(self) -> None:
         job = self.current
         assert job is not None
         self._stop_polling(job)
         job.ctx += 1
-        job.resume = job.resume_poll
         self.runq.append(job)
         self._dispatch()
 
@@ -205,11 +221,11 @@ class Cpu:
             start += self.host.idle_exit_ns
         self.irq_free = start + cost
         job = self.current
-        if job is not None and self.cont is not None:
+        if job is not None and self.busy:
             job.cpu_ns += cost  # accounting charges the handler to whoever runs
             self.end += cost
             self.token += 1
-            self.engine.at(self.end, self._exec_done, self.token)
+            self.engine.at(self.end, self.on_exec_done, self.token)
         elif job is not None and self.polling and self.detect_at >= 0:
             # a poller's CPU time is its wall time on the CPU, handler included
             self._detect_at(self.detect_at + cost)
@@ -228,14 +244,14 @@ class Job:
         "sim",
         "op",
         "size",
-        "resume",
+        "proc",
         "io",
         "io_start",
         "visible",
+        "seen",
         "by_irq",
         "waiting",
         "found_first",
-        "expire",
         "cpu_ns",
         "ctx",
         "latencies",
@@ -261,6 +277,7 @@ class Job:
         self.timer = sim.profile.timer
         self.host = sim.profile.host
         pit = sim.profile.pitfalls
+        #: the block layer's hybrid path runs: poll queues, and io_poll_delay >= 0
         self.hybrid = pit.poll_queues and pit.io_poll_delay >= 0
         self.poll_queues = pit.poll_queues
         self.always_yield = pit.always_yield
@@ -268,14 +285,17 @@ class Job:
         self.size = size
         host = sim.profile.host
         self.submit_ns = host.submit_ns + max(size - BASE_BYTES, 0) * host.kib_ns // 1024
-        self.resume: Callable[[], None] | None = self.next_io
+        #: the job's process; it first runs when its CPU switches it in
+        self.proc: Generator[None, None, None] = self.run()
         self.io: Io | None = None
         self.io_start = 0
+        #: the completion can be seen by polling
         self.visible = False
+        #: the poll loop saw it
+        self.seen = False
         self.by_irq = False
         self.waiting = False
         self.found_first = False
-        self.expire = 0
         self.cpu_ns = 0
         self.ctx = 0
         self.latencies: list[int] = []
@@ -284,97 +304,157 @@ class Job:
         self.idle_ns = 0
         self.resume_ns = 0
 
-    def next_io(self) -> None:
-        now = self.engine.now
-        sim = self.sim
-        if now >= sim.end_ns or (sim.stop_after is not None and sim.completed >= sim.stop_after):
-            self.cpu.block(self)  # the job is done and never comes back
+    def step(self) -> None:
+        """The process goes on, up to its next wait; a finished one returns at once."""
+        for _ in self.proc:  # next(): mypyc compiles the loop's step, not the builtin's lookup
             return
-        self._begin(now)
-        self.cpu.exec(self, self.submit_ns, self._issue)
 
-    def _begin(self, now: int) -> None:
-        """A new I/O starts at ``now``: fio's clock for its latency."""
-        self.io_start = now
-        self.visible = False
-        self.found_first = False
-        self.reported = False
-        self.slept_at = -1
-        self.idle_ns = 0
+    # -- the job's process: fio's loop, and the waits ---------------------------------------
+    def run(self) -> Generator[None, None, None]:
+        """fio's loop: submit an I/O, wait as the policy decided at submission, complete it and
+        start the next, until the run's end (or, with --ios, until enough have completed)."""
+        cpu, engine, sim = self.cpu, self.engine, self.sim
+        # CPU work of the last I/O that runs in one stretch with the next submission
+        carried = 0
+        start = engine.now
+        while start < sim.end_ns and (sim.stop_after is None or sim.completed < sim.stop_after):
+            self._begin(start)
+            cpu.exec(self, carried + self.submit_ns)
+            yield
+            io = self._issue()
+            if not io.polled:
+                yield from self.int_wait()
+            elif self.hybrid:
+                yield from self.hybrid_wait(io)
+            else:  # classic polling: io_poll_delay -1, or no poll queues
+                yield from self.cp_wait(io)
+            self._report()
+            cost = self._completion_ns()
+            done = engine.now + cost
+            if cpu.sole and sim.stop_after is None and done < sim.end_ns:
+                # A CPU's only job, its own I/O done: no interrupt can come before the next
+                # doorbell, so this I/O's end and the next one's submission are one stretch of
+                # CPU time, and one event (--ios runs keep the event: jobs count each other's).
+                self._done(done)
+                start, carried = done, cost
+                continue
+            cpu.exec(self, cost)
+            yield
+            start, carried = engine.now, 0
+            self._done(start)
+        cpu.block(self)  # the job is done and never comes back
 
-    def _issue(self) -> None:
+    def _issue(self) -> Io:
         """The doorbell: the block layer stamps the request's start here (its statistics
         measure the device's time, not the system calls around it), and DPAS's counters
-        take it."""
+        take it. The policy decides here whether the I/O is polled."""
         io = self.io = self.policy.on_submit(
             self.cpu.id, _request(self.op, self.size), self.engine.now
         )
         self.by_irq = not (io.polled and self.poll_queues)
         self.device.submit(self)
-        if not io.polled:
-            self.waiting = True
-            self.slept_at = self.engine.now
-            self.cpu.block(self)
-            return
-        if not self.hybrid:  # classic polling: io_poll_delay -1, or no poll queues
-            self.cpu.poll(self)
-            return
-        self._wait(io)
+        return io
 
-    def _wait(self, io: Io) -> None:
-        """The hybrid path: the policy's sleep, if any, then polling."""
-        now = self.engine.now
-        sleep = self.policy.on_wait_start(io, now)
-        self.sim.tally.wait_started(self.cpu.id)
-        if sleep <= 0:
-            self.policy.on_wait_end(io, now)
-            self.cpu.poll(self)
-            return
-        self.expire = now + sleep
-        self.cpu.exec(self, self.sim.arm_ns(), self._armed)
-
-    def _armed(self) -> None:
-        if self.expire <= self.engine.now:  # expired while it was being armed
-            self.sim.tally.sleeps_skipped += 1
-            if self.always_yield:
-                self.cpu.yield_(self, self._woke)
-            else:
-                self._woke()
-            return
-        self.sim.tally.sleeps_taken += 1
-        self.engine.at(self.expire + self.sim.timer_delay(), self._timer_fired)
+    def int_wait(self) -> Iterator[None]:
+        """INT, and an I/O that EHP or DPAS (in INT mode) sends to the interrupt: sleep until
+        the device's interrupt, whose handler ends the request and wakes the job."""
+        self.waiting = True
         self.slept_at = self.engine.now
         self.cpu.block(self)
+        yield
 
-    def _timer_fired(self) -> None:
-        self.cpu.interrupt(self.timer.isr_ns, self._timer_wake)
+    def cp_wait(self, io: Io) -> Generator[None, None, bool]:
+        """CP: spin on the completion queue until the poll loop sees the completion (True);
+        without poll queues it sees it once the interrupt handler has run.
 
-    def _timer_wake(self) -> None:
-        self.idle_ns = self.engine.now - self.slept_at
-        self.cpu.wake(self, self._first_poll, self.timer.cancel_ns)  # switch in, cancel
+        need_resched can take the CPU from the spinning job; back on it, the job spins on,
+        except under the artifact's rules (reference section 9): an I/O on the hybrid path that
+        has not slept returns False, to go through the hybrid path again, evaluating and maybe
+        sleeping this time."""
+        while True:
+            self.cpu.poll(self)
+            yield
+            if self.seen:
+                return True
+            if self.sim.rules.resched_reentry and self.hybrid and io.sleep_ns == 0:
+                return False
 
-    def _woke(self) -> None:
-        """Back on the CPU after the sleep: cancel the timer, then the first poll decides
-        over or under."""
-        self.cpu.exec(self, self.timer.cancel_ns, self._first_poll)
+    def hybrid_wait(self, io: Io) -> Iterator[None]:
+        """LHP, EHP, PAS, and DPAS in CP, PAS or OL mode: the block layer's hybrid polling.
 
-    def _first_poll(self) -> None:
-        assert self.io is not None
-        self.policy.on_wait_end(self.io, self.engine.now)
-        self.found_first = self.visible
-        self.cpu.poll(self)
+        At wait start the policy chooses the sleep (DPAS evaluates its mode there, and sleeps
+        0 in CP); the job sleeps it on an hrtimer, then spins as CP does. Whether the first poll
+        after a sleep finds the completion is PAS's feedback: overslept."""
+        while True:
+            now = self.engine.now
+            sleep = self.policy.on_wait_start(io, now)
+            self.sim.tally.wait_started(self.cpu.id)
+            if sleep > 0:
+                yield from self.timer_sleep(now + sleep)
+                now = self.engine.now
+                self.found_first = self.visible
+            self.policy.on_wait_end(io, now)
+            if (yield from self.cp_wait(io)):
+                return
 
-    def resume_poll(self) -> None:
-        """Back on the CPU after giving it up on need_resched while polling. An I/O that has
-        not slept goes through the hybrid path again under the artifact's rules, evaluating
-        and maybe sleeping this time (reference section 9); otherwise it polls on."""
-        io = self.io
-        assert io is not None
-        if self.sim.rules.resched_reentry and self.hybrid and io.polled and io.sleep_ns == 0:
-            self._wait(io)
-            return
-        self.cpu.poll(self)
+    def timer_sleep(self, expire: int) -> Iterator[None]:
+        """Sleep until ``expire`` on an hrtimer: arm it (CPU) and block; the timer's interrupt
+        at expiry plus the slack wakes the job, which cancels the timer as it comes back.
 
+        A timer that expired while it was being armed is no sleep: the job cancels it and goes
+        on, having yielded the CPU first under always_yield (the lab's fix 3)."""
+        cpu, tally = self.cpu, self.sim.tally
+        cpu.exec(self, self.sim.arm_ns())
+        yield
+        if expire <= self.engine.now:
+            tally.sleeps_skipped += 1
+            if self.always_yield and cpu.yield_(self):
+                yield
+            cpu.exec(self, self.timer.cancel_ns)
+            yield
+        else:
+            tally.sleeps_taken += 1
+            self.engine.at(expire + self.sim.timer_delay(), self._timer_fired)
+            self.slept_at = self.engine.now
+            cpu.block(self)
+            yield
+
+    # -- the I/O's bookkeeping --------------------------------------------------------------
+    def _begin(self, now: int) -> None:
+        """A new I/O starts at ``now``: fio's clock for its latency."""
+        self.io_start = now
+        self.visible = False
+        self.seen = False
+        self.found_first = False
+        self.reported = False
+        self.slept_at = -1
+        self.idle_ns = 0
+
+    def _report(self) -> None:
+        """The request ends (blk_mq_end_request): the policy's statistics and feedback take
+        it before the completion path returns to fio."""
+        if not self.reported:
+            self.reported = True
+            assert self.io is not None
+            self.policy.on_complete(self.io, self.engine.now, self.found_first)
+
+    def _completion_ns(self) -> int:
+        """The completion path's CPU time. After a sleep it finds its caches cold and its CPU
+        in a deeper idle state the longer the sleep was: cold_ns more after cold_full_ns of
+        sleep, in proportion before."""
+        host = self.host
+        cost = host.complete_ns
+        if self.idle_ns and host.cold_ns:
+            cost += host.cold_ns * min(self.idle_ns, host.cold_full_ns) // host.cold_full_ns
+        return cost
+
+    def _done(self, now: int) -> None:
+        """fio sees the I/O complete at ``now``."""
+        self.latencies.append(now - self.io_start)
+        self.sim.completed += 1
+        self.sim.last_completion_ns = now
+
+    # -- interrupt context: the device's completion, its interrupt, the timer's -------------
     def device_done(self) -> None:
         if self.by_irq:
             host = self.host
@@ -392,51 +472,16 @@ class Job:
             self.waiting = False
             self.idle_ns = self.engine.now - self.slept_at
             self._report()  # the handler ends the request, before the waiter runs
-            self.cpu.wake(self, self._complete)
+            self.cpu.wake(self)
         else:  # a waiter spinning without poll queues sees it now
             self.cpu.completion_visible(self)
 
-    def poll_found(self) -> None:
-        self._complete()
+    def _timer_fired(self) -> None:
+        self.cpu.interrupt(self.timer.isr_ns, self._timer_wake)
 
-    def _complete(self) -> None:
-        """The completion path. After a sleep it finds its caches cold and its CPU in a
-        deeper idle state the longer the sleep was: cold_ns more after cold_full_ns of sleep,
-        in proportion before."""
-        self._report()
-        host = self.host
-        cost = host.complete_ns
-        if self.idle_ns and host.cold_ns:
-            cost += host.cold_ns * min(self.idle_ns, host.cold_full_ns) // host.cold_full_ns
-        sim = self.sim
-        done = self.engine.now + cost
-        if self.cpu.sole and sim.stop_after is None and done < sim.end_ns:
-            # A CPU's only job, its own I/O done: no interrupt can come before the next
-            # doorbell, so this I/O's end and the next one's submission are one stretch of
-            # CPU time, and one event (--ios runs keep the event: jobs count each other's).
-            self._done(done)
-            self._begin(done)
-            self.cpu.exec(self, cost + self.submit_ns, self._issue)
-            return
-        self.cpu.exec(self, cost, self._finish)
-
-    def _report(self) -> None:
-        """The request ends (blk_mq_end_request): the policy's statistics and feedback take
-        it before the completion path returns to fio."""
-        if not self.reported:
-            self.reported = True
-            assert self.io is not None
-            self.policy.on_complete(self.io, self.engine.now, self.found_first)
-
-    def _finish(self) -> None:
-        self._done(self.engine.now)
-        self.next_io()
-
-    def _done(self, now: int) -> None:
-        """fio sees the I/O complete at ``now``."""
-        self.latencies.append(now - self.io_start)
-        self.sim.completed += 1
-        self.sim.last_completion_ns = now
+    def _timer_wake(self) -> None:
+        self.idle_ns = self.engine.now - self.slept_at
+        self.cpu.wake(self, self.timer.cancel_ns)  # switch in, then cancel the timer
 
 
 _REQUESTS: dict[tuple[Op, int], Request] = {}
@@ -520,3 +565,17 @@ class Host:
             cpu.sole = len(cpu.runq) == 1
             if cpu.runq:
                 cpu._switch_in(cpu.runq.popleft(), 0)
+
+    def close(self) -> None:
+        """Let the finished run go with its last reference, not at some later garbage
+        collection (which would charge a later run for freeing this one): the jobs' suspended
+        processes, the CPUs, the device's queue and the engine's pending events refer to each
+        other, and this breaks those cycles."""
+        for job in self.jobs:
+            job.proc.close()
+        for cpu in self.cpus:
+            cpu.current = None
+            cpu.runq.clear()
+        self.device.waiting.clear()
+        self.engine.clear()
+        self.jobs = []

@@ -21,7 +21,7 @@ from dpas.policy import (
     make_policy,
 )
 from dpas.policy.switch_stat import SwitchStatLine
-from dpas.results import RunResult
+from dpas.results import BREAKDOWN, RunKey, RunResult, spread
 from dpas.sim.device import Device, Draws
 from dpas.sim.engine import Engine
 from dpas.sim.host import Host, Tally
@@ -83,7 +83,9 @@ def simulate(config: RunConfig) -> RunResult:
         host.stop_after = config.ios
     host.start()
     engine.run(end_ns)
-    return _result(config, host, policy, tally, engine)
+    result = _result(config, host, policy, tally, engine)
+    host.close()
+    return result
 
 
 def _result(
@@ -101,13 +103,10 @@ def _result(
         switch_stat = [
             {**asdict(line), "mode": line.mode.name, "text": line.render()} for line in lines
         ]
-        breakdown = {k: sum(line.totals[k] for line in lines) for k in ("cp", "pas", "ol", "int")}
+        breakdown = {k: sum(line.totals[k] for line in lines) for k in BREAKDOWN}
         timeline = [(t.now_ns / 1e6, t.cpu, t.old.name, t.new.name) for t in policy.transitions]
     return RunResult(
-        mode=config.method.value,
-        jobs=config.jobs,
-        rw="R" if config.rw is Op.READ else "W",
-        repeat=config.repeat,
+        **spread(RunKey.of(config.method.value, config.jobs, config.rw, config.repeat), RunKey),
         ios=ios,
         runtime_s=runtime_s,
         iops=ios / runtime_s if runtime_s else 0.0,

@@ -21,6 +21,7 @@ import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
 from dpas.errors import DpasError
+from dpas.results import ROW_COLUMNS
 from dpas.sweep.grid import Grid
 
 SCHEMA = "dpas.sweep/2"
@@ -57,25 +58,7 @@ COLUMNS: list[tuple[str, pa.DataType]] = [
     ("engine", _S),
     ("kernel", _S),
     ("refused", _S),
-    ("ios_done", _I),
-    ("runtime_s", _F),
-    ("iops", _F),
-    ("lat_mean_us", _F),
-    ("lat_p50_us", _F),
-    ("lat_p99_us", _F),
-    ("lat_p999_us", _F),
-    ("cpu_pct", _F),
-    ("ctx", _I),
-    ("sleeps_taken", _I),
-    ("sleeps_skipped", _I),
-    ("max_qd", _I),
-    ("d_init_ns", _I),
-    ("run_seed", pa.uint64()),
-    ("events", _I),
-    ("bd_cp", _I),
-    ("bd_pas", _I),
-    ("bd_ol", _I),
-    ("bd_int", _I),
+    *((name, getattr(pa, arrow)()) for name, _, arrow in ROW_COLUMNS),
 ]
 ARROW_SCHEMA = pa.schema(COLUMNS)
 

@@ -24,7 +24,7 @@ from dpas.limits import (
     U32_MAX,
     checked,
 )
-from dpas.policy import Method, Op, Order
+from dpas.policy import BENCH_ORDER, Method, Op, Order
 from dpas.policy.rules import RULE_SETS
 from dpas.policy.switch import SwitchParams, param_error
 
@@ -32,7 +32,7 @@ from dpas.policy.switch import SwitchParams, param_error
 MAX_POINTS = 1_000_000
 #: the modes a point may name: the simulator runs all but HYB (io_uring's hybrid polling, the
 #: kernel's, which it has no model of: a simulated HYB point is kept as refused)
-MODES = ("INT", "CP", "LHP", "PAS", "DPAS", "EHP", "HYB")
+MODES = tuple(m.value for m in BENCH_ORDER)
 
 
 class GridError(DpasError):

@@ -10,34 +10,14 @@ from typing import Any
 from dpas.bench.backend import Sweep
 from dpas.bench.sweep import HYB_REFUSED, d_init_auto, run_seed
 from dpas.policy import Adaptive, Order, PasParams, Rules
-from dpas.results import RunResult
+from dpas.results import ROW_COLUMNS, RunResult, row_values
 from dpas.sim import Profile, RunConfig, load, simulate
 from dpas.sweep.grid import Point, method, op, switch
 
 #: a finished point: its row (settings and scalar results) and its full record (None: refused)
 Finished = tuple[dict[str, Any], dict[str, Any] | None]
 #: the RunResult's scalar fields, as columns (settings of the same name are the point's)
-RESULT_COLUMNS = (
-    "ios_done",
-    "runtime_s",
-    "iops",
-    "lat_mean_us",
-    "lat_p50_us",
-    "lat_p99_us",
-    "lat_p999_us",
-    "cpu_pct",
-    "ctx",
-    "sleeps_taken",
-    "sleeps_skipped",
-    "max_qd",
-    "d_init_ns",
-    "run_seed",
-    "events",
-    "bd_cp",
-    "bd_pas",
-    "bd_ol",
-    "bd_int",
-)
+RESULT_COLUMNS = tuple(name for name, _, _ in ROW_COLUMNS)
 #: a point its target could not run: why (the row's results are null)
 REFUSED = "refused"
 
@@ -97,28 +77,7 @@ def config(point: Point, d_init_ns: int) -> RunConfig:
 def row(point: Point, result: RunResult) -> dict[str, Any]:
     """Every setting, the key, then the result's scalars (breakdown as bd_*; None where the
     mode has none). No wall-clock column: the same point gives the same row anywhere."""
-    bd = result.breakdown or {}
-    return {
-        "key": point.key(),
-        **asdict(point),
-        REFUSED: None,
-        "ios_done": result.ios,
-        "runtime_s": result.runtime_s,
-        "iops": result.iops,
-        "lat_mean_us": result.lat_mean_us,
-        "lat_p50_us": result.lat_p50_us,
-        "lat_p99_us": result.lat_p99_us,
-        "lat_p999_us": result.lat_p999_us,
-        "cpu_pct": result.cpu_pct,
-        "ctx": result.ctx,
-        "sleeps_taken": result.sleeps_taken,
-        "sleeps_skipped": result.sleeps_skipped,
-        "max_qd": result.max_qd,
-        "d_init_ns": result.d_init_ns,
-        "run_seed": result.seed,
-        "events": result.events,
-        **{f"bd_{k}": bd.get(k) for k in ("cp", "pas", "ol", "int")},
-    }
+    return {"key": point.key(), **asdict(point), REFUSED: None, **row_values(result)}
 
 
 def refused_row(point: Point, why: str) -> dict[str, Any]:

@@ -20,7 +20,8 @@ from dpas.policy import SLEEPERS, Order
 from dpas.real import stop
 from dpas.real.executor import LocalExecutor
 from dpas.real.lock import DeviceLock
-from dpas.real.runner import RealBackend, RealConfig
+from dpas.real.runner import RealBackend
+from dpas.real.site import RealConfig
 from dpas.sweep.grid import Point, method, op, switch
 from dpas.sweep.run import Finished, record, refused_row, row
 
@@ -57,9 +58,9 @@ class RealPoints:
                 lock = runner.device_lock()  # fio's and the engine's: one device, one lock
                 runner.lock = locks.setdefault(lock.path, lock)
                 for check in {_check_sweep(p) for p in points if _where(p) == where}:
-                    runner.check_data(check)
-                if not runner.target.exists:  # the sweep's own file: dpas's seeded data only
-                    runner.config = replace(runner.config, destroy_data=True)
+                    runner.site.check_data(check)
+                if not runner.site.target.exists:  # the sweep's own file: dpas's data only
+                    runner.site.config = replace(runner.config, destroy_data=True)
         #: auto pas_d_init as measured once per target, workload and placement
         self.d_init: dict[tuple[Where, str, str, int], int] = {}
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from dpas.bench.backend import Sweep
-    from dpas.real.runner import RealBench
+    from dpas.real.site import RealBench
 
 #: the guest's drive: a sparse file made for this boot, so writes destroy nothing
 DRIVE = "/dev/nvme0n1"
@@ -46,8 +46,8 @@ def hybrid() -> dict[str, object]:
 
 
 def doctor(devices: list[str]) -> dict[str, object]:
-    from dpas.doctor.checks import Where
     from dpas.doctor.diagnose import examine, records
+    from dpas.machine.where import Where
 
     return records(examine(devices, Where(), fio="/usr/bin/fio"))
 
@@ -84,7 +84,8 @@ def bench(spec: dict[str, Any]) -> None:
     from dpas.bench.backend import Sweep
     from dpas.errors import DpasError
     from dpas.real.executor import LocalExecutor
-    from dpas.real.runner import RealBench, RealConfig, Runner
+    from dpas.real.runner import Runner
+    from dpas.real.site import RealBench, RealConfig
 
     sweep = Sweep.from_record(spec["sweep"])
     device = spec.get("device", DRIVE)  # another: a test's, run on the host
@@ -178,7 +179,7 @@ def _merge(out: RealBench, now: RealBench, engine: str) -> None:
 def dpas_knobs(queue: Path = Path("/sys/block/nvme0n1/queue")) -> dict[str, str]:
     """The drive's DPAS knobs (those its kernel has) as they are now: the host checks that
     the sweep left them as it found them."""
-    from dpas.real.knobs import DPAS_KNOBS
+    from dpas.machine.knobs import DPAS_KNOBS
 
     found = {}
     for name in DPAS_KNOBS:

@@ -59,13 +59,6 @@ def image_release(image: Path) -> str:
     return data[offset : offset + 128].split(b"\0")[0].split(b" ")[0].decode(errors="replace")
 
 
-def debian_kernel(cache: Path) -> GuestKernel:
-    """The host's suite's newest kernel (``--kernel debian``); see dpas.vm.kernels."""
-    from dpas.vm.kernels import host_debian_kernel
-
-    return host_debian_kernel(cache)
-
-
 def given_kernel(image: Path, modules: Path | None) -> GuestKernel:
     if not image.is_file():
         raise VmError(f"--kernel {image}: no such file")

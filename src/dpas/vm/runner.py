@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from dpas.bench.backend import Interrupted, Outcome, Sweep
+from dpas.bench.backend import Interrupted, Measuring, Outcome, Sweep
 from dpas.errors import DpasError
 from dpas.real.decisions import summary as decision_summary
 from dpas.real.stop import stopped, stopping
@@ -73,14 +73,11 @@ class VmConfig:
 
 
 @dataclass(slots=True)
-class VmBench:
-    records: list[RunResult] = field(default_factory=list)
-    refused: dict[str, str] = field(default_factory=dict)
-    kernel: str = ""
+class VmBench(Measuring):
+    """What the guest's sweep measured, and what the guest was."""
+
     accelerator: str = ""
     why_not_kvm: str = ""
-    d_init_ns: int = 0
-    fio_version: str = ""
     seconds: float = 0.0
     hybrid_iopoll: str = ""
     #: --keep-going: each crash or hang a fresh guest went on after (ended_early's line)
@@ -375,10 +372,7 @@ class VmBackend:
             "irqs: the guest's NVMe interrupts during the run, on the I/O queues of the run's "
             "CPUs (0 = every completion was polled)",
         ]
-        return Outcome(
-            records=bench.records,
-            refused=bench.refused,
-            d_init_ns=bench.d_init_ns,
+        return bench.outcome(
             context={
                 "kernel": bench.kernel,
                 "accelerator": bench.accelerator,

@@ -15,7 +15,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from dpas.real.kernel import Kernel
+from dpas.machine.kernel import Kernel
 
 QUEUE = Path("/sys/block/nvme0n1/queue")
 #: each knob and the values drawn for it: on and off, and the settings the lab and the

@@ -22,8 +22,8 @@ import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
-from dpas.doctor.checks import Where
-from dpas.real.fio import cpu_list
+from dpas.machine.fio import cpu_list
+from dpas.machine.where import Where
 
 #: a file's text under /proc by its path there ("irq/25/smp_affinity_list"); None: unreadable
 Reader = Callable[[str], str | None]

@@ -1,0 +1,160 @@
+"""fio as the Runner's per-run executor, beside dpas's engine (dpas.real.engine_runs): one fio
+process a run on the site's target, its JSON read as the run's record; on the DPAS kernel
+switch_stat read around it, and on the DPAS series' kernel its decisions replayed."""
+
+from __future__ import annotations
+
+import subprocess
+
+from dpas.bench.backend import Sweep
+from dpas.machine.fio import FioError, parse
+from dpas.policy import Method, Op
+from dpas.real import stop
+from dpas.real.decisions import DecisionTrace
+from dpas.real.fio import FioJob, failure, record
+from dpas.real.modes import ModePlan, Refused
+from dpas.real.settle import RUN_CAP_S
+from dpas.real.site import RealBench, Site
+from dpas.real.switch_watch import (
+    Snapshot,
+    SwitchWatch,
+    breakdown,
+    cpu_modes,
+    modes_unknown,
+)
+from dpas.results import Measured, RunKey, RunResult
+
+#: fio's errno when the kernel refuses polled I/O on the file (EOPNOTSUPP)
+EOPNOTSUPP = 95
+
+
+def fio_timeout(runtime_s: float) -> float:
+    """How long a fio run may take: its runtime, ramp and start-up, with room to spare."""
+    return runtime_s * 3 + 120
+
+
+class FioRuns:
+    """fio's runs on ``site``; ``watch`` reads switch_stat around them."""
+
+    def __init__(self, site: Site, watch: SwitchWatch) -> None:
+        self.site = site
+        self.watch = watch
+        trace = DecisionTrace(site.config.tracefs) if site.config.tracefs is not None else None
+        self.decisions = trace if trace is not None and trace.available() else None
+
+    def version(self) -> str:
+        fio = self.site.config.fio
+        try:
+            out = self.site.executor.run([fio, "--version"], 30)
+        except FileNotFoundError:
+            raise Refused(
+                f"fio not found ({fio}): apt-get install fio, or give --fio PATH"
+            ) from None
+        except OSError as err:
+            raise Refused(
+                f"--fio {fio}: {err.strerror or err} (expected the fio program)"
+            ) from None
+        version = out.stdout.strip()
+        if out.returncode != 0 or not version.startswith("fio-"):
+            raise Refused(f"--fio {fio} is not fio: '--version' printed {version[:60]!r}")
+        return version
+
+    def measure(
+        self, sweep: Sweep, plan: ModePlan, jobs: int, runtime_s: float, repeat: int = 0
+    ) -> Measured:
+        """One fio run of ``jobs`` jobs for ``runtime_s``, as ``plan`` runs it."""
+        site = self.site
+        job = FioJob(
+            site.target.path, sweep.rw, sweep.bs, jobs, runtime_s, plan.ioengine, plan.hipri,
+            sweep.cpus, site.fio_size,
+        )  # fmt: skip
+        run = RunKey.of(plan.mode.value, jobs, sweep.rw, repeat)
+        return self.run(job.argv(site.config.fio, site.online_cpus), runtime_s, plan, run)
+
+    def run(self, argv: list[str], runtime_s: float, plan: ModePlan, run: RunKey) -> Measured:
+        """fio as ``argv`` says, stopped past fio_timeout; its JSON read as ``run``'s."""
+        path = self.site.target.path
+        limit = fio_timeout(runtime_s)
+        try:
+            done = self.site.executor.run(argv, timeout=limit)
+        except subprocess.TimeoutExpired:
+            stop.check()
+            raise FioError(
+                f"fio did not finish a {runtime_s:g} s run within {limit:.0f} s on {path}; "
+                "it was stopped"
+            ) from None
+        stop.check()  # a signal killed fio: its output means nothing
+        try:
+            result = parse(done.stdout, run)
+        except FioError as err:
+            if err.errno == EOPNOTSUPP and plan.hipri:
+                raise Refused(
+                    f"{plan.mode.value}: the kernel refused polled I/O on {path} "
+                    f"(fio error {EOPNOTSUPP}, EOPNOTSUPP): its device has no poll queues"
+                ) from None
+            raise FioError(failure(path, done.stderr, err), err.errno) from None
+        if done.returncode != 0:
+            raise FioError(failure(path, done.stderr, None, done.returncode))
+        return result
+
+    def settling_run(self, sweep: Sweep, dpas: ModePlan, cpu: int, ios: int) -> int:
+        """``ios`` synchronous polled reads by one job pinned to ``cpu``; the I/Os fio did."""
+        site = self.site
+        job = FioJob(
+            site.target.path, Op.READ, sweep.bs, 1, RUN_CAP_S, "pvsync2", True, str(cpu),
+            site.fio_size,
+        )  # fmt: skip
+        # number_ios only counts without time_based; the runtime then only caps the run
+        argv = [a for a in job.argv(site.config.fio, site.online_cpus) if a != "--time_based"]
+        run = RunKey.of(dpas.mode.value, 1, Op.READ, 0)
+        return self.run([*argv, f"--number_ios={ios}"], RUN_CAP_S, dpas, run).ios
+
+    def one(
+        self,
+        sweep: Sweep,
+        plan: ModePlan,
+        jobs: int,
+        repeat: int,
+        bench: RealBench,
+        before: Snapshot | None = None,
+        note: str = "",
+    ) -> RunResult:
+        """One measured run and its record: the device's interrupts counted around fio, and
+        where the kernel has them, switch_stat around it (``before``: read by the caller) and
+        its decisions replayed; ``note`` says what was done first."""
+        site, watch = self.site, self.watch
+        if before is None:
+            before = watch.snapshot()
+        traced = self.decisions if plan.mode in (Method.PAS, Method.DPAS) else None
+        if traced is not None:
+            traced.arm()
+        counter = site.interrupts(site.pinned(sweep, jobs))
+        counter.mark("start")  # fio's start-up and end fall inside: the process is the run
+        result = self.measure(sweep, plan, jobs, sweep.runtime_s, repeat)
+        counter.mark("stop")
+        replay = traced.collect(plan.knobs) if traced is not None else None
+        timeline = replay.pop("timeline") if replay is not None else None
+        after = watch.snapshot()
+        dpas = plan.mode is Method.DPAS
+        counts, why = breakdown(before, after) if dpas else (None, "")
+        modes = cpu_modes(before, after) if watch.active else None
+        if watch.active and modes is None and not dpas:
+            why = modes_unknown(before, after)
+        return record(
+            plan,
+            result,
+            bench.d_init_ns,
+            breakdown=counts,
+            switch_stat=[{"cpu": s.cpu, "text": s.render()} for s in after.lines]
+            if dpas and after.lines
+            else None,
+            backend="fio",
+            kernel=site.kernel.release,
+            device=bench.model,
+            fio_version=bench.fio_version,
+            note="; ".join(filter(None, (plan.note, note, why))),
+            cpu_modes=modes,
+            interrupts=counter.total(),
+            replay=replay,
+            timeline=timeline if dpas else None,
+        )
