@@ -128,5 +128,7 @@ def test_each_patch_builds_and_boots_on_its_own(
     pas, cp = runs["PAS"], runs["CP"]
     if count == 1:  # the knobs alone: PAS polls as CP does
         assert pas.ctx < 0.01 * pas.ios + 50
-    else:
-        assert pas.ctx > 0.5 * pas.ios and cp.ctx < 0.01 * cp.ios + 50
+    else:  # PAS sleeps where patch 1 alone never did; how often is the adaptation's business
+        # (a guest slowed by a loaded host sees its sleeps overshoot and shrinks them: CI once
+        # saw 233 sleeps in 1706 I/Os)
+        assert pas.ctx >= 0.01 * pas.ios + 50 and cp.ctx < 0.01 * cp.ios + 50

@@ -15,6 +15,10 @@ from dpas.errors import LimitError
 MAX_IO_US = 10_000_000.0
 #: fio numjobs and job-count lists
 MAX_JOBS = 4096
+#: a block size (fio's bs with direct I/O): whole sectors of this many bytes...
+BS_SECTOR = 512
+#: ...up to this many (64 MiB)
+MAX_BS = 64 << 20
 #: bench.sh's repeat count
 MAX_REPEATS = 1000
 #: I/Os in one run or trace

@@ -34,7 +34,7 @@ from dpas.policy import RULE_SETS, SwitchParams
 from dpas.real.executor import LocalExecutor
 from dpas.real.runner import RealBackend
 from dpas.real.site import RealConfig
-from dpas.reports.bench import mode_tables, plot, write_csv
+from dpas.reports.bench import beyond_sources, footnote, mode_tables, plot, write_csv
 from dpas.sim import load
 
 SIZE = re.compile(r"([0-9]{1,16})([kmgt]?)(?:i?b)?")
@@ -266,8 +266,10 @@ def report(
         click.echo(json.dumps(record, indent=1, allow_nan=False))
     else:
         console.print(header)
-        for table in mode_tables(record["records"]):
+        for table in mode_tables(record["records"], beyond_sources(record)):
             console.print(table)
+        if note := footnote(record):
+            console.print(note, soft_wrap=True)
     figure = out_dir / "bench.png"
     if record["records"]:
         plot(record["records"], figure, title)

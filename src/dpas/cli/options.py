@@ -23,7 +23,7 @@ from rich.progress import (
 from dpas.bench.backend import ALL_MODES, ENGINE_ALL_MODES, Sweep
 from dpas.cli.app import InputError
 from dpas.errors import LimitError
-from dpas.limits import INT_MAX, MAX_JOBS, MAX_REPEATS, U32_MAX, checked
+from dpas.limits import BS_SECTOR, INT_MAX, MAX_BS, MAX_JOBS, MAX_REPEATS, U32_MAX, checked
 from dpas.machine.fio import cpu_list
 from dpas.policy import BENCH_ORDER, Method, Op, Order, SwitchParams
 from dpas.policy.rules import RULE_SETS
@@ -247,7 +247,7 @@ def parse_sweep(options: dict[str, Any], **more: Any) -> Sweep:
 
 
 #: fio's block size with direct I/O: whole 512-byte sectors, up to 64 MiB
-BLOCK_SIZE = Number(512, 64 << 20, integer=True, step=512)
+BLOCK_SIZE = Number(BS_SECTOR, MAX_BS, integer=True, step=BS_SECTOR)
 
 
 def parse_rw(text: str | None, default: Op) -> Op:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 from collections import defaultdict
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from statistics import fmean
 from typing import Any
@@ -11,6 +13,7 @@ from typing import Any
 from rich.table import Table
 
 from dpas.results import BREAKDOWN, CSV_COLUMNS, ENGINE, TABLE_COLUMNS, csv_row
+from dpas.sim.profile import Support
 
 
 def label(record: dict[str, Any], mixed: bool) -> str:
@@ -42,9 +45,39 @@ def averaged(records: list[dict[str, Any]]) -> dict[str, dict[int, dict[str, Any
     return table
 
 
-def mode_tables(records: list[dict[str, Any]]) -> list[Table]:
+#: marks a row whose run is beyond what its profile's sources cover
+BEYOND = "†"
+
+
+def beyond_sources(document: dict[str, Any]) -> Callable[[int], str]:
+    """jobs -> why a run of this results.json lies beyond its profile's sources ("" if it
+    does not, or if no profile says how far its sources reach: real runs, old files)."""
+    support = (document.get("profile") or {}).get("support")
+    bs = document.get("config", {}).get("bs", 4096)
+    if not support:
+        return lambda jobs: ""
+    return partial(Support(**support).gap, bs)
+
+
+def footnote(document: dict[str, Any]) -> str:
+    """The line under the tables for the marked rows ("" when none is)."""
+    beyond = beyond_sources(document)
+    gaps = sorted({g for g in (beyond(r["jobs"]) for r in document["records"]) if g})
+    if not gaps:
+        return ""
+    sources = document["profile"]["support"]["sources"]
+    return (
+        f"{BEYOND} beyond what the profile's sources cover ({'; '.join(gaps)}): the model's "
+        f"guess, not a prediction it can stand behind. Its sources: {sources}"
+    )
+
+
+def mode_tables(
+    records: list[dict[str, Any]], beyond: Callable[[int], str] = lambda jobs: ""
+) -> list[Table]:
     """One table per mode: Jobs IOPS lat_us cpu% ctx, and what the backend measured beyond
-    bench.sh: the drive's interrupts, the sleeps' verdicts (the engine), the DPAS breakdown."""
+    bench.sh: the drive's interrupts, the sleeps' verdicts (the engine), the DPAS breakdown.
+    A row ``beyond`` names a reason for is marked with BEYOND."""
     tables = []
     for mode, rows in averaged(records).items():
         dpas = any("breakdown" in row for row in rows.values())
@@ -62,7 +95,8 @@ def mode_tables(records: list[dict[str, Any]]) -> list[Table]:
             table.add_column(name, justify="left" if name == "breakdown" else "right")
         for jobs in sorted(rows):
             row = rows[jobs]
-            cells = [str(jobs), *(format(row[k], f) for k, _, f in shown)]
+            mark = BEYOND if beyond(jobs) else ""
+            cells = [f"{jobs}{mark}", *(format(row[k], f) for k, _, f in shown)]
             if verdicts:
                 over, under = row.get("verdicts", (0, 0))
                 cells.append(f"{over:.0f}/{under:.0f}")

@@ -3,14 +3,15 @@
 ``dpas validate`` runs each profile's published grid and hands the records here: ``compare``
 turns them into one ``Cell`` per (mode, jobs) beside the published values, and a ``Summary``
 of the errors, kept apart for the cells the profile was fitted to and the ones it predicts
-(a model fitted to a cell says little by matching it). Everything here reads records; nothing
-runs.
+(a model fitted to a cell says little by matching it). A comparison with a user's table
+(``dpas validate --against FILE``) carries an ``Against``: the file and its block size; only
+a 4 KiB cell can count as fitted there. Everything here reads records; nothing runs.
 """
 
 from __future__ import annotations
 
 import csv
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from statistics import fmean
 from typing import Any
@@ -19,9 +20,9 @@ from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 
-from dpas.reports.bench import averaged
-from dpas.reports.published import PublishedValues
-from dpas.sim.profile import Published
+from dpas.reports.bench import BEYOND, averaged
+from dpas.reports.published import TABLE_BS, PublishedValues
+from dpas.sim.profile import Published, Support
 
 SCHEMA = "dpas.validate/1"
 
@@ -51,6 +52,8 @@ class Cell:
     published_cpu_pct: float | None
     #: model - published, in percentage points (CPU is a percentage already)
     cpu_error_pts: float | None
+    #: why the cell lies beyond what the profile's sources cover ([support]); "" within
+    beyond: str = ""
 
     @property
     def compared(self) -> bool:
@@ -104,27 +107,53 @@ class Summary:
 
 
 @dataclass(frozen=True, slots=True)
+class Against:
+    """A user's table a profile was compared with (``--against``): the file as given, and the
+    block size in bytes of every cell in it."""
+
+    file: str
+    bs: int
+
+
+@dataclass(frozen=True, slots=True)
 class Comparison:
-    """A profile's grid against its table: the published section, the cells, the summary."""
+    """A profile's grid against its table: the published section, the cells, the summary;
+    ``against`` where the table is a user's (None: the profile's own [published] table)."""
 
     profile: str
     published: Published
     values: PublishedValues
     cells: tuple[Cell, ...]
     summary: Summary
+    against: Against | None = None
 
 
 def compare(
-    profile: str, published: Published, values: PublishedValues, records: list[dict[str, Any]]
+    profile: str,
+    published: Published,
+    values: PublishedValues,
+    records: list[dict[str, Any]],
+    against: Against | None = None,
+    support: Support | None = None,
 ) -> Comparison:
-    """The cells of ``records`` (RunResult dicts of ``published``'s grid) against ``values``."""
+    """The cells of ``records`` (RunResult dicts of ``published``'s grid, or of the grid of a
+    user's table ``against``) against ``values``. A cell is fitted when [published] fitted
+    names it and, for a user's table, the table is of 4 KiB cells as the fit was: the same
+    mode and job count at another block size is a prediction."""
     fitted = {(mode.value, jobs) for mode, jobs in published.fitted}
+    if against is not None and against.bs != TABLE_BS:
+        fitted = set()
+    bs = TABLE_BS if against is None else against.bs
     cells = tuple(
-        _cell(profile, values, mode, jobs, row, (mode, jobs) in fitted)
+        replace(
+            _cell(profile, values, mode, jobs, row, (mode, jobs) in fitted),
+            beyond=support.gap(bs, jobs) if support else "",
+        )
         for mode, rows in averaged(records).items()
         for jobs, row in sorted(rows.items())
     )
-    return Comparison(profile, published, values, cells, summarize(profile, values, cells))
+    summary = summarize(profile, values, cells)
+    return Comparison(profile, published, values, cells, summary, against)
 
 
 def _cell(
@@ -201,7 +230,7 @@ def cell_text(cell: Cell) -> str:
         cpu += "-"
     else:
         cpu += f"{cell.published_cpu_pct:.1f} {_marked(cell.cpu_error_pts, CPU_TOLERANCE_PTS)}"
-    return iops + ("*" if cell.fitted else "") + "\n" + cpu
+    return iops + ("*" if cell.fitted else "") + (BEYOND if cell.beyond else "") + "\n" + cpu
 
 
 def _marked(error: float, tolerance: float, unit: str = "") -> str:
@@ -210,7 +239,10 @@ def _marked(error: float, tolerance: float, unit: str = "") -> str:
     return text if abs(error) <= tolerance else f"[yellow]{text}[/yellow]"
 
 
-LEGEND = "kIOPS and error %, under it CPU % and error in points; * fitted cell, - not published"
+LEGEND = (
+    "kIOPS and error %, under it CPU % and error in points; * fitted cell, - not published, "
+    f"{BEYOND} beyond what the profile's sources cover"
+)
 
 
 def cell_table(comparison: Comparison) -> Table:
@@ -230,9 +262,17 @@ def cell_table(comparison: Comparison) -> Table:
 
 def title(comparison: Comparison) -> str:
     """What the table compares: the profile, and the table and drive it was published on."""
-    values = comparison.values
-    source = values.table + (f"/{values.device}" if values.device else "")
-    return f"{comparison.profile}: model/published ({source}, {short_role(values.role)})"
+    role = short_role(comparison.values.role)
+    return f"{comparison.profile}: model/published ({source(comparison)}, {role})"
+
+
+def source(comparison: Comparison) -> str:
+    """The table and drive compared with (``paper_4k_randread/optane_p5800x``); for a user's
+    table, the file as given, the drive and the bs (``bs8k.json, optane_p5800x, bs 8192``)."""
+    values, against = comparison.values, comparison.against
+    if against is None:
+        return values.table + (f"/{values.device}" if values.device else "")
+    return f"{against.file}, {values.device or 'its one drive'}, bs {against.bs}"
 
 
 def print_comparison(console: Console, comparison: Comparison) -> None:
@@ -249,6 +289,9 @@ def print_comparison(console: Console, comparison: Comparison) -> None:
     finally:
         console.width = narrow
     console.print(LEGEND, soft_wrap=True)
+    gaps = sorted({c.beyond for c in comparison.cells if c.beyond})
+    if gaps:
+        console.print(f"{BEYOND} here: {'; '.join(gaps)}: the model's guess", soft_wrap=True)
     console.print(summary_line(comparison.summary), soft_wrap=True)
 
 
@@ -288,10 +331,13 @@ def _one(stats: ErrorStats, unit: str) -> str:
 
 def comparison_record(comparison: Comparison) -> dict[str, Any]:
     """validate.json's part for one profile that the comparison makes: the published section,
-    the drive's role, the summary and the cells."""
+    the user's table where it is one (``against``: file and bs), the drive's role, the summary
+    and the cells."""
+    against = comparison.against
     return {
         "name": comparison.profile,
         "published": comparison.published.record(),
+        **({} if against is None else {"against": asdict(against)}),
         "role": comparison.values.role,
         "summary": asdict(comparison.summary),
         "cells": [asdict(c) for c in comparison.cells],
@@ -304,14 +350,22 @@ def document(config: dict[str, Any], profiles: list[dict[str, Any]]) -> dict[str
 
 
 CSV_COLUMNS = tuple(f.name for f in fields(Cell))
+#: the columns added when a comparison is with a user's table: its file and bs
+AGAINST_COLUMNS = ("against_file", "against_bs")
 
 
 def write_csv(comparisons: list[Comparison], path: Path) -> None:
-    """One row per cell of every profile; an empty field where the table gives no value."""
+    """One row per cell of every profile; an empty field where the table gives no value.
+    With a user's table among them, two more columns say which (empty on the rows of the
+    profiles' own tables)."""
+    more = AGAINST_COLUMNS if any(c.against for c in comparisons) else ()
     with path.open("w", newline="") as f:
         out = csv.writer(f)
-        out.writerow(CSV_COLUMNS)
+        out.writerow(CSV_COLUMNS + more)
         for comparison in comparisons:
+            against = comparison.against
+            extra = [against.file, against.bs] if against else ["", ""]
             for cell in comparison.cells:
                 row = asdict(cell)
-                out.writerow(["" if row[c] is None else row[c] for c in CSV_COLUMNS])
+                values = ["" if row[c] is None else row[c] for c in CSV_COLUMNS]
+                out.writerow(values + extra[: len(more)])

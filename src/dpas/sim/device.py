@@ -12,8 +12,7 @@ import numpy as np
 from dpas.policy import Op
 from dpas.sim.engine import Engine
 from dpas.sim.profile import DeviceProfile
-
-BASE_BYTES = 4096
+from dpas.sim.transfer import transfer_ns
 
 
 class Draws:
@@ -77,7 +76,8 @@ class Device:
             if profile.serial_cv > 0
             else (lambda: float(profile.serial_ns))
         )
-        self._ns_per_byte = 1e3 / profile.bandwidth_mb_s if profile.bandwidth_mb_s else 0.0
+        #: transfer time beyond 4 KiB by command size (a run uses one or two sizes)
+        self._transfer: dict[int, float] = {}
         self.controller_free = 0
         #: commands holding a media slot (from the controller on, or from submission when
         #: they took one at once)
@@ -87,7 +87,9 @@ class Device:
     def media_ns(self, op: Op, size: int) -> int:
         p = self.profile
         base = (p.read_ns if op is Op.READ else p.write_ns) - p.serial_ns
-        extra = max(size - BASE_BYTES, 0) * self._ns_per_byte
+        extra = self._transfer.get(size)
+        if extra is None:
+            extra = self._transfer[size] = transfer_ns(p, size)
         return round(base * (p.floor + (1 - p.floor) * self._multiplier()) + extra)
 
     def submit(self, cmd: Command) -> None:

@@ -24,9 +24,10 @@ from collections import deque
 from collections.abc import Callable, Generator, Iterator
 
 from dpas.policy import LAB, DpasPolicy, Io, Op, Policy, Request, Rules
-from dpas.sim.device import BASE_BYTES, Device, Draws
+from dpas.sim.device import Device, Draws
 from dpas.sim.engine import Engine
 from dpas.sim.profile import Profile
+from dpas.sim.transfer import BASE_BYTES
 
 
 class Cpu:

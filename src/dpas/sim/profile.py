@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,12 @@ class DeviceProfile:
     tail_x: float  # a tail I/O's media time, as a multiple of its drawn time
     parallelism: int  # commands the media serves at once; more wait behind the controller
     contention: float  # each other command in the media lengthens one's media time this much
-    bandwidth_mb_s: float  # bytes beyond 4 KiB cost size / bandwidth
+    bandwidth_mb_s: float  # the host link's rate (the datasheet's sequential read)
+    #: the media's layout, which sets what a command of more than 4 KiB costs (dpas.sim.transfer);
+    #: optional: 0 channels leaves it out, and a larger command pays the link only
+    channels: int = 0  # flash channels the controller reads over
+    channel_mb_s: float = 0.0  # one channel's rate
+    stripe_bytes: int = 4096  # consecutive bytes on one die before the next channel's
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +125,25 @@ class Published:
 
 
 @dataclass(frozen=True, slots=True)
+class Support:
+    """How far the sources behind a profile's device model reach: the largest command and
+    the most jobs a measurement or a datasheet covers. A run beyond them is still simulated,
+    but its numbers are the model's guess, and tables mark it."""
+
+    bs_max: int  # bytes
+    jobs_max: int
+    sources: str  # what covers them, for the footnote and the record
+
+    def gap(self, bs: int, jobs: int) -> str:
+        """Why a run of ``bs`` bytes and ``jobs`` jobs is beyond the sources ("" if it is not)."""
+        beyond = [
+            *([f"bs {bs} > {self.bs_max}"] if bs > self.bs_max else []),
+            *([f"{jobs} jobs > {self.jobs_max}"] if jobs > self.jobs_max else []),
+        ]
+        return ", ".join(beyond)
+
+
+@dataclass(frozen=True, slots=True)
 class Profile:
     name: str
     description: str
@@ -128,6 +152,8 @@ class Profile:
     timer: TimerProfile
     pitfalls: Pitfalls
     published: Published | None = None
+    #: how far the device model's sources reach; None: the profile does not say
+    support: Support | None = None
     #: the shipped platform that gave host, timer and pitfalls ("" when the file gives them)
     platform: str = ""
 
@@ -142,7 +168,8 @@ class Profile:
     def record(self) -> dict[str, Any]:
         """The whole profile as JSON can hold it (results.json's "profile")."""
         published = self.published.record() if self.published else None
-        return {"name": self.name, **self.parameters(), "published": published}
+        support = asdict(self.support) if self.support else None
+        return {"name": self.name, **self.parameters(), "published": published, "support": support}
 
     def with_pitfalls(self, **changes: Any) -> Profile:
         return replace(self, pitfalls=replace(self.pitfalls, **changes))
@@ -158,7 +185,7 @@ SECTIONS = {
 #: Top-level keys besides the sections: free text.
 TEXT_KEYS = ("name", "description")
 #: Optional sections
-OPTIONAL = ("published",)
+OPTIONAL = ("published", "support")
 
 #: 10 s in ns: no single cost or device time of a 4 KiB I/O comes near it
 MAX_NS = 10_000_000_000
@@ -191,6 +218,9 @@ RANGES: dict[tuple[str, str], Range] = {
     ("device", "parallelism"): Range(1, 65_536),
     ("device", "contention"): Range(0, 1, "a share of the media time per other command"),
     ("device", "bandwidth_mb_s"): Range(1, 10_000_000, "1 MB/s to 10 TB/s"),
+    ("device", "channels"): Range(0, 1024, "0: the layout is not modelled"),
+    ("device", "channel_mb_s"): Range(0, 1_000_000, "0 only with channels = 0"),
+    ("device", "stripe_bytes"): Range(512, 1 << 30, "512 B to 1 GiB"),
     ("host", "cpus"): Range(1, 4096),
     ("host", "submit_ns"): _COST,
     ("host", "kib_ns"): Range(0, 1_000_000, "1 ms a KiB would be a floppy disk"),
@@ -264,11 +294,13 @@ def _section(where: str, name: str, cls: type, table: Any) -> Any:
     unknown = sorted(set(table) - set(wanted))
     if unknown:
         raise ProfileError(f"profile {where}: [{name}] has no key {unknown[0][:40]!r}")
+    optional = {f.name for f in fields(cls) if f.default is not MISSING}
     values = {}
     for key, kind in wanted.items():
-        if key not in table:
+        if key in table:
+            values[key] = _value(where, name, key, kind, table[key])
+        elif key not in optional:
             raise ProfileError(f"profile {where}: [{name}] {key} is missing")
-        values[key] = _value(where, name, key, kind, table[key])
     return cls(**values)
 
 
@@ -332,10 +364,15 @@ def parse(text: str, where: str) -> Profile:
     device = parts["device"]
     if device.serial_ns > min(device.read_ns, device.write_ns):
         raise ProfileError(f"profile {where}: [device] serial_ns is part of read_ns and write_ns")
+    if device.channels and not device.channel_mb_s:
+        raise ProfileError(
+            f"profile {where}: [device] channels = {device.channels} needs channel_mb_s above 0"
+        )
     return Profile(
         name=_text(where, data, "name", where),
         description=_text(where, data, "description", ""),
         published=_published(where, data["published"]) if "published" in data else None,
+        support=_support(where, data["support"]) if "support" in data else None,
         platform=platform,
         **parts,
     )
@@ -433,6 +470,29 @@ def _published(where: str, table: Any) -> Published:
         switch=SwitchParams(**switch),
         adaptive=adaptive,
     )
+
+
+def _support(where: str, table: Any) -> Support:
+    """The [support] section: bs_max (bytes), jobs_max, sources (text); all three given."""
+    at = f"profile {where}: [support]"
+    if not isinstance(table, dict):
+        raise ProfileError(f"{at} must be a table")
+    wanted = {"bs_max": (512, 1 << 30), "jobs_max": (1, MAX_JOBS)}
+    unknown = sorted(set(table) - {*wanted, "sources"})
+    if unknown:
+        raise ProfileError(f"{at} has no key {unknown[0][:40]!r} (keys: bs_max, jobs_max, sources)")
+    values: dict[str, Any] = {}
+    for key, (low, high) in wanted.items():
+        value = table.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise ProfileError(
+                f"{at} {key} = {_toml(value)}: expected a whole number from {low} to {high}"
+            )
+        values[key] = value
+    sources = table.get("sources")
+    if not isinstance(sources, str) or not sources.strip():
+        raise ProfileError(f"{at} sources = {_toml(sources)}: expected the sources, a string")
+    return Support(**values, sources=sources.strip())
 
 
 def reference_tables() -> list[str]:

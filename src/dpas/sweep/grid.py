@@ -16,6 +16,8 @@ from typing import Any
 
 from dpas.errors import DpasError, LimitError
 from dpas.limits import (
+    BS_SECTOR,
+    MAX_BS,
     MAX_IOS,
     MAX_JOBS,
     MAX_REPEATS,
@@ -132,9 +134,11 @@ def _runtime(key: str, value: Any) -> float:
 
 
 def _bs(key: str, value: Any) -> int:
-    bs = _whole(512, 64 << 20)(key, value)
-    if bs % 512:
-        raise GridError(f"{key} = {value!r}: expected a multiple of 512 from 512 to {64 << 20}")
+    bs = _whole(BS_SECTOR, MAX_BS)(key, value)
+    if bs % BS_SECTOR:
+        raise GridError(
+            f"{key} = {value!r}: expected a multiple of {BS_SECTOR} from {BS_SECTOR} to {MAX_BS}"
+        )
     return bs
 
 
