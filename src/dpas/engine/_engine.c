@@ -989,6 +989,10 @@ static int engine_prepare(engine *e, PyObject *policy_config)
             PyErr_NoMemory();
             return -1;
         }
+        /* touch the log's pages now: a page's first write would otherwise fault inside the
+         * timed loop, one I/O in every page's worth of entries */
+        if (j->log)
+            memset(j->log, 0, (size_t)e->log_cap * sizeof(io_log));
     }
     return 0;
 }
