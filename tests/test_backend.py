@@ -21,10 +21,11 @@ from dpas.cli import vm as cli_vm
 from dpas.policy import Method, Op, Order, SwitchParams
 from dpas.real.stop import Stopped
 from dpas.reports.bench import CSV_COLUMNS, mode_tables, write_csv
-from dpas.results import SCHEMA, RunResult
+from dpas.results import SCHEMA, WORKLOAD_COLUMNS, RunResult
 from dpas.vm import runner as vm_runner
 from dpas.vm.guest import GuestRun
 from dpas.vm.runner import VmBackend, VmBench, VmConfig
+from dpas.workload import load as load_workload
 
 TOP = ["schema", "backend", "kernel", "config", "d_init_ns", "refused", "ended_early", "records"]
 NEW_FIELDS = {
@@ -94,9 +95,12 @@ def test_the_sweep_record_names_every_field() -> None:
         "modes": ["CP"], "rw": "W", "repeats": 2, "jobs": [1, 8], "cpus": "split",
         "runtime_s": 2.5, "ios": None, "seed": 9, "bs": 8192, "d_init": 5000,
         "switch": asdict(SwitchParams(param1=3)), "order": "guide", "rules": "lab",
-        "adaptive": 1,
+        "adaptive": 1, "workload": "steady",
     }  # fmt: skip
     assert Sweep().record()["d_init"] == "auto" and Sweep().record()["rw"] == "R"
+    burst = Sweep(workload=load_workload("bursts"))
+    assert burst.record()["workload"] == load_workload("bursts").record()
+    assert Sweep.from_record(burst.record()) == burst
     assert set(Sweep().record()) == {f.name for f in fields(Sweep)} - {"d_init_ns"} | {"d_init"}
 
 
@@ -122,7 +126,8 @@ def test_a_backend_through_run_backend_writes_the_one_shape(tmp_path: Path) -> N
     ]  # fmt: skip
     assert {k: saved["records"][0][k] for k in NEW_FIELDS} == NEW_FIELDS
     rows = list(csv.reader((tmp_path / "results.csv").open()))
-    assert tuple(rows[0]) == CSV_COLUMNS and rows[0][-6:] == [*NEW_FIELDS, "engine"]
+    steady = tuple(c for c in CSV_COLUMNS if c not in WORKLOAD_COLUMNS)  # as before workloads
+    assert tuple(rows[0]) == steady and rows[0][-6:] == [*NEW_FIELDS, "engine"]
     assert rows[1][-6:-1] == [str(v) for v in NEW_FIELDS.values()]
     assert rows[1][-1] == (saved["records"][0]["engine"] or "")  # who completed the I/Os
     assert (tmp_path / "bench.png").read_bytes()[:4] == b"\x89PNG"

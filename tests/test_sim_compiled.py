@@ -67,10 +67,61 @@ def configs() -> list[dict[str, Any]]:
     ]
 
 
+#: a workload with every pattern, short enough for LIMITS' runs (dpas.workload)
+WORKLOAD = """name = "every"
+[[group]]
+name = "fg"
+jobs = 2
+cpus = "split"
+think_us = 3
+[[group]]
+name = "gen"
+role = "background"
+jobs = 2
+pinned = false
+cpus = "0-1"
+bs = 131072
+burst_ios = 5
+period_ms = 2
+[[group]]
+name = "capped"
+role = "background"
+rate_iops = 20000
+start_s = 0.002
+on_s = 0.003
+off_s = 0.002
+"""
+
+
+def workload_configs() -> list[dict[str, Any]]:
+    """The workload on two profiles, under every policy and both rules."""
+    from dpas.policy import Method
+
+    return [
+        {
+            "profile": profile,
+            "method": method.value,
+            "jobs": 2,
+            "cpus": "0",
+            "bs": 4096,
+            "rw": "READ",
+            "limit": (0.02, None),
+            "pitfalls": {},
+            "rules": rules,
+            "seed": 3,
+            "workload": WORKLOAD,
+        }  # fmt: skip
+        for profile in ("qemu-lab", "optane-p5800x")
+        for method in Method.policies()
+        for rules in RULES
+    ]
+
+
 def simulate_spec(spec: dict[str, Any]) -> str:
     """One config's record as JSON text (the child's work)."""
     from dpas.policy import RULE_SETS, Method, Op
     from dpas.sim import RunConfig, load, simulate
+    from dpas.workload import Workload, parse
 
     profile = load(spec["profile"])
     if spec["pitfalls"]:
@@ -87,6 +138,7 @@ def simulate_spec(spec: dict[str, Any]) -> str:
         ios=ios,
         seed=spec["seed"],
         rules=RULE_SETS[spec["rules"]],
+        workload=parse(spec["workload"], "test") if spec.get("workload") else Workload(),
     )
     return json.dumps(asdict(simulate(config)), sort_keys=True, default=repr)
 
@@ -164,7 +216,7 @@ def test_the_configs_cover_every_value() -> None:
 
 def test_compiled_and_pure_give_the_same_records_bit_for_bit() -> None:
     require_compiled()
-    specs = configs()
+    specs = configs() + workload_configs()
     compiled_child, pure_child = start_child(specs, pure=False), start_child(specs, pure=True)
     compiled, pure = finish(compiled_child), finish(pure_child)
     assert compiled["mode"] == "compiled" and pure["mode"] == "python"

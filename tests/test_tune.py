@@ -22,7 +22,7 @@ def _tune(out: Path, *more: str) -> dict[str, object]:
 
 def test_tune_beats_the_defaults_and_repeats_with_its_seed(tmp_path: Path) -> None:
     first = _tune(tmp_path / "a")
-    assert first["schema"] == "dpas.tune/1" and first["trials"] == 12
+    assert first["schema"] == "dpas.tune/2" and first["trials"] == 12
     best, defaults = first["best"], first["defaults"]
     assert isinstance(best, dict) and isinstance(defaults, dict)
     assert best["objective"] >= defaults["objective"] > 0

@@ -48,6 +48,7 @@ MODULES = (
     "dpas.policy.pas_update",
     "dpas.policy.switch",
     "dpas.policy.dpas",
+    "dpas.workload.pacer",
 )
 #: mypyc's group name. Its shared library, dpas_sim__mypyc, is a top-level module beside the
 #: dpas package (src/ in an editable install, site-packages otherwise): mypyc derives its

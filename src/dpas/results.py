@@ -141,10 +141,82 @@ class RunResult(Measured):
     #: the first poll pass's verdicts
     replay: dict[str, Any] | None = _column(None, by=GUEST)
 
+    #: a workload run (dpas.workload; None: steady, bench.sh's run): its name; the record's
+    #: measures above are then its foreground groups' (``foreground``)
+    workload: str | None = _column(None, csv=25)
+    #: each group's own measures (GroupResult's fields), in the workload's order
+    groups: list[dict[str, Any]] | None = _column(None)
+    #: CPU time of every job of every group (background too: it is part of the price) over
+    #: the workload's CPUs x runtime
+    host_cpu_pct: float | None = _column(None, unit="%", csv=26)
+    #: DPAS: the share of the run's CPU time each switch mode held, over the workload's CPUs
+    #: (from the timeline; a CPU starts in PAS)
+    mode_share: dict[str, float] | None = _column(None)
+    #: a workload run over time: {"bin_ms": B, "groups": {name: {"iops": [...],
+    #: "lat_us": [...]}}}, one value per bin of B ms (the mean latency of the bin's I/Os)
+    series: dict[str, Any] | None = _column(None)
+
     @classmethod
     def from_measured(cls, measured: Measured, **rest: Any) -> RunResult:
         """The record of ``measured`` (a backend's run and its numbers) and the rest."""
         return cls(**spread(measured, Measured), **rest)
+
+
+@dataclass(frozen=True, slots=True)
+class GroupResult:
+    """One job group of a workload run, measured as fio measures a reporting group."""
+
+    name: str
+    role: str
+    jobs: int
+    ios: int
+    iops: float
+    lat_mean_us: float
+    lat_p50_us: float
+    lat_p99_us: float
+    lat_p999_us: float
+    #: its jobs' CPU time over jobs x runtime, as fio's cpu line
+    cpu_pct: float
+    ctx: int
+
+
+def foreground(groups: list[GroupResult]) -> dict[str, Any]:
+    """The run's headline measures from its foreground groups, on every backend alike: I/Os,
+    IOPS and context switches summed, mean latency and CPU weighted (by I/Os, by jobs), and
+    each percentile the worst foreground group's (percentiles of groups cannot be merged
+    from fio's reports, so no backend merges them)."""
+    fg = [g for g in groups if g.role == "foreground"]
+    ios = sum(g.ios for g in fg)
+    jobs = sum(g.jobs for g in fg)
+    return {
+        "ios": ios,
+        "iops": sum(g.iops for g in fg),
+        "lat_mean_us": sum(g.lat_mean_us * g.ios for g in fg) / ios if ios else 0.0,
+        "lat_p50_us": max(g.lat_p50_us for g in fg),
+        "lat_p99_us": max(g.lat_p99_us for g in fg),
+        "lat_p999_us": max(g.lat_p999_us for g in fg),
+        "cpu_pct": sum(g.cpu_pct * g.jobs for g in fg) / jobs if jobs else 0.0,
+        "ctx": sum(g.ctx for g in fg),
+    }
+
+
+def mode_shares(
+    timeline: list[tuple[float, int, str, str]], cpus: list[int], runtime_ms: float
+) -> dict[str, float]:
+    """The share of ``cpus`` x ``runtime_ms`` each DPAS mode held: every CPU starts in PAS
+    and changes at the timeline's (ms, cpu, old, new) entries."""
+    held = dict.fromkeys(("PAS", "CP", "OL", "INT"), 0.0)
+    since = {cpu: (0.0, "PAS") for cpu in cpus}
+    for ms, cpu, _, new in sorted(timeline):
+        if cpu not in since:
+            continue
+        start, mode = since[cpu]
+        held[mode] += min(ms, runtime_ms) - start
+        since[cpu] = (min(ms, runtime_ms), new)
+    for start, mode in since.values():
+        held[mode] += runtime_ms - start
+    total = runtime_ms * len(cpus)
+    return {mode: round(held[mode] / total, 6) if total else 0.0 for mode in held}
 
 
 def spread(value: Any, cls: type) -> dict[str, Any]:
@@ -201,6 +273,8 @@ def row_values(result: RunResult) -> dict[str, Any]:
 
 _FIELDS = {f.name: f for f in fields(RunResult)}
 CSV_COLUMNS = csv_columns()
+#: results.csv's columns a steady sweep's file leaves out
+WORKLOAD_COLUMNS = ("workload", "host_cpu_pct")
 #: a sweep's result columns: (name, the record's field, Arrow type)
 ROW_COLUMNS = _row_columns()
 #: bench.sh's table: (field, heading, format), in the record's order

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from dpas.errors import DpasError
 from dpas.policy import LAB, Method, Op, Order, Rules, SwitchParams
 from dpas.results import SCHEMA, RunResult
+from dpas.workload import Workload
 
 #: bench.sh's ALL; EHP is the paper's extra baseline and must be named
 ALL_MODES = (Method.INT, Method.CP, Method.LHP, Method.PAS, Method.DPAS)
@@ -48,6 +49,9 @@ class Sweep:
     #: pas_adaptive_enabled (0 off, 1 dn, 2 up): bench.sh and the paper set 1; a profile's
     #: [published] section can name another, which ``dpas validate`` runs
     adaptive: int = 1
+    #: job groups with patterns in time (dpas.workload); steady: bench.sh's identical jobs.
+    #: A workload fixes its jobs: ``jobs`` is then its foreground's count alone
+    workload: Workload = field(default_factory=Workload)
 
     def runs(self) -> list[tuple[Method, int, int]]:
         """(mode, jobs, repeat) in bench.sh's order: mode, then jobs, then repeat (from 1)."""
@@ -75,6 +79,7 @@ class Sweep:
             "order": self.order.value,
             "rules": self.rules.name,
             "adaptive": self.adaptive,
+            "workload": self.workload.record() if not self.workload.steady else "steady",
         }
 
     @classmethod
@@ -96,6 +101,9 @@ class Sweep:
             order=Order(record["order"]),
             rules=Rules.named(record.get("rules", "lab")),
             adaptive=record.get("adaptive", 1),  # records before the field ran with 1
+            workload=Workload.from_record(
+                None if record.get("workload", "steady") == "steady" else record["workload"]
+            ),
         )
 
 

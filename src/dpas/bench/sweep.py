@@ -19,6 +19,7 @@ from dpas.children import die_with
 from dpas.policy import Adaptive, Method, Op, PasParams
 from dpas.results import RunResult
 from dpas.sim import Profile, RunConfig, simulate
+from dpas.workload import WorkloadError
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -62,6 +63,7 @@ def plan(profile: Profile, sweep: Sweep, d_init_ns: int) -> list[RunConfig]:
             switch=sweep.switch,
             order=sweep.order,
             rules=sweep.rules,
+            workload=sweep.workload,
         )
         for mode, jobs, repeat in sweep.runs()
     ]
@@ -148,6 +150,17 @@ def _cost(run: RunConfig) -> float:
     return run.runtime_s * (2 if run.method in (Method.INT, Method.DPAS) else 1) * run.jobs**0.2
 
 
+def _workload_header(sweep: Sweep) -> str:
+    """A workload run's header line: its name, groups and runtime ("" for steady)."""
+    w = sweep.workload
+    if w.steady:
+        return ""
+    groups = "; ".join(
+        f"{g.name} ({g.role.value}) {g.jobs}x {size_text(g.bs)} on {g.cpus}" for g in w.groups
+    )
+    return f"workload {w.name}: {groups}; {sweep.runtime_s:g} s per run"
+
+
 HYB_REFUSED = (
     "the simulator has no model of io_uring's hybrid polling (the kernel decides its sleeps): "
     "--device DEV --engine dpas or dpas vm bench --engine dpas runs it"
@@ -163,19 +176,25 @@ class SimulatorBackend:
     name = "simulator"
 
     def run(self, sweep: Sweep, done: Callable[[str], None]) -> Outcome:
+        if why := sweep.workload.beyond(self.profile.host.cpus, f"profile {self.profile.name}"):
+            raise WorkloadError(why)
         refused = {m.value: HYB_REFUSED for m in sweep.modes if m is Method.HYB}
         sweep = replace(sweep, modes=tuple(m for m in sweep.modes if m is not Method.HYB))
         d_init = d_init_auto(self.profile, sweep) if sweep.d_init_ns is None else sweep.d_init_ns
         runs = plan(self.profile, sweep, d_init)
         records = run_all(runs, lambda run: done(f"{run.method.value} x{run.jobs}"))
+        d_init_text = f"pas_d_init {d_init} ns{' (auto)' if sweep.d_init_ns is None else ''}"
         header = (
-            f"profile {self.profile.name}, {'read' if sweep.rw is Op.READ else 'write'} "
-            f"{sweep.bs // 1024 if sweep.bs % 1024 == 0 else sweep.bs} "
-            f"{'KiB' if sweep.bs % 1024 == 0 else 'bytes'}, "
-            f"jobs on {'CPU 0' if sweep.cpus == '0' else 'one CPU each'}, "
-            f"{sweep.runtime_s if sweep.ios is None else sweep.ios} "
-            f"{'s' if sweep.ios is None else 'I/Os'} per run, "
-            f"pas_d_init {d_init} ns{' (auto)' if sweep.d_init_ns is None else ''}"
+            f"profile {self.profile.name}, "
+            + (
+                _workload_header(sweep)
+                or f"{'read' if sweep.rw is Op.READ else 'write'} "
+                f"{size_text(sweep.bs)}, "
+                f"jobs on {'CPU 0' if sweep.cpus == '0' else 'one CPU each'}, "
+                f"{sweep.runtime_s if sweep.ios is None else sweep.ios} "
+                f"{'s' if sweep.ios is None else 'I/Os'} per run"
+            )
+            + f", {d_init_text}"
         )
         return Outcome(
             records=records,
@@ -184,3 +203,8 @@ class SimulatorBackend:
             context={"profile": self.profile.record(), "simulator": compiled.mode()},
             header=[header],
         )
+
+
+def size_text(bs: int) -> str:
+    """A block size as the headers say it: "4 KiB", "512 bytes"."""
+    return f"{bs // 1024} KiB" if bs % 1024 == 0 else f"{bs} bytes"

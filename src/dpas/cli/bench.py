@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,11 @@ from dpas.cli.options import (
     parse_number,
     parse_sweep,
     refuse_given,
+    refuse_with_workload,
     rules_option,
     run_progress,
     sweep_options,
+    workload_runtime,
 )
 from dpas.limits import MAX_IOS, MAX_REAL_RUNTIME_S, MAX_SEED, MAX_SIM_RUNTIME_S
 from dpas.policy import RULE_SETS, SwitchParams
@@ -35,6 +38,8 @@ from dpas.real.executor import LocalExecutor
 from dpas.real.runner import RealBackend
 from dpas.real.site import RealConfig
 from dpas.reports.bench import beyond_sources, footnote, mode_tables, plot, write_csv
+from dpas.reports.timeline_figure import pick_run, plot_timeline, workload_cpus
+from dpas.reports.workload import baseline_record, baseline_table, group_tables
 from dpas.sim import load
 
 SIZE = re.compile(r"([0-9]{1,16})([kmgt]?)(?:i?b)?")
@@ -191,6 +196,7 @@ def bench_command(
             "here run one, then the other"
         )
     refuse_unused(ctx, device, engine)
+    refuse_with_workload(ctx)
     real = device is not None
     sweep = parse_sweep(
         sweep_args,
@@ -217,6 +223,7 @@ def bench_command(
                 if given(ctx, name)
             },
         )
+    sweep = workload_runtime(ctx, sweep)
     file_size = parse_size(size, bs)
     check_out_dir(out_dir)
     backend: Backend
@@ -236,13 +243,20 @@ def bench_command(
             engine=engine,
             log_dir=(out_dir / "logs").absolute() if sweep_args["log"] else None,
             settle=settle,
+            jobfile_dir=None if sweep.workload.steady else (out_dir / "fio-jobs").absolute(),
         )
         backend, title = (
             RealBackend(config, LocalExecutor(sysfs_root)),
             f"dpas bench on {device} ({'dpas engine' if engine == 'dpas' else 'fio'})",
         )
     outcome = run_backend(
-        backend, sweep, Console(stderr=as_json), out_dir, as_json, lambda _: title
+        backend,
+        sweep,
+        Console(stderr=as_json),
+        out_dir,
+        as_json,
+        lambda _: title,
+        views=Views.of(sweep_args),
     )
     if not outcome.records:
         raise InputError("every mode was refused: " + "; ".join(outcome.refused.values()))
@@ -256,26 +270,66 @@ def parse_runtime(text: str | None, real: bool) -> float:
     return float(parse_number("--runtime", text, 0, high, above=True))
 
 
+@dataclass(frozen=True, slots=True)
+class Views:
+    """What the user asked to see beyond bench.sh's tables: --baseline MODE (each mode's
+    foreground beside MODE's, = 100) and --timeline FILE (one run over time)."""
+
+    baseline: str | None = None
+    timeline: Path | None = None
+
+    @classmethod
+    def of(cls, options: dict[str, Any]) -> Views:
+        baseline = options.get("baseline")
+        return cls(baseline.upper() if baseline else None, options.get("timeline"))
+
+    def check(self, sweep: Sweep) -> None:
+        """Before anything runs: the baseline is one of the sweep's modes."""
+        modes = [m.value for m in sweep.modes]
+        if self.baseline is not None and self.baseline not in modes:
+            raise InputError(
+                f"--baseline {self.baseline}: expected one of the modes run ({', '.join(modes)})"
+            )
+
+
 def report(
-    record: dict[str, Any], out_dir: Path, console: Console, as_json: bool, header: str, title: str
+    record: dict[str, Any],
+    out_dir: Path,
+    console: Console,
+    as_json: bool,
+    header: str,
+    title: str,
+    views: Views = Views(),
 ) -> None:
-    """Files first (results.json before anything can fail), then the screen, then the figure."""
+    """Files first (results.json before anything can fail), then the screen, then the figures."""
+    records = record["records"]
+    if views.baseline is not None and records:
+        record["baseline"] = baseline_record(records, views.baseline)
     (out_dir / "results.json").write_text(json.dumps(record, indent=1, allow_nan=False))
     write_csv(record["records"], out_dir / "results.csv")
     if as_json:
         click.echo(json.dumps(record, indent=1, allow_nan=False))
     else:
         console.print(header)
-        for table in mode_tables(record["records"], beyond_sources(record)):
+        for table in mode_tables(records, beyond_sources(record)):
             console.print(table)
+        for table in group_tables(records):
+            console.print(table)
+        if "baseline" in record:
+            console.print(baseline_table(records, views.baseline or ""))
         if note := footnote(record):
             console.print(note, soft_wrap=True)
-    figure = out_dir / "bench.png"
-    if record["records"]:
-        plot(record["records"], figure, title)
+    figures = [out_dir / "bench.png"] if records else []
+    if records:
+        plot(records, figures[0], title)
+    if views.timeline is not None and records:
+        run = pick_run(records, None)
+        title = f"{title}: {run['mode']} x{run['jobs']}"
+        plot_timeline(run, views.timeline, title, workload_cpus(record))
+        figures.append(views.timeline)
     console.print(
         f"wrote {out_dir / 'results.json'}, {out_dir / 'results.csv'}"
-        + (f", {figure}" if record["records"] else "")
+        + "".join(f", {f}" for f in figures)
     )
 
 
@@ -287,10 +341,12 @@ def run_backend(
     as_json: bool,
     title: Callable[[Outcome], str],
     spinner: str | None = None,
+    views: Views = Views(),
 ) -> Outcome:
     """The sweep on ``backend`` under a progress bar (or, given ``spinner``, a status line),
     then the refusals, results.json, the tables and the figure. A sweep that ended early is
     saved and shown as far as it went, then its error is raised (with the cause's exit code)."""
+    views.check(sweep)
     try:
         outcome = _running(backend, sweep, console, spinner)
         ended: Interrupted | None = None
@@ -299,7 +355,7 @@ def run_backend(
     for mode, why in outcome.refused.items():
         console.print(f"[yellow]{mode} refused[/yellow]: {why}")
     record = results_record(sweep, backend.name, outcome)
-    report(record, out_dir, console, as_json, "\n".join(outcome.header), title(outcome))
+    report(record, out_dir, console, as_json, "\n".join(outcome.header), title(outcome), views)
     if ended is not None:
         raise ended
     return outcome

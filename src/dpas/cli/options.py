@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,9 @@ from dpas.machine.fio import cpu_list
 from dpas.policy import BENCH_ORDER, Method, Op, Order, SwitchParams
 from dpas.policy.rules import RULE_SETS
 from dpas.policy.switch import param_error
+from dpas.workload import STEADY
+from dpas.workload import load as load_workload
+from dpas.workload import shipped as shipped_workloads
 
 #: bench.sh's mode words, as its arguments list them
 BENCH_MODES = tuple(m.value for m in BENCH_ORDER)
@@ -185,7 +189,7 @@ def sweep_options(*, out: Path, order: bool = True) -> Callable[[Callable[..., A
                     "rw_text",
                     default=None,
                     metavar="randread|randwrite",
-                    help="The workload, as fio names it (the same as the words R and W).",
+                    help="The I/O direction, as fio names it (the same as the words R and W).",
                 ),
                 click.option(
                     "--repeat",
@@ -219,6 +223,29 @@ def sweep_options(*, out: Path, order: bool = True) -> Callable[[Callable[..., A
                     is_flag=True,
                     help="--engine dpas: keep each run's per-I/O log (OUT/logs/MODE-xJOBS-rN.npy).",
                 ),
+                click.option(
+                    "--workload",
+                    "workload_name",
+                    default=STEADY,
+                    show_default=True,
+                    metavar="NAME|FILE.toml",
+                    help=f"Job groups with patterns in time: {', '.join(shipped_workloads())}, "
+                    "or a workload file (docs/workloads.md). A workload fixes its jobs.",
+                ),
+                click.option(
+                    "--baseline",
+                    default=None,
+                    metavar="MODE",
+                    help="Also show each mode's foreground IOPS and CPU as a percentage of "
+                    "MODE's (INT = 100, as the paper does).",
+                ),
+                click.option(
+                    "--timeline",
+                    type=click.Path(dir_okay=False, path_type=Path),
+                    default=None,
+                    help="Draw one run (DPAS's, else the last mode's) over time: each group's "
+                    "load, each CPU's DPAS mode, the foreground's latency.",
+                ),
             ]
         ):
             f = option(f)
@@ -233,6 +260,11 @@ def parse_sweep(options: dict[str, Any], **more: Any) -> Sweep:
     of the Sweep, already checked. With ``--engine dpas`` ALL is every policy (EHP too)."""
     switch = dict(options)
     engine, _ = switch.pop("engine", "fio"), switch.pop("log", None)
+    for report_only in ("baseline", "timeline"):
+        switch.pop(report_only, None)
+    workload = load_workload(switch.pop("workload_name", STEADY))
+    if not workload.steady:
+        more["workload"] = workload
     all_modes = ENGINE_ALL_MODES if "dpas" in engine.split(",") else ALL_MODES
     modes, rw, repeats = parse_words(switch.pop("words"), all_modes)
     rw = parse_rw(switch.pop("rw_text"), rw)
@@ -241,9 +273,31 @@ def parse_sweep(options: dict[str, Any], **more: Any) -> Sweep:
     d_init_ns = parse_d_init(switch.pop("d_init_text"))
     if "order" in switch:
         more["order"] = Order(switch.pop("order"))
+    if not workload.steady:
+        jobs = (workload.foreground_jobs,)
     return Sweep(
         modes, rw, repeats, jobs, d_init_ns=d_init_ns, switch=SwitchParams(**switch), **more
     )
+
+
+#: what a workload's groups say for themselves: given with --workload, an error
+WORKLOAD_SAYS = ("jobs_text", "rw_text", "bs", "cpus", "pin", "ios")
+
+
+def refuse_with_workload(ctx: click.Context) -> None:
+    """A workload fixes its jobs, their I/O and their CPUs: the options that would say
+    otherwise are errors, not silently overridden."""
+    if ctx.params.get("workload_name", STEADY) != STEADY:
+        present = tuple(n for n in WORKLOAD_SAYS if n in ctx.params)
+        refuse_given(ctx, present, "with --workload (its groups say it: docs/workloads.md)")
+
+
+def workload_runtime(ctx: click.Context, sweep: Sweep, option: str = "runtime_text") -> Sweep:
+    """A workload's own runtime_s where the command line gave none."""
+    runtime = sweep.workload.runtime_s
+    if runtime is None or given(ctx, option):
+        return sweep
+    return replace(sweep, runtime_s=runtime)
 
 
 #: fio's block size with direct I/O: whole 512-byte sectors, up to 64 MiB

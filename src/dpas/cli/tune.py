@@ -11,7 +11,14 @@ from rich.console import Console
 from rich.table import Table
 
 from dpas.cli.app import InputError, cli
-from dpas.cli.options import Number, check_out_dir, out_option, scheduler_options
+from dpas.cli.options import (
+    Number,
+    check_out_dir,
+    given,
+    out_option,
+    refuse_given,
+    scheduler_options,
+)
 from dpas.limits import MAX_JOBS, MAX_SIM_RUNTIME_S
 from dpas.sweep import grid, schedulers, tune
 
@@ -50,6 +57,15 @@ def _jobs(text: str) -> tuple[int, ...]:
     help="Simulated seconds a point.",
 )
 @click.option("--seed", type=Number(0, 2**32 - 1, integer=True), default=1, show_default=True)
+@click.option(
+    "--workload",
+    "workload_name",
+    default="steady",
+    show_default=True,
+    metavar="NAME|FILE.toml",
+    help="Every trial under this workload (docs/workloads.md), its foreground scored; it fixes "
+    "the jobs and CPUs, and its runtime_s is the default --runtime.",
+)
 @scheduler_options
 @click.option(
     "--batch",
@@ -60,7 +76,9 @@ def _jobs(text: str) -> tuple[int, ...]:
     "trials whatever the scheduler and its workers.",
 )
 @out_option(Path("tune-results"), "Where trials/ (Parquet), tune.json and front.png go.")
+@click.pass_context
 def tune_command(
+    ctx: click.Context,
     profile: str,
     jobs_text: str,
     cpus: str,
@@ -69,6 +87,7 @@ def tune_command(
     trials: float,
     runtime: float,
     seed: float,
+    workload_name: str,
     scheduler: str | None,
     workers_n: int | None,
     batch: int,
@@ -81,7 +100,17 @@ def tune_command(
     """
     grid.CHECKS["profile"]("--profile", profile)  # a missing profile: one line, exit 2
     limit = tune.parse_bound(bound)
-    task = tune.Task(profile, _jobs(jobs_text), cpus, float(runtime), int(seed), objective, limit)
+    grid.CHECKS["workload"]("--workload", workload_name)  # one line, exit 2
+    jobs = _jobs(jobs_text)
+    if workload_name != "steady":
+        refuse_given(ctx, ("jobs_text", "cpus"), "with --workload (its groups say it)")
+        workload = grid.workload_of(workload_name)
+        jobs = (workload.foreground_jobs,)
+        if not given(ctx, "runtime") and workload.runtime_s is not None:
+            runtime = workload.runtime_s
+    task = tune.Task(
+        profile, jobs, cpus, float(runtime), int(seed), objective, limit, workload_name
+    )
     where = schedulers.parse(scheduler, workers_n)
     check_out_dir(out_dir, ("tune.json", "front.png"))
     console = Console()

@@ -15,14 +15,16 @@ from rich.console import Console
 from rich.markup import escape
 
 from dpas.cli.app import InputError, cli, help_without_subcommand
-from dpas.cli.bench import refuse_unused, run_backend
+from dpas.cli.bench import Views, refuse_unused, run_backend
 from dpas.cli.options import (
     BLOCK_SIZE,
     Number,
     check_out_dir,
     parse_cpus,
     parse_sweep,
+    refuse_with_workload,
     sweep_options,
+    workload_runtime,
 )
 from dpas.doctor.diagnose import examination
 from dpas.limits import MAX_REAL_RUNTIME_S
@@ -217,9 +219,12 @@ def vm_bench_command(
     if "dpas" not in engine.split(",") and sweep_args["order"] != "kernel":
         raise InputError("--order sets the engine's DPAS test order: it needs --engine dpas")
     refuse_unused(ctx, str(DRIVE), engine)  # as dpas bench --device: the guest's drive
+    refuse_with_workload(ctx)
     sweep = parse_sweep(
         sweep_args, cpus=parse_cpus("--pin", pin, lists=True), runtime_s=runtime, bs=bs
     )
+    sweep = workload_runtime(ctx, sweep, option="runtime")
+    views = Views.of(sweep_args)
     check_out_dir(out_dir)
     console = Console(stderr=as_json)
     guest = GuestRun(cpus=vcpus, memory=memory, ioengine=ioengine)
@@ -237,6 +242,7 @@ def vm_bench_command(
             as_json,
             lambda outcome: f"dpas vm bench ({outcome.context['kernel']})",
             spinner="building and booting the guest (TCG takes a minute)",
+            views=views,
         )
     except VmError as err:
         raise InputError(str(err)) from None

@@ -6,6 +6,10 @@ replay of every logged run prove it).
     from dpas.engine import EngineRun, run
     result = run(EngineRun(Path("/dev/nvme0n1"), "PAS", region_bytes=1 << 30, cpus=(0,)))
     print(result.iops, result.cpu_pct, result.lat_percentiles_us())
+
+A workload (dpas.workload) runs as ``EngineRun(...).with_workload(workload, online)``: each
+job its group's I/O, CPUs, offsets and pattern in time (``JobSpec``); dpas.engine.record's
+``workload_record`` makes its record.
 """
 
 from dpas.engine.run import (
@@ -17,6 +21,7 @@ from dpas.engine.run import (
     EngineResult,
     EngineRun,
     JobResult,
+    JobSpec,
     run,
 )
 
@@ -29,5 +34,6 @@ __all__ = [
     "EngineResult",
     "EngineRun",
     "JobResult",
+    "JobSpec",
     "run",
 ]

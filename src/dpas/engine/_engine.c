@@ -1,7 +1,8 @@
 /* dpas.engine._engine: the userspace completion engine's hot loop.
  *
  * One native thread per job does synchronous I/O at depth 1 with O_DIRECT at random
- * block-aligned offsets, pinned to its CPU, and waits as its mode says:
+ * block-aligned offsets, pinned to its CPU, and waits as its mode says (a workload's job has
+ * its own op, size, CPUs, offsets and pattern in time: workload_loop):
  *   INT   an interrupt-driven ring: io_uring_enter(1 submitted, wait for 1);
  *   CP    an IOPOLL ring: the kernel spins until the completion;
  *   HYB   an IOPOLL|HYBRID_IOPOLL ring: the kernel sleeps, then spins (6.13+);
@@ -24,6 +25,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/io_uring.h>
+#include <math.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -84,7 +86,34 @@ typedef struct {
     int8_t mode;   /* DPAS: the CPU's mode at submission; -1 otherwise */
     uint8_t flags; /* enum log_flag */
     int32_t dur_cnt;
+    int64_t offset; /* bytes */
 } io_log;
+
+/* A workload's pattern in time (dpas.workload.Pattern), ns. */
+typedef struct {
+    int64_t rate_iops, think_ns, burst_ios, period_ns, start_ns, stop_ns, on_ns, off_ns;
+} pattern;
+
+/* dpas.workload.Pacer: when a job may issue its next I/O. Same fields, same integer
+ * arithmetic, same order of tests; tests/test_engine_workload_pacer.py holds one against the
+ * other through pace(). */
+#define NEVER (-1)
+typedef struct {
+    pattern p;
+    int64_t stop, epoch_start, in_epoch, count, first, window;
+} pacer;
+
+/* One job's own I/O, placement and pattern (steady: the run's, the same for every job). */
+typedef struct {
+    int op, cpu;
+    int paced;    /* a pattern that says when to issue: rate, bursts, start, stop, on/off */
+    int nallowed; /* > 0: not pinned, free on the ``allowed`` CPUs (``cpu``: where it starts) */
+    int64_t bs, region_blocks;
+    pattern pat;
+    /* zipf offsets (theta 0: uniform): Gray et al.'s generator, its constants per job */
+    double theta, zetan, half_pow, alpha, eta;
+    cpu_set_t allowed;
+} job_spec;
 
 typedef struct {
     int fd;
@@ -122,12 +151,15 @@ typedef struct {
     domain *domain;
     ring irq, poll;
     fake_dev fake;
+    job_spec spec;
+    int bucket; /* the statistics bucket of every I/O of the job (one op, one size) */
     void *buf;
     uint64_t rng, offset; /* the I/O's offset, for a resubmission */
     /* results */
     int64_t ios, sleeps, overslept, underslept;
     int64_t lat_sum_ns, cpu_ns, ctx_voluntary, ctx_involuntary;
     uint64_t *hist;
+    int64_t *bins; /* per bin of the completion time: I/Os, latency sum (NULL: none kept) */
     io_log *log;
     int64_t logged;
     int64_t elapsed_ns; /* the start of the I/Os to this job's end */
@@ -143,10 +175,11 @@ typedef struct engine {
     int windowed;   /* LHP, EHP: statistics per CPU, windows opened and closed holding every
                      * domain */
     uint32_t epoch; /* the windows opened and closed so far; written holding every domain */
-    int bucket;     /* the statistics bucket of every I/O of the run (one op, one size) */
     int64_t bs, region_start, region_blocks, runtime_ns, ios_per_job, log_cap, seed;
     int64_t fail_at, canary_ns;
+    int64_t nbins, bin_ns; /* each job's completion-time bins (0: none) */
     int *cpus;
+    job_spec *spec; /* one per job; the run's own for a steady run */
     pol_policy *policy;
     domain *domains;
     int ndomains;
@@ -353,7 +386,7 @@ static inline int transient(int res) { return res == -EINTR || res == -EAGAIN ||
 static int ring_submit(job *j, ring *r, int wait)
 {
     engine *e = j->e;
-    ring_queue(r, e->op, e->fd, j->buf, (unsigned)e->bs, j->offset);
+    ring_queue(r, j->spec.op, e->fd, j->buf, (unsigned)j->spec.bs, j->offset);
     int ret = enter(r, 1, wait ? 1 : 0, wait ? IORING_ENTER_GETEVENTS : 0);
     if (ret < 0)
         return ret;
@@ -383,7 +416,7 @@ ALWAYS_INLINE int dev_submit(job *j, const int dev, ring *r, uint64_t offset, in
         f->submitted++;
         if (wait) {
             f->vt = f->done_at;
-            *res = (int)j->e->bs;
+            *res = (int)j->spec.bs;
         }
         return 0;
     }
@@ -417,7 +450,7 @@ ALWAYS_INLINE int dev_poll_once(job *j, const int dev, ring *r, int *res)
     if (dev == DEV_FAKE) {
         if (j->fake.vt < j->fake.done_at)
             return 0;
-        *res = (int)j->e->bs;
+        *res = (int)j->spec.bs;
         return 1;
     }
     int found = reap(r, res);
@@ -439,7 +472,7 @@ ALWAYS_INLINE int dev_spin(job *j, const int dev, ring *r, int *res)
     if (dev == DEV_FAKE) {
         if (j->fake.vt < j->fake.done_at)
             j->fake.vt = j->fake.done_at;
-        *res = (int)j->e->bs;
+        *res = (int)j->spec.bs;
         return 0;
     }
     return wait_io(j, r, res);
@@ -481,11 +514,11 @@ static inline int kernel_waits(const engine *e)
     return e->wait_kind == WAIT_HYBRID || e->method == POL_INT || e->method == POL_CP;
 }
 
-static inline int io_result(const engine *e, int res)
+static inline int io_result(const job *j, int res)
 {
     if (res < 0)
         return res;
-    return res == e->bs ? 0 : -EIO; /* a short transfer: the target ended inside the region */
+    return res == j->spec.bs ? 0 : -EIO; /* a short transfer: the target ended inside the region */
 }
 
 /* INT, CP and HYB: the kernel waits; nothing to decide. */
@@ -498,7 +531,7 @@ ALWAYS_INLINE int kernel_io(job *j, const int dev, uint64_t offset, io_log *entr
     entry->submit_ns = dev_now(j, dev);
     int ret = dev_submit(j, dev, r, offset, 1, &res);
     entry->done_ns = dev_now(j, dev);
-    return ret < 0 ? ret : io_result(e, res);
+    return ret < 0 ? ret : io_result(j, res);
 }
 
 /* Before an event of LHP or EHP that opens or closes a statistics window (it merges or clears
@@ -566,9 +599,9 @@ ALWAYS_INLINE int policy_io(job *j, const int dev, uint64_t offset, io_log *entr
 
     int64_t t_submit = dev_now(j, dev);
     pthread_mutex_lock(&d->lock);
-    all = window_begin(j, POL_EV_SUBMIT, e->bucket, t_submit);
+    all = window_begin(j, POL_EV_SUBMIT, j->bucket, t_submit);
     entry->seq[0] = event_seq(j, entry, POL_EV_SUBMIT, all);
-    pol_submit(e->policy, &io, j->cpu, e->op, e->bs, t_submit);
+    pol_submit(e->policy, &io, j->cpu, j->spec.op, j->spec.bs, t_submit);
     window_end(j, all);
     if (io.polled) {
         all = window_begin(j, POL_EV_WAIT_START, io.bucket, t_submit);
@@ -627,7 +660,66 @@ ALWAYS_INLINE int policy_io(job *j, const int dev, uint64_t offset, io_log *entr
         entry->done_ns = t_done;
     }
     entry->dur_cnt = io.dur_cnt;
-    return io_result(e, res);
+    return io_result(j, res);
+}
+
+/* ---- offsets: uniform, or zipf ------------------------------------------------------------- */
+
+/* fio's ZIPF_MAX_GEN: zeta(n) is summed over at most this many ranks */
+#define ZIPF_TERMS 10000000
+
+static inline uint64_t mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* The constants of Gray et al.'s zipfian generator ("Quickly generating billion-record
+ * synthetic databases", 1994), as YCSB's ZipfianGenerator and fio's zipf compute them. Its
+ * alpha has a pole at theta = 1, which fio accepts: that theta is taken just below 1. */
+static void zipf_init(job_spec *s)
+{
+    double theta = fabs(s->theta - 1.0) < 1e-4 ? 1.0 - 1e-4 : s->theta;
+    int64_t n = s->region_blocks, terms = n < ZIPF_TERMS ? n : ZIPF_TERMS;
+    double zetan = 0.0;
+    for (int64_t i = 1; i <= terms; i++)
+        zetan += pow((double)i, -theta);
+    s->zetan = zetan;
+    s->half_pow = pow(0.5, theta);
+    s->alpha = 1.0 / (1.0 - theta);
+    s->eta = (1.0 - pow(2.0 / (double)n, 1.0 - theta)) / (1.0 - (1.0 + s->half_pow) / zetan);
+}
+
+/* The job's next block: uniform, or a zipf rank scattered over the region by a hash, as
+ * YCSB's scrambled zipfian and fio do, so that the hot blocks are not the region's first. */
+ALWAYS_INLINE uint64_t next_block(job *j)
+{
+    const job_spec *s = &j->spec;
+    uint64_t n = (uint64_t)s->region_blocks, r = splitmix(&j->rng);
+    if (s->theta == 0.0)
+        return r % n;
+    double u = (double)(r >> 11) * 0x1.0p-53, uz = u * s->zetan;
+    uint64_t rank = 1;
+    if (uz < 1.0)
+        rank = 0;
+    else if (uz >= 1.0 + s->half_pow) {
+        double x = (double)n * pow(s->eta * u - s->eta + 1.0, s->alpha);
+        rank = x < (double)n ? (uint64_t)x : n - 1; /* NaN too */
+    }
+    return mix64(rank) % n;
+}
+
+/* An unpinned job's I/O belongs to the CPU it is submitted on: that CPU's policy state, as
+ * in the kernel. The I/O keeps it to its completion. */
+static inline void follow_cpu(job *j)
+{
+    engine *e = j->e;
+    int cpu = sched_getcpu();
+    if (cpu >= 0 && cpu < e->ndomains && cpu != j->cpu) {
+        j->cpu = cpu;
+        j->domain = &e->domains[pol_domain(e->policy, cpu)];
+    }
 }
 
 /* One I/O and its bookkeeping: the sequence every mode and both devices share. */
@@ -635,12 +727,14 @@ ALWAYS_INLINE int one_io(job *j, const int dev)
 {
     engine *e = j->e;
     io_log entry;
+    if (dev == DEV_RING && j->spec.nallowed)
+        follow_cpu(j);
     memset(&entry, 0, sizeof entry);
     entry.cpu = (int16_t)j->cpu;
     entry.mode = -1;
     entry.dur_cnt = -1;
-    uint64_t block = splitmix(&j->rng) % (uint64_t)e->region_blocks;
-    uint64_t offset = (uint64_t)e->region_start + block * (uint64_t)e->bs;
+    uint64_t offset = (uint64_t)e->region_start + next_block(j) * (uint64_t)j->spec.bs;
+    entry.offset = (int64_t)offset;
     int ret = kernel_waits(e) ? kernel_io(j, dev, offset, &entry)
                               : policy_io(j, dev, offset, &entry);
     if (ret < 0)
@@ -649,6 +743,12 @@ ALWAYS_INLINE int one_io(job *j, const int dev)
     j->lat_sum_ns += lat;
     j->hist[hist_index((uint64_t)(lat > 0 ? lat : 0))]++;
     j->ios++;
+    if (j->bins) {
+        int64_t b = entry.done_ns / e->bin_ns;
+        b = b < e->nbins ? b : e->nbins - 1;
+        j->bins[2 * b]++;
+        j->bins[2 * b + 1] += lat;
+    }
     if (j->logged < e->log_cap)
         j->log[j->logged++] = entry;
     if (entry.done_ns >= e->runtime_ns || (e->ios_per_job && j->ios >= e->ios_per_job))
@@ -656,12 +756,17 @@ ALWAYS_INLINE int one_io(job *j, const int dev)
     return 0;
 }
 
+static void io_failed(job *j, int ret)
+{
+    fail(j, -ret, ret == -ECANCELED && j->e->fail_at ? "an injected failure" : "an I/O");
+}
+
 ALWAYS_INLINE void job_loop(job *j, const int dev)
 {
     while (!atomic_load_explicit(&j->e->stop, memory_order_relaxed)) {
         int ret = one_io(j, dev);
         if (ret < 0) {
-            fail(j, -ret, ret == -ECANCELED && j->e->fail_at ? "an injected failure" : "an I/O");
+            io_failed(j, ret);
             break;
         }
         if (ret)
@@ -669,8 +774,156 @@ ALWAYS_INLINE void job_loop(job *j, const int dev)
     }
 }
 
-static void job_loop_ring(job *j) { job_loop(j, DEV_RING); }
-static void job_loop_fake(job *j) { job_loop(j, DEV_FAKE); }
+/* ---- a workload's pattern in time ------------------------------------------------------------ */
+
+static void pacer_init(pacer *pc, const pattern *p, int64_t end_ns)
+{
+    pc->p = *p;
+    pc->stop = p->stop_ns ? (p->stop_ns < end_ns ? p->stop_ns : end_ns) : end_ns;
+    pc->epoch_start = -1;
+    pc->in_epoch = 0;
+    pc->count = 0;
+    pc->first = -1;
+    pc->window = -1;
+}
+
+/* Pacer._on: t, or the next on-window's start when t is in an off phase; a new window
+ * paces its rate anew. */
+static int64_t pacer_on(pacer *pc, int64_t t)
+{
+    const pattern *p = &pc->p;
+    if (!p->on_ns)
+        return t;
+    int64_t cycle = p->on_ns + p->off_ns, into = (t - p->start_ns) % cycle;
+    if (into >= p->on_ns)
+        t += cycle - into;
+    if ((t - p->start_ns) / cycle != pc->window) {
+        pc->window = (t - p->start_ns) / cycle;
+        pc->first = -1;
+        pc->count = 0;
+    }
+    return t;
+}
+
+/* Pacer.next_at: the window, the on/off phase, the burst epoch, the rate, on/off again. */
+static int64_t pacer_next_at(pacer *pc, int64_t now)
+{
+    const pattern *p = &pc->p;
+    int64_t t = pacer_on(pc, now > p->start_ns ? now : p->start_ns);
+    if (p->burst_ios) {
+        if (pc->epoch_start < 0) {
+            pc->epoch_start = t;
+            pc->in_epoch = 0;
+        } else if (pc->in_epoch >= p->burst_ios || t - pc->epoch_start > p->period_ns) {
+            int64_t start = pc->epoch_start + p->period_ns;
+            pc->epoch_start = start > t ? start : t;
+            pc->in_epoch = 0;
+        }
+        t = pc->epoch_start > t ? pc->epoch_start : t;
+    }
+    if (p->rate_iops && pc->first >= 0) {
+        int64_t due = pc->first + (int64_t)((__int128)pc->count * 1000000000 / p->rate_iops);
+        t = due > t ? due : t;
+    }
+    t = pacer_on(pc, t);
+    return t >= pc->stop ? NEVER : t;
+}
+
+static void pacer_issued(pacer *pc, int64_t at)
+{
+    if (pc->first < 0)
+        pc->first = at;
+    pc->count++;
+    pc->in_epoch++;
+}
+
+/* Idle until ``at`` (ns from the start) in absolute sleeps, so that no wake-up's lateness
+ * shifts the next; a slice at a time, so that a stop is seen. 0 when the run was stopped. */
+#define IDLE_SLICE_NS 100000000LL
+ALWAYS_INLINE int dev_idle_until(job *j, const int dev, int64_t at)
+{
+    engine *e = j->e;
+    if (dev == DEV_FAKE) {
+        if (j->fake.vt < at)
+            j->fake.vt = at;
+        return 1;
+    }
+    int64_t t0 = ts_ns(&e->t0);
+    for (;;) {
+        if (atomic_load_explicit(&e->stop, memory_order_relaxed))
+            return 0;
+        int64_t now = mono_ns() - t0;
+        if (now >= at)
+            return 1;
+        int64_t until = t0 + (at - now > IDLE_SLICE_NS ? now + IDLE_SLICE_NS : at);
+        struct timespec t = {until / 1000000000LL, until % 1000000000LL};
+        clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &t, NULL);
+    }
+}
+
+/* Think time is CPU work: the job keeps its CPU, spinning on the clock (fio's thinktime_spin). */
+ALWAYS_INLINE void dev_think(job *j, const int dev, int64_t ns)
+{
+    if (dev == DEV_FAKE) {
+        j->fake.vt += ns;
+        return;
+    }
+    int64_t until = dev_now(j, dev) + ns;
+    while (dev_now(j, dev) < until && !atomic_load_explicit(&j->e->stop, memory_order_relaxed)) {
+    }
+}
+
+/* A workload's job: the Pacer's rule says when each I/O may go out, the job idles until
+ * then, and after each I/O it spins its think time. */
+ALWAYS_INLINE void workload_loop(job *j, const int dev)
+{
+    engine *e = j->e;
+    pacer pc;
+    pacer_init(&pc, &j->spec.pat, e->runtime_ns);
+    while (!atomic_load_explicit(&e->stop, memory_order_relaxed)) {
+        int64_t now = dev_now(j, dev);
+        if (j->spec.paced) {
+            int64_t at = pacer_next_at(&pc, now);
+            if (at == NEVER)
+                break;
+            if (at > now) {
+                if (!dev_idle_until(j, dev, at))
+                    break;
+                now = dev_now(j, dev);
+            }
+            pacer_issued(&pc, now);
+        } else if (now >= e->runtime_ns) {
+            break;
+        }
+        int ret = one_io(j, dev);
+        if (ret < 0) {
+            io_failed(j, ret);
+            break;
+        }
+        if (ret)
+            break;
+        if (j->spec.pat.think_ns)
+            dev_think(j, dev, j->spec.pat.think_ns);
+    }
+}
+
+static inline int patterned(const job *j) { return j->spec.paced || j->spec.pat.think_ns; }
+
+static void job_loop_ring(job *j)
+{
+    if (patterned(j))
+        workload_loop(j, DEV_RING);
+    else
+        job_loop(j, DEV_RING);
+}
+
+static void job_loop_fake(job *j)
+{
+    if (patterned(j))
+        workload_loop(j, DEV_FAKE);
+    else
+        job_loop(j, DEV_FAKE);
+}
 
 /* ---- one job's life ----------------------------------------------------------------------------- */
 
@@ -705,18 +958,20 @@ static void job_setup(job *j)
     cpu_set_t set;
     CPU_ZERO(&set);
     CPU_SET(j->cpu, &set);
+    if (j->spec.nallowed)
+        set = j->spec.allowed;
     int err = pthread_setaffinity_np(pthread_self(), sizeof set, &set);
     if (err)
-        fail(j, err, "pinning the job to its CPU");
+        fail(j, err, j->spec.nallowed ? "setting the job's CPUs" : "pinning the job to its CPU");
     /* microsecond sleeps: the default 50 us of slack would swamp them */
     if (!j->error && prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0) < 0)
         fail(j, errno, "setting the timer slack to 1 ns");
-    if (!j->error && (err = posix_memalign(&j->buf, 4096, (size_t)e->bs))) {
+    if (!j->error && (err = posix_memalign(&j->buf, 4096, (size_t)j->spec.bs))) {
         j->buf = NULL;
         fail(j, err, "allocating the I/O buffer");
     }
     if (j->buf)
-        for (int64_t i = 0; i < e->bs; i += 8)
+        for (int64_t i = 0; i < j->spec.bs; i += 8)
             *(uint64_t *)((char *)j->buf + i) = splitmix(&j->rng);
     if (!j->error && e->device == DEV_RING)
         job_rings(j);
@@ -726,9 +981,9 @@ static void job_setup(job *j)
 static void canary_check(job *j)
 {
     unsigned char *b = j->buf;
-    memset(b, 0xA5, (size_t)j->e->bs);
+    memset(b, 0xA5, (size_t)j->spec.bs);
     sleep_ns(j->e->canary_ns);
-    for (int64_t i = 0; i < j->e->bs; i++)
+    for (int64_t i = 0; i < j->spec.bs; i++)
         j->canary_changed += b[i] != 0xA5;
 }
 
@@ -854,6 +1109,136 @@ static int parse_fake(PyObject *run, engine *e)
     return 0;
 }
 
+/* A pattern, from the dict of dpas.workload.Pattern's fields (ns). */
+static int parse_pattern(PyObject *d, pattern *p)
+{
+    static const char *keys[] = {"rate_iops", "think_ns", "burst_ios", "period_ns",
+                                 "start_ns",  "stop_ns",  "on_ns",     "off_ns"};
+    int64_t v[8];
+    if (!PyDict_Check(d)) {
+        PyErr_SetString(PyExc_TypeError, "engine run: a pattern must be a dict");
+        return -1;
+    }
+    for (int i = 0; i < 8; i++) {
+        if (get_i64(d, keys[i], &v[i]) < 0)
+            return -1;
+        if (v[i] < 0 || v[i] > (1LL << 60)) {
+            PyErr_Format(PyExc_ValueError, "engine run: pattern %s is out of range", keys[i]);
+            return -1;
+        }
+    }
+    *p = (pattern){v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]};
+    return 0;
+}
+
+/* The CPUs an unpinned job may run on: a list of CPU numbers. */
+static int parse_allowed(PyObject *list, job_spec *s)
+{
+    if (!PyList_Check(list)) {
+        PyErr_SetString(PyExc_TypeError, "engine run: a job's allowed CPUs must be a list");
+        return -1;
+    }
+    CPU_ZERO(&s->allowed);
+    s->nallowed = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(list); i++) {
+        long c = PyLong_AsLong(PyList_GET_ITEM(list, i));
+        if (c < 0 || c >= CPU_SETSIZE) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "engine run: a CPU number is out of range");
+            return -1;
+        }
+        CPU_SET((int)c, &s->allowed);
+        s->nallowed++;
+    }
+    return 0;
+}
+
+/* The run's own I/O for every job: a steady run's jobs, and the bookkeeping benchmark's. */
+static void steady_spec(const engine *e, job_spec *s, int i)
+{
+    memset(s, 0, sizeof *s);
+    s->op = e->op;
+    s->cpu = e->cpus[i];
+    s->bs = e->bs;
+    s->region_blocks = e->region_blocks;
+}
+
+/* One job of a workload: {"op", "bs", "region_blocks", "theta", "allowed", "pattern"}. */
+static int parse_spec(PyObject *d, const engine *e, job_spec *s, int i)
+{
+    int64_t v[3];
+    static const char *keys[] = {"op", "bs", "region_blocks"};
+    steady_spec(e, s, i);
+    if (!PyDict_Check(d)) {
+        PyErr_SetString(PyExc_TypeError, "engine run: a job's spec must be a dict");
+        return -1;
+    }
+    for (int k = 0; k < 3; k++)
+        if (get_i64(d, keys[k], &v[k]) < 0)
+            return -1;
+    PyObject *theta = PyDict_GetItemString(d, "theta");
+    PyObject *allowed = PyDict_GetItemString(d, "allowed");
+    PyObject *pat = PyDict_GetItemString(d, "pattern");
+    if (!theta || !allowed || !pat) {
+        PyErr_SetString(PyExc_KeyError, "engine run: a job's spec needs theta, allowed, pattern");
+        return -1;
+    }
+    s->theta = PyFloat_AsDouble(theta);
+    if ((s->theta == -1.0 && PyErr_Occurred()) || parse_allowed(allowed, s) < 0 ||
+        parse_pattern(pat, &s->pat) < 0)
+        return -1;
+    s->op = (int)v[0];
+    s->bs = v[1];
+    s->region_blocks = v[2];
+    if ((s->op != 0 && s->op != 1) || s->bs < 512 || s->bs % 512 || s->bs > (1 << 30) ||
+        s->region_blocks < 1 || !(s->theta >= 0.0 && s->theta < 100.0) ||
+        (s->pat.on_ns == 0 && s->pat.off_ns != 0) || (s->pat.burst_ios && !s->pat.period_ns)) {
+        PyErr_SetString(PyExc_ValueError, "engine run: a job's spec is out of range");
+        return -1;
+    }
+    const pattern *p = &s->pat;
+    s->paced = p->rate_iops || p->burst_ios || p->start_ns || p->stop_ns || p->on_ns;
+    return 0;
+}
+
+/* ``specs``: one dict per job (a workload), or None (steady). A zipf's constants are
+ * computed once for the jobs that share them. */
+static int parse_specs(PyObject *run, engine *e)
+{
+    PyObject *specs = PyDict_GetItemString(run, "specs");
+    if (specs == NULL || specs == Py_None)
+        return 0;
+    if (!PyList_Check(specs) || PyList_GET_SIZE(specs) != e->jobs) {
+        PyErr_SetString(PyExc_ValueError, "engine run: specs must be a list, one per job");
+        return -1;
+    }
+    e->spec = calloc((size_t)e->jobs, sizeof(job_spec));
+    if (!e->spec) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (int i = 0; i < e->jobs; i++) {
+        job_spec *s = &e->spec[i];
+        if (parse_spec(PyList_GET_ITEM(specs, i), e, s, i) < 0)
+            return -1;
+        if (s->theta == 0.0)
+            continue;
+        const job_spec *same = NULL;
+        for (int k = 0; k < i && !same; k++)
+            if (e->spec[k].theta == s->theta && e->spec[k].region_blocks == s->region_blocks)
+                same = &e->spec[k];
+        if (same) {
+            s->zetan = same->zetan;
+            s->half_pow = same->half_pow;
+            s->alpha = same->alpha;
+            s->eta = same->eta;
+        } else {
+            zipf_init(s);
+        }
+    }
+    return 0;
+}
+
 static int parse_run(PyObject *run, engine *e)
 {
     int64_t v[10];
@@ -866,7 +1251,8 @@ static int parse_run(PyObject *run, engine *e)
     int64_t seed, block_signals;
     if (get_i64(run, "seed", &seed) < 0 || opt_i64(run, "block_signals", 1, &block_signals) < 0 ||
         opt_i64(run, "fail_at", 0, &e->fail_at) < 0 ||
-        opt_i64(run, "canary_ns", 0, &e->canary_ns) < 0)
+        opt_i64(run, "canary_ns", 0, &e->canary_ns) < 0 || opt_i64(run, "bins", 0, &e->nbins) < 0 ||
+        opt_i64(run, "bin_ns", 0, &e->bin_ns) < 0)
         return -1;
     e->fd = (int)v[0];
     e->op = (int)v[1];
@@ -883,7 +1269,8 @@ static int parse_run(PyObject *run, engine *e)
     if (e->jobs < 1 || e->jobs > 4096 || e->bs < 512 || e->bs % 512 || e->bs > (1 << 30) ||
         e->region_blocks < 1 || e->runtime_ns < 1 || e->log_cap < 0 || e->ios_per_job < 0 ||
         (e->op != 0 && e->op != 1) || e->fail_at < 0 || e->canary_ns < 0 ||
-        e->canary_ns > 10000000000LL) {
+        e->canary_ns > 10000000000LL || e->nbins < 0 || e->nbins > (1 << 24) ||
+        (e->nbins && e->bin_ns < 1)) {
         PyErr_SetString(PyExc_ValueError, "engine run: a value is out of range");
         return -1;
     }
@@ -906,7 +1293,7 @@ static int parse_run(PyObject *run, engine *e)
         }
         e->cpus[i] = (int)c;
     }
-    return parse_fake(run, e);
+    return parse_specs(run, e) < 0 ? -1 : parse_fake(run, e);
 }
 
 static void engine_free(engine *e)
@@ -914,9 +1301,11 @@ static void engine_free(engine *e)
     if (e->job)
         for (int i = 0; i < e->jobs; i++) {
             free(e->job[i].hist);
+            free(e->job[i].bins);
             free(e->job[i].log);
         }
     free(e->job);
+    free(e->spec);
     if (e->domains)
         for (int i = 0; i < e->ndomains; i++)
             pthread_mutex_destroy(&e->domains[i].lock);
@@ -930,12 +1319,20 @@ static void engine_free(engine *e)
     pthread_mutex_destroy(&e->ended_lock);
 }
 
+/* Whether job ``i`` may run on ``cpu``: its own, or one of an unpinned job's. */
+static int may_run(const engine *e, int i, int cpu)
+{
+    const job_spec *s = &e->spec[i];
+    return s->cpu == cpu || (s->nallowed && CPU_ISSET(cpu, &s->allowed));
+}
+
 static int max_cpu(const engine *e)
 {
     int m = 0;
     for (int i = 0; i < e->jobs; i++)
-        if (e->cpus[i] > m)
-            m = e->cpus[i];
+        for (int c = m + 1; c < CPU_SETSIZE; c++)
+            if (may_run(e, i, c))
+                m = c;
     return m;
 }
 
@@ -961,11 +1358,19 @@ static int engine_prepare(engine *e, PyObject *policy_config)
     pthread_condattr_destroy(&attr);
     if (engine_config(policy_config, &pc) < 0)
         return -1;
+    if (!e->spec) {
+        e->spec = calloc((size_t)e->jobs, sizeof(job_spec));
+        if (!e->spec) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        for (int i = 0; i < e->jobs; i++)
+            steady_spec(e, &e->spec[i], i);
+    }
     e->method = pc.method;
     e->windowed = pc.method == POL_LHP || pc.method == POL_EHP;
     e->ndomains = max_cpu(e) + 1;
     e->policy = pol_new(&pc, e->ndomains);
-    e->bucket = pol_bucket(&pc, e->op, e->bs);
     e->domains = cacheline_array((size_t)e->ndomains, sizeof(domain));
     e->job = cacheline_array((size_t)e->jobs, sizeof(job));
     if (!e->policy || !e->domains || !e->job) {
@@ -978,14 +1383,17 @@ static int engine_prepare(engine *e, PyObject *policy_config)
         job *j = &e->job[i];
         j->e = e;
         j->index = i;
+        j->spec = e->spec[i];
         j->cpu = e->cpus[i];
+        j->bucket = pol_bucket(&pc, j->spec.op, j->spec.bs);
         j->domain = &e->domains[pol_domain(e->policy, j->cpu)];
         j->irq.fd = j->poll.fd = -1;
         j->fake = e->fake;
         j->rng = (uint64_t)e->seed * 0x100000001b3ULL + (uint64_t)i + 1;
         j->hist = calloc(HIST_NR, sizeof(uint64_t));
+        j->bins = e->nbins ? calloc((size_t)e->nbins * 2, sizeof(int64_t)) : NULL;
         j->log = e->log_cap ? malloc((size_t)e->log_cap * sizeof(io_log)) : NULL;
-        if (!j->hist || (e->log_cap && !j->log)) {
+        if (!j->hist || (e->nbins && !j->bins) || (e->log_cap && !j->log)) {
             PyErr_NoMemory();
             return -1;
         }
@@ -1123,13 +1531,15 @@ static PyObject *job_result(const engine *e, const job *j)
 {
     PyObject *hist = bytes_of(j->hist, HIST_NR * sizeof(uint64_t));
     PyObject *log = bytes_of(j->log, (size_t)j->logged * sizeof(io_log));
+    PyObject *bins = bytes_of(j->bins, j->bins ? (size_t)e->nbins * 2 * sizeof(int64_t) : 0);
     PyObject *r = Py_BuildValue(
-        "{s:i,s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:N,s:N,s:i,s:s,s:L,s:i}", "cpu", j->cpu, "ios",
+        "{s:i,s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:N,s:N,s:N,s:i,s:s,s:L,s:i}", "cpu",
+        j->spec.cpu, "ios",
         j->ios, "elapsed_ns", j->elapsed_ns, "sleeps", j->sleeps, "overslept", j->overslept,
         "underslept", j->underslept, "lat_sum_ns", j->lat_sum_ns, "cpu_ns", j->cpu_ns,
         "ctx_voluntary", j->ctx_voluntary, "ctx_involuntary", j->ctx_involuntary, "hist", hist,
-        "log", log, "error", j->error, "failed", j->failed ? j->failed : "", "canary_changed",
-        j->canary_changed, "leaked", j->leaked);
+        "log", log, "bins", bins, "error", j->error, "failed", j->failed ? j->failed : "",
+        "canary_changed", j->canary_changed, "leaked", j->leaked);
     return r;
 }
 
@@ -1162,7 +1572,7 @@ static PyObject *engine_results(engine *e, double seconds)
     for (int c = 0; c < e->ndomains; c++) {
         int used = 0;
         for (int i = 0; i < e->jobs; i++)
-            used |= e->cpus[i] == c;
+            used |= may_run(e, i, c);
         if (!used)
             continue;
         PyObject *r = cpu_result(e, c), *key = PyLong_FromLong(c);
@@ -1288,6 +1698,49 @@ out:
     return result;
 }
 
+/* ---- Python: the loop's pacer alone, for the differential test ------------------------------ */
+
+/* pace(pattern, end_ns, calls): calls are (0, now) for next_at(now) and (1, at) for
+ * issued(at); per call (answer or -1, epoch_start, in_epoch, count, first) after it. */
+static PyObject *engine_pace(PyObject *self, PyObject *args)
+{
+    PyObject *pat, *calls;
+    long long end_ns;
+    pattern p;
+    pacer pc;
+    if (!PyArg_ParseTuple(args, "OLO!", &pat, &end_ns, &PyList_Type, &calls) ||
+        parse_pattern(pat, &p) < 0)
+        return NULL;
+    if ((p.on_ns == 0 && p.off_ns != 0) || end_ns < 0) {
+        PyErr_SetString(PyExc_ValueError, "pace: off_ns needs on_ns; end_ns >= 0");
+        return NULL;
+    }
+    pacer_init(&pc, &p, end_ns);
+    PyObject *out = PyList_New(PyList_GET_SIZE(calls));
+    for (Py_ssize_t i = 0; out && i < PyList_GET_SIZE(calls); i++) {
+        int kind;
+        long long now, answer = -1;
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(calls, i), "iL", &kind, &now) || now < 0 ||
+            (kind != 0 && kind != 1)) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "pace: a call is (0 or 1, ns >= 0)");
+            Py_CLEAR(out);
+            break;
+        }
+        if (kind == 0)
+            answer = pacer_next_at(&pc, now);
+        else
+            pacer_issued(&pc, now);
+        PyObject *r = Py_BuildValue("(LLLLL)", answer, pc.epoch_start, pc.in_epoch, pc.count,
+                                    pc.first);
+        if (!r)
+            Py_CLEAR(out);
+        else
+            PyList_SET_ITEM(out, i, r);
+    }
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"run", engine_run, METH_VARARGS,
      "run(run: dict, policy: dict, should_stop: callable, marks=None) -> dict: the jobs, on "
@@ -1297,6 +1750,9 @@ static PyMethodDef methods[] = {
     {"bookkeeping", engine_bookkeeping, METH_VARARGS,
      "bookkeeping(policy: dict, n, op, device_ns: bytes, late_ns: bytes, real_sleep=False) -> "
      "the hot loop's cost per I/O on the fake device, and its verdicts"},
+    {"pace", engine_pace, METH_VARARGS,
+     "pace(pattern: dict, end_ns, calls: list of (0, now) or (1, at)) -> the pacer's answers and "
+     "state after each call"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1317,7 +1773,8 @@ PyMODINIT_FUNC PyInit__engine(void)
         PyModule_AddIntConstant(m, "LOG_POLLED", LOG_POLLED) < 0 ||
         PyModule_AddIntConstant(m, "LOG_SLEPT", LOG_SLEPT) < 0 ||
         PyModule_AddIntConstant(m, "LOG_FOUND_FIRST", LOG_FOUND_FIRST) < 0 ||
-        PyModule_AddIntConstant(m, "LOG_BOUNDARY", LOG_BOUNDARY) < 0) {
+        PyModule_AddIntConstant(m, "LOG_BOUNDARY", LOG_BOUNDARY) < 0 ||
+        PyModule_AddIntConstant(m, "NEVER", NEVER) < 0) {
         Py_DECREF(m);
         return NULL;
     }

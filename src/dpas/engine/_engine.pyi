@@ -7,6 +7,8 @@ LOG_SIZE: int
 LOG_POLLED: int
 LOG_SLEPT: int
 LOG_FOUND_FIRST: int
+LOG_BOUNDARY: int
+NEVER: int
 
 def run(
     run: dict[str, Any],
@@ -23,3 +25,6 @@ def bookkeeping(
     late_ns: bytes,
     real_sleep: bool = False,
 ) -> dict[str, float]: ...
+def pace(
+    pattern: dict[str, int], end_ns: int, calls: list[tuple[int, int]]
+) -> list[tuple[int, int, int, int, int]]: ...

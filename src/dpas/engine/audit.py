@@ -20,7 +20,12 @@ def replay_differences(result: EngineResult) -> list[str]:
         return ["the log does not hold every I/O of the run: raise log_ios"]
     config = run.policy_config()
     log = np.concatenate([job.log for job in result.jobs])
-    found, replayed = replay_log(log, config, int(run.rw), run.bs)
+    # each job's op and size (a workload's jobs differ), one per logged I/O
+    counts = [len(job.log) for job in result.jobs]
+    ops = np.repeat(np.array([int(op) for op in run.ops], dtype=np.int64), counts)
+    sizes = np.repeat(np.array(run.sizes, dtype=np.int64), counts)
+    ncpus = max((c.cpu for c in result.cpus), default=0) + 1
+    found, replayed = replay_log(log, config, ops, sizes, ncpus)
     if config.method is Method.DPAS:
         for cpu in result.cpus:
             totals = tuple(replayed.switch_stat[cpu.cpu][:4])

@@ -21,7 +21,7 @@ import numpy as np
 from dpas.engine.rules import Replay, replay_reference
 from dpas.policy import Method, PolicyConfig
 
-#: the C struct io_log, field for field (64 bytes)
+#: the C struct io_log, field for field (72 bytes)
 LOG_DTYPE = np.dtype(
     [
         ("submit_ns", "<i8"),
@@ -34,6 +34,7 @@ LOG_DTYPE = np.dtype(
         ("mode", "i1"),
         ("flags", "u1"),
         ("dur_cnt", "<i4"),
+        ("offset", "<i8"),
     ]
 )
 POLLED, SLEPT, FOUND_FIRST = 1, 2, 4
@@ -59,8 +60,11 @@ def windowed(method: Method) -> bool:
     return method in (Method.LHP, Method.EHP)
 
 
-def events(logs: list[np.ndarray], config: PolicyConfig, op: int, size: int) -> np.ndarray:
+def events(
+    logs: list[np.ndarray], config: PolicyConfig, op: int | np.ndarray, size: int | np.ndarray
+) -> np.ndarray:
     """The policy events of every logged I/O, in the order the policy core applied them.
+    ``op`` and ``size``: the run's, or each I/O's (a workload's jobs differ), in log order.
 
     Rows as dpas.engine.rules.replay_reference takes them: kind, io, cpu, op, size, now_ns,
     found, seen_cpu.
@@ -69,9 +73,12 @@ def events(logs: list[np.ndarray], config: PolicyConfig, op: int, size: int) -> 
     keys: list[tuple[int, ...]] = []
     io = 0
     by_epoch = windowed(config.method)
+    total = sum(len(log) for log in logs)
+    ops = np.broadcast_to(np.asarray(op, dtype=np.int64), (total,)).tolist()
+    sizes = np.broadcast_to(np.asarray(size, dtype=np.int64), (total,)).tolist()
     for log in logs:
         for entry, found in zip(log, verdicts(log).tolist(), strict=True):
-            cpu = int(entry["cpu"])
+            cpu, op_, size_ = int(entry["cpu"]), ops[io], sizes[io]
             seq, flags = entry["seq"], int(entry["flags"])
             steps = [(SUBMIT, int(entry["submit_ns"]))]
             if flags & POLLED:
@@ -79,7 +86,7 @@ def events(logs: list[np.ndarray], config: PolicyConfig, op: int, size: int) -> 
                 steps += [(WAIT_END, int(entry["wait_end_ns"]))]
             steps += [(COMPLETE, int(entry["done_ns"]))]
             for kind, now in steps:
-                rows.append((kind, io, cpu, op, size, now, found, cpu))
+                rows.append((kind, io, cpu, op_, size_, now, found, cpu))
                 if by_epoch:
                     boundary = bool(flags & (BOUNDARY << kind))
                     keys.append((int(seq[kind]), not boundary, io, kind))
@@ -91,14 +98,19 @@ def events(logs: list[np.ndarray], config: PolicyConfig, op: int, size: int) -> 
 
 
 def replay_log(
-    log: np.ndarray, config: PolicyConfig, op: int, size: int
+    log: np.ndarray,
+    config: PolicyConfig,
+    op: int | np.ndarray,
+    size: int | np.ndarray,
+    ncpus: int = 1,
 ) -> tuple[list[str], Replay]:
     """A whole run's log (every job's I/Os) back through dpas.policy, in the order the
     compiled copy applied its events: where a decision differs (polled or interrupt, the
     mode, the sleep; at most 10 named), and the reference's replay (its switch_stat and
-    transitions, to hold against what the engine reported)."""
+    transitions, to hold against what the engine reported). ``op``, ``size``: as events();
+    ``ncpus``: at least this many CPUs' states (an unpinned job's CPU may see no I/O)."""
     rows = events([log], config, op, size)
-    ncpus = int(log["cpu"].max()) + 1 if len(log) else 1
+    ncpus = max(ncpus, int(log["cpu"].max()) + 1 if len(log) else 1)
     replayed = replay_reference(config, rows, ncpus)
     found: list[str] = []
     flagged = (log["flags"] & FOUND_FIRST) != 0

@@ -4,15 +4,21 @@ The Python API of the engine: ``run(EngineRun(...))`` returns an ``EngineResult`
 jobs' counts, the latency percentiles, each CPU's DPAS state and, when asked for, the
 per-I/O log. The jobs run on native threads in the compiled loop (dpas.engine._engine);
 this module opens the target, builds the loop's configuration and reads its answers.
+
+A steady run's jobs are all alike (``EngineRun(target, mode, cpus=...)``); a workload's
+(``EngineRun(...).with_workload(workload, online)``) each have their ``JobSpec``: the group's
+op and size, its CPUs, its offsets and its pattern in time, which the loop follows by
+dpas.workload.Pacer's rule.
 """
 
 from __future__ import annotations
 
 import errno
+import math
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +30,8 @@ from dpas.engine.native import native
 from dpas.engine.rules import config_dict
 from dpas.errors import DpasError
 from dpas.policy import ENGINE_ORDER, Method, Mode, Op, PolicyConfig, methods
+from dpas.workload import Pattern, Workload
+from dpas.workload.measures import BIN_MS
 
 #: every mode the engine runs, in the order tables list them
 MODES = tuple(m.value for m in ENGINE_ORDER)
@@ -50,8 +58,36 @@ class EngineRefused(EngineError):
 
 
 @dataclass(frozen=True, slots=True)
+class JobSpec:
+    """One job of a workload: what its group gives it (the loop's per-job configuration)."""
+
+    #: the group's index in the workload
+    group: int
+    rw: Op = Op.READ
+    bs: int = 4096
+    #: not pinned: the CPUs it may run on (it starts on its CPU of EngineRun.cpus); empty:
+    #: pinned there
+    allowed: tuple[int, ...] = ()
+    #: zipf's theta over the region's blocks (0: uniform offsets)
+    zipf_theta: float = 0.0
+    pattern: Pattern = field(default_factory=Pattern)
+
+    def native(self, region_bytes: int) -> dict[str, Any]:
+        """The dict the compiled loop reads for this job."""
+        return {
+            "op": int(self.rw),
+            "bs": self.bs,
+            "region_blocks": region_bytes // self.bs,
+            "theta": float(self.zipf_theta),
+            "allowed": list(self.allowed),
+            "pattern": asdict(self.pattern),
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class EngineRun:
-    """What one run does: fio's randread/randwrite, iodepth=1, direct=1, numjobs=jobs."""
+    """What one run does: fio's randread/randwrite, iodepth=1, direct=1, numjobs=jobs; or a
+    workload's groups (``with_workload``)."""
 
     target: Path
     mode: str
@@ -69,14 +105,67 @@ class EngineRun:
     seed: int = 1
     #: keep a per-I/O log of up to this many I/Os per job (0: none)
     log_ios: int = 0
+    #: a workload's jobs, one per CPU of ``cpus`` (empty: steady, every job ``rw`` and ``bs``)
+    specs: tuple[JobSpec, ...] = ()
+    #: the workload the specs come from (steady: none)
+    workload: Workload = field(default_factory=Workload)
+    #: count each job's I/Os and latencies by completion time, in bins this wide (0: not)
+    bin_ns: int = 0
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"engine mode {self.mode!r}: expected one of {', '.join(MODES)}")
+        if self.specs and len(self.specs) != len(self.cpus):
+            raise ValueError(f"engine run: {len(self.specs)} job specs for {self.jobs} CPUs")
+
+    def with_workload(self, workload: Workload, online: int) -> EngineRun:
+        """This run, doing ``workload``: each group's jobs on the CPUs Group.cpus_of gives (an
+        unpinned job starts there, free on Group.allowed), their I/Os counted in
+        dpas.workload's series bins; ``rw`` and ``bs`` become the first foreground group's,
+        the record's key. ``online``: the CPUs "split" spreads the jobs over."""
+        if workload.steady:
+            raise ValueError("engine run: a steady workload is the plain run")
+        cpus: list[int] = []
+        specs: list[JobSpec] = []
+        for index, group in enumerate(workload.groups):
+            allowed = () if group.pinned else tuple(group.allowed(online))
+            for cpu in group.cpus_of(online):
+                cpus.append(cpu)
+                specs.append(
+                    JobSpec(index, group.rw, group.bs, allowed, group.zipf_theta, group.pattern)
+                )
+        first = next(g for g in workload.groups if g.foreground)
+        return replace(
+            self,
+            rw=first.rw,
+            bs=first.bs,
+            cpus=tuple(cpus),
+            specs=tuple(specs),
+            workload=workload,
+            bin_ns=round(BIN_MS * 1e6),
+        )
 
     @property
     def jobs(self) -> int:
         return len(self.cpus)
+
+    @property
+    def ops(self) -> tuple[Op, ...]:
+        """Each job's op."""
+        return tuple(s.rw for s in self.specs) if self.specs else (self.rw,) * self.jobs
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """Each job's block size."""
+        return tuple(s.bs for s in self.specs) if self.specs else (self.bs,) * self.jobs
+
+    @property
+    def bins(self) -> int:
+        """How many bins a job's completions fall in: the run's length in bins, the last
+        also taking what completes after the end (dpas.workload.measures.binned's rule)."""
+        if not self.bin_ns:
+            return 0
+        return max(math.ceil(round(self.runtime_s * 1e9) / self.bin_ns), 1)
 
     def policy_config(self) -> PolicyConfig:
         """The policy the compiled loop runs: the mode's method (HYB: the kernel decides)."""
@@ -147,6 +236,8 @@ class JobResult:
     hist: np.ndarray
     log: np.ndarray
     elapsed_ns: int
+    #: per bin of EngineRun.bin_ns by completion time: (I/Os, latency sum ns); (0, 2): none
+    bins: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), dtype=np.int64))
     #: bytes of the released buffer written afterwards (Seams.canary_ns; 0 is right)
     canary_changed: int = 0
     #: an I/O the kernel would not let the job reap: its ring and buffer were kept
@@ -196,6 +287,10 @@ class EngineResult:
             return 0.0
         return 100 * sum(j.cpu_ns for j in self.jobs) / (len(self.jobs) * self.runtime_ns)
 
+    def group_jobs(self, group: int) -> list[JobResult]:
+        """The jobs of a workload's group ``group`` (its index)."""
+        return [j for j, s in zip(self.jobs, self.run.specs, strict=True) if s.group == group]
+
     @property
     def logged_all(self) -> bool:
         """Every I/O of the run is in the log (a replay needs all of them)."""
@@ -216,10 +311,10 @@ def run(
     ``device`` runs the loop on a FakeDevice instead of the target.
     """
     engine = native()
-    if config.region_bytes < config.bs:
+    if config.region_bytes < max(config.sizes):
         raise EngineError(
             f"{config.target}: the region the I/Os fall in is {config.region_bytes} bytes, "
-            f"smaller than one block ({config.bs})"
+            f"smaller than one block ({max(config.sizes)})"
         )
     fd = -1 if device is not None else _open(config)
     try:
@@ -241,6 +336,9 @@ def run(
                 "fail_at": seams.fail_at,
                 "canary_ns": seams.canary_ns,
                 "fake": device.native() if device is not None else None,
+                "specs": [s.native(config.region_bytes) for s in config.specs] or None,
+                "bins": config.bins,
+                "bin_ns": config.bin_ns,
             },
             config_dict(config.policy_config()),
             should_stop,
@@ -260,7 +358,10 @@ def run(
 
 
 def _open(config: EngineRun) -> int:
-    flags = os.O_DIRECT | (os.O_RDONLY if config.rw is Op.READ else os.O_WRONLY)
+    """The target, opened for what the jobs do: read, write, or both (a workload's groups)."""
+    ops = set(config.ops)
+    access = os.O_RDWR if len(ops) > 1 else os.O_RDONLY if Op.READ in ops else os.O_WRONLY
+    flags = os.O_DIRECT | access
     try:
         return os.open(config.target, flags)
     except OSError as err:
@@ -282,6 +383,7 @@ def _job(raw: dict[str, Any]) -> JobResult:
         hist=hist,
         log=as_log(raw["log"]),
         elapsed_ns=int(raw["elapsed_ns"]),
+        bins=np.frombuffer(raw["bins"], dtype=np.int64).reshape(-1, 2),
         canary_changed=int(raw["canary_changed"]),
         leaked=bool(raw["leaked"]),
     )

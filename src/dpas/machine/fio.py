@@ -50,9 +50,9 @@ def _percentile(clat: dict[str, Any], key: str) -> float:
     return _number(table.get(key, 0.0)) / 1000
 
 
-def parse(text: str, run: RunKey) -> Measured:
-    """fio's --output-format=json for ``run`` (anything it printed before the JSON is
-    skipped)."""
+def reported_jobs(text: str) -> list[dict[str, Any]]:
+    """The ``jobs`` fio's --output-format=json reports (anything it printed before the JSON is
+    skipped); FioError when there are none or one of them failed (fio's errno)."""
     start = text.find("{")
     try:
         data = json.loads(text[start:]) if start >= 0 else None
@@ -62,11 +62,18 @@ def parse(text: str, run: RunKey) -> Measured:
     if not isinstance(jobs, list) or not jobs or not isinstance(jobs[0], dict):
         first = text.strip().splitlines()[0][:200] if text.strip() else "no output"
         raise FioError(f"fio gave no JSON result: {first}")
-    job = jobs[0]
-    error = job.get("error")
-    if error:
-        code = error if isinstance(error, int) and not isinstance(error, bool) else 0
-        raise FioError(f"fio job failed with error {str(error)[:40]}", code)
+    for job in jobs:
+        error = job.get("error") if isinstance(job, dict) else None
+        if error:
+            code = error if isinstance(error, int) and not isinstance(error, bool) else 0
+            raise FioError(f"fio job failed with error {str(error)[:40]}", code)
+    return jobs
+
+
+def parse(text: str, run: RunKey) -> Measured:
+    """fio's --output-format=json for ``run`` (anything it printed before the JSON is
+    skipped)."""
+    job = reported_jobs(text)[0]
     try:
         return _result(job, run)
     except (KeyError, TypeError, ValueError, OverflowError) as err:

@@ -1,25 +1,28 @@
 """The engine as the Runner's per-run executor, beside fio (dpas.real.fio_runs): the same
 site, lock, data guard, knobs and records; the I/Os completed by dpas's own loop
-(dpas.engine)."""
+(dpas.engine). A sweep's workload (dpas.workload) runs as its groups' jobs, and its record is
+made by dpas.workload.measures.workload_fields, as on every backend."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from dpas.bench.backend import Sweep
 from dpas.engine import EngineRefused, EngineResult, EngineRun, run
 from dpas.engine.native import native
-from dpas.engine.record import engine_record
+from dpas.engine.record import engine_record, workload_record
 from dpas.policy import Method, PasParams, PolicyConfig
 from dpas.real import stop
 from dpas.real.modes import ModePlan, Refused
 from dpas.real.site import RealBench, Site
 from dpas.results import RunResult
+from dpas.workload import Workload
 
-#: the most I/Os per job a log keeps (64 bytes each)
+#: the most I/Os per job a log keeps (72 bytes each)
 LOG_IOS = 2_000_000
 
 
@@ -54,9 +57,11 @@ class EngineRuns:
         d_init: int,
         seed: int,
         marks: Callable[[str], None] | None = None,
+        workload: Workload | None = None,
     ) -> EngineResult:
         """One run; a refusal of the kernel (no polling, no hybrid polling) is Refused.
-        ``marks`` is called with "start" and "stop" around the measurement (the engine's)."""
+        ``marks`` is called with "start" and "stop" around the measurement (the engine's).
+        ``workload`` (not steady): its groups' jobs instead of ``jobs`` alike."""
         start, size = self.region()
         config = EngineRun(
             self.site.target.path,
@@ -73,6 +78,8 @@ class EngineRuns:
             seed=seed,
             log_ios=LOG_IOS if self.site.config.log_dir is not None else 0,
         )
+        if workload is not None and not workload.steady:
+            config = config.with_workload(workload, self.site.online_cpus)
         try:
             result = run(config, lambda: stop.stopped() is not None, marks=marks)
         except EngineRefused as why:
@@ -87,17 +94,22 @@ class EngineRuns:
     def one(
         self, sweep: Sweep, plan: ModePlan, jobs: int, repeat: int, bench: RealBench
     ) -> RunResult:
+        """One run of the sweep: bench.sh's ``jobs`` alike, or the sweep's workload (whose
+        record workload_record makes: keyed by its foreground, each group measured)."""
         site = self.site
-        counter = site.interrupts(self.site.pinned(sweep, jobs))
+        workload = sweep.workload
+        cpus = (
+            self.site.pinned(sweep, jobs)
+            if workload.steady
+            else tuple(workload.cpus(site.online_cpus))
+        )
+        counter = site.interrupts(cpus)
         seed = sweep.seed * 1_000_003 + jobs * 1009 + repeat
         result = self.result(
-            sweep, plan.mode, jobs, sweep.runtime_s, bench.d_init_ns, seed, counter.mark
+            sweep, plan.mode, jobs, sweep.runtime_s, bench.d_init_ns, seed, counter.mark, workload
         )
         log = self.save_log(result, plan.mode, jobs, repeat)
-        return engine_record(
-            result,
-            repeat,
-            sweep.switch,
+        where: dict[str, Any] = dict(
             backend="engine",
             kernel=site.kernel.release,
             device=bench.model,
@@ -107,6 +119,9 @@ class EngineRuns:
             interrupts=counter.total(),
             log=log,
         )
+        if workload.steady:
+            return engine_record(result, repeat, sweep.switch, **where)
+        return workload_record(result, repeat, sweep.switch, site.online_cpus, **where)
 
     def save_log(self, result: EngineResult, mode: Method, jobs: int, repeat: int) -> str | None:
         """The per-I/O log of every job, as one .npy (dpas.engine.iolog.LOG_DTYPE)."""

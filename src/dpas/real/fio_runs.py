@@ -5,13 +5,19 @@ switch_stat read around it, and on the DPAS series' kernel its decisions replaye
 from __future__ import annotations
 
 import subprocess
+import tempfile
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
 
 from dpas.bench.backend import Sweep
 from dpas.machine.fio import FioError, parse
 from dpas.policy import Method, Op
-from dpas.real import stop
+from dpas.real import fio_workload, stop
 from dpas.real.decisions import DecisionTrace
 from dpas.real.fio import FioJob, failure, record
+from dpas.real.fio_workload import WorkloadRun, run_key, spins_think
 from dpas.real.modes import ModePlan, Refused
 from dpas.real.settle import RUN_CAP_S
 from dpas.real.site import RealBench, Site
@@ -26,6 +32,17 @@ from dpas.results import Measured, RunKey, RunResult
 
 #: fio's errno when the kernel refuses polled I/O on the file (EOPNOTSUPP)
 EOPNOTSUPP = 95
+
+T = TypeVar("T")
+
+
+def run_cpus(site: Site, sweep: Sweep, jobs: int) -> tuple[int, ...]:
+    """The CPUs a run's jobs use: each job's, as fio pins them (Site.pinned), or for a workload
+    every CPU one of its jobs may run on (what the interrupts are counted on, and what must be
+    in PAS before a polled run on the DPAS kernel)."""
+    if sweep.workload.steady:
+        return site.pinned(sweep, jobs)
+    return tuple(sweep.workload.cpus(site.online_cpus))
 
 
 def fio_timeout(runtime_s: float) -> float:
@@ -71,8 +88,56 @@ class FioRuns:
         run = RunKey.of(plan.mode.value, jobs, sweep.rw, repeat)
         return self.run(job.argv(site.config.fio, site.online_cpus), runtime_s, plan, run)
 
+    def check_workload(self, sweep: Sweep) -> None:
+        """Before anything runs: a workload fio cannot run here (WorkloadFioError)."""
+        if not sweep.workload.steady:
+            site = self.site
+            fio_workload.plan(
+                sweep.workload, site.target.path, "psync", False, sweep.runtime_s, None,
+                site.online_cpus,
+            )  # fmt: skip
+
+    def measure_workload(
+        self, sweep: Sweep, plan: ModePlan, repeat: int, fio_version: str
+    ) -> WorkloadRun:
+        """One fio run of the sweep's workload, as ``plan`` runs it: its job file (saved as
+        MODE-rREPEAT.fio in config.jobfile_dir, when set), each group's measures from fio's
+        JSON and its series from fio's logs (in a folder of their own, removed after)."""
+        site = self.site
+        with tempfile.TemporaryDirectory(prefix="dpas-fio-logs-") as logs:
+            job = fio_workload.plan(
+                sweep.workload, site.target.path, plan.ioengine, plan.hipri, sweep.runtime_s,
+                site.fio_size, site.online_cpus, log_dir=Path(logs),
+                spin_think=spins_think(fio_version),
+            )  # fmt: skip
+            folder = site.config.jobfile_dir
+            path = Path(logs) / "job.fio"
+            if folder is not None:
+                path = folder / f"{plan.mode.value}-r{repeat}.fio"
+                try:
+                    folder.mkdir(parents=True, exist_ok=True)
+                except OSError as err:
+                    raise FioError(
+                        f"the fio job file's folder {folder}: {err.strerror or err}"
+                    ) from None
+            try:
+                path.write_text(job.text)
+            except OSError as err:
+                raise FioError(f"fio's job file {path}: {err.strerror or err}") from None
+            argv = job.argv(site.config.fio, path)
+            groups = self._run(
+                argv, sweep.runtime_s, plan, partial(fio_workload.group_results, job)
+            )
+            return WorkloadRun(job, groups, fio_workload.series(job, Path(logs), groups))
+
     def run(self, argv: list[str], runtime_s: float, plan: ModePlan, run: RunKey) -> Measured:
         """fio as ``argv`` says, stopped past fio_timeout; its JSON read as ``run``'s."""
+        return self._run(argv, runtime_s, plan, lambda out: parse(out, run))
+
+    def _run(
+        self, argv: list[str], runtime_s: float, plan: ModePlan, read: Callable[[str], T]
+    ) -> T:
+        """fio as ``argv`` says, stopped past fio_timeout; its JSON read by ``read``."""
         path = self.site.target.path
         limit = fio_timeout(runtime_s)
         try:
@@ -85,7 +150,7 @@ class FioRuns:
             ) from None
         stop.check()  # a signal killed fio: its output means nothing
         try:
-            result = parse(done.stdout, run)
+            result = read(done.stdout)
         except FioError as err:
             if err.errno == EOPNOTSUPP and plan.hipri:
                 raise Refused(
@@ -121,16 +186,21 @@ class FioRuns:
     ) -> RunResult:
         """One measured run and its record: the device's interrupts counted around fio, and
         where the kernel has them, switch_stat around it (``before``: read by the caller) and
-        its decisions replayed; ``note`` says what was done first."""
+        its decisions replayed; ``note`` says what was done first. A workload's run is its job
+        file (``jobs`` is then its foreground's count), its record the workload's fields."""
         site, watch = self.site, self.watch
         if before is None:
             before = watch.snapshot()
         traced = self.decisions if plan.mode in (Method.PAS, Method.DPAS) else None
         if traced is not None:
             traced.arm()
-        counter = site.interrupts(site.pinned(sweep, jobs))
+        counter = site.interrupts(run_cpus(site, sweep, jobs))
         counter.mark("start")  # fio's start-up and end fall inside: the process is the run
-        result = self.measure(sweep, plan, jobs, sweep.runtime_s, repeat)
+        ran: WorkloadRun | None = None
+        if sweep.workload.steady:
+            result = self.measure(sweep, plan, jobs, sweep.runtime_s, repeat)
+        else:
+            ran = self.measure_workload(sweep, plan, repeat, bench.fio_version)
         counter.mark("stop")
         replay = traced.collect(plan.knobs) if traced is not None else None
         timeline = replay.pop("timeline") if replay is not None else None
@@ -140,6 +210,11 @@ class FioRuns:
         modes = cpu_modes(before, after) if watch.active else None
         if watch.active and modes is None and not dpas:
             why = modes_unknown(before, after)
+        rest: dict[str, Any] = {}
+        if ran is not None:
+            run = run_key(sweep.workload, plan.mode.value, repeat)
+            result, rest = ran.measured(run, site.online_cpus, timeline if dpas else None)
+            why = "; ".join(filter(None, (why, ran.job.note)))
         return record(
             plan,
             result,
@@ -157,4 +232,5 @@ class FioRuns:
             interrupts=counter.total(),
             replay=replay,
             timeline=timeline if dpas else None,
+            **rest,
         )

@@ -30,7 +30,7 @@ from dpas.policy.switch import Mode
 from dpas.real import stop
 from dpas.real.engine_runs import EngineRuns
 from dpas.real.executor import Executor
-from dpas.real.fio_runs import FioRuns
+from dpas.real.fio_runs import FioRuns, run_cpus
 from dpas.real.knobs import applied, check_journal_writable
 from dpas.real.lock import DeviceLock
 from dpas.real.modes import ModePlan, Refused, plan_engine, plan_mode, resets_state
@@ -122,6 +122,8 @@ class Runner:
         with self.device_lock(), stop.stopping():
             site.refresh()
             site.check_data(sweep)
+            if self.engine is None:
+                self.fio.check_workload(sweep)
             bench.kernel = site.kernel.release
             bench.fio_version = (self.engine or self.fio).version()
             if site.knobs is not None:
@@ -195,7 +197,7 @@ class Runner:
     def _out_of_pas(self, now: Snapshot, sweep: Sweep, plan: ModePlan, jobs: int) -> bool:
         if not self.watch.active or not counted(plan):
             return False
-        return bool(out_of_pas(now.modes, self.site.pinned(sweep, jobs), plan))
+        return bool(out_of_pas(now.modes, run_cpus(self.site, sweep, jobs), plan))
 
     def _settle(self, sweep: Sweep, plan: ModePlan, jobs: int, d_init_ns: int) -> str:
         """Before a polled run on the DPAS kernel: the CPUs its jobs run on back in PAS, by the
@@ -204,7 +206,7 @@ class Runner:
         site = self.site
         if not self.watch.active or not counted(plan) or resets_state(site.kernel, site.knobs):
             return ""
-        bad = out_of_pas(self.watch.snapshot().modes, site.pinned(sweep, jobs), plan)
+        bad = out_of_pas(self.watch.snapshot().modes, run_cpus(site, sweep, jobs), plan)
         if not bad:
             return ""
         refuse_outright(bad, self.config.settle)
@@ -256,7 +258,7 @@ class RealBackend:
         header = [
             f"{self.config.device} ({bench.model}), kernel {bench.kernel}, "
             f"{bench.fio_version}, "
-            f"{'read' if sweep.rw is Op.READ else 'write'} {sweep.bs} B, "
+            f"{_what(sweep)}, "
             f"{sweep.runtime_s:g} s per run, "
             f"pas_d_init {bench.d_init_ns} ns{' (auto)' if sweep.d_init_ns is None else ''}",
             *notes,
@@ -276,5 +278,15 @@ class RealBackend:
                 **asdict(self.config),
                 "journal": str(self.config.journal),
                 "log_dir": None if self.config.log_dir is None else str(self.config.log_dir),
+                "jobfile_dir": None
+                if self.config.jobfile_dir is None
+                else str(self.config.jobfile_dir),
             },
         )
+
+
+def _what(sweep: Sweep) -> str:
+    """What each run does, for the header: bench.sh's I/O, or the workload's name."""
+    if not sweep.workload.steady:
+        return f"workload {sweep.workload.name}"
+    return f"{'read' if sweep.rw is Op.READ else 'write'} {sweep.bs} B"

@@ -41,6 +41,8 @@ class RealConfig:
     #: tracefs, where the kernel has the DPAS series' dpas_io event: its PAS and DPAS runs'
     #: decisions are replayed through dpas.policy (dpas.real.decisions; None: not read)
     tracefs: Path | None = None
+    #: a workload's fio job files are saved here, one a run (MODE-rREPEAT.fio; None: not kept)
+    jobfile_dir: Path | None = None
 
 
 @dataclass(slots=True)
@@ -50,6 +52,15 @@ class RealBench(Measuring):
 
     created: bool = False  # dpas created (and filled) the file it ran on
     model: str = ""  # the device's model (or what the file is on), as the records name it
+
+
+def _read_shape(sweep: Sweep) -> tuple[int, int]:
+    """(block size, jobs) a read run needs room for: the sweep's, or its workload's largest
+    block by all of its jobs."""
+    groups = sweep.workload.groups
+    if not groups:
+        return sweep.bs, max(sweep.jobs)
+    return max(g.bs for g in groups), sum(g.jobs for g in groups)
 
 
 class Site:
@@ -85,12 +96,15 @@ class Site:
         self.target = resolve(self.config.device, self.executor)
 
     def check_data(self, sweep: Sweep) -> None:
-        """The data rules (dpas.real.guard), before fio or dpas touch the target."""
+        """The data rules (dpas.real.guard), before fio or dpas touch the target: a sweep
+        writes when its rw does or when any group of its workload does."""
         target = self.target
-        if sweep.rw is Op.WRITE and target.exists and not self.config.destroy_data:
+        writes = sweep.rw is Op.WRITE or sweep.workload.writes
+        if writes and target.exists and not self.config.destroy_data:
             raise Refused(write_refusal(target, self.executor))
-        if target.kind == "file" and target.exists and sweep.rw is Op.READ:
-            self.fio_size = read_size(target, self.config.size, sweep.bs, max(sweep.jobs))
+        if target.kind == "file" and target.exists and not writes:
+            bs, jobs = _read_shape(sweep)
+            self.fio_size = read_size(target, self.config.size, bs, jobs)
         elif target.kind == "file":
             self.fio_size = (
                 min(self.config.size, target.size) if target.exists else self.config.size

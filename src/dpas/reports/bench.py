@@ -12,7 +12,7 @@ from typing import Any
 
 from rich.table import Table
 
-from dpas.results import BREAKDOWN, CSV_COLUMNS, ENGINE, TABLE_COLUMNS, csv_row
+from dpas.results import BREAKDOWN, CSV_COLUMNS, ENGINE, TABLE_COLUMNS, WORKLOAD_COLUMNS, csv_row
 from dpas.sim.profile import Support
 
 
@@ -109,11 +109,16 @@ def mode_tables(
 
 
 def write_csv(records: list[dict[str, Any]], path: Path) -> None:
+    """results.csv; a steady sweep's (no record of a workload) without the workload columns,
+    as dpas wrote it before workloads, byte for byte."""
+    steady = not any(r.get("workload") for r in records)
+    keep = [i for i, c in enumerate(CSV_COLUMNS) if not (steady and c in WORKLOAD_COLUMNS)]
     with path.open("w", newline="") as f:
         out = csv.writer(f)
-        out.writerow(CSV_COLUMNS)
+        out.writerow([CSV_COLUMNS[i] for i in keep])
         for r in records:
-            out.writerow(csv_row(r))
+            row = csv_row(r)
+            out.writerow([row[i] for i in keep])
 
 
 def plot(records: list[dict[str, Any]], path: Path, title: str) -> None:

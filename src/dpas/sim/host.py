@@ -28,6 +28,7 @@ from dpas.sim.device import Device, Draws
 from dpas.sim.engine import Engine
 from dpas.sim.profile import Profile
 from dpas.sim.transfer import BASE_BYTES
+from dpas.workload.pacer import NEVER, Pacer
 
 
 class Cpu:
@@ -266,6 +267,10 @@ class Job:
         "host",
         "poll_queues",
         "always_yield",
+        "group",
+        "pacer",
+        "think_ns",
+        "done_at",
     )
 
     def __init__(self, job_id: int, cpu: Cpu, sim: Host, op: Op, size: int) -> None:
@@ -304,6 +309,12 @@ class Job:
         self.slept_at = -1
         self.idle_ns = 0
         self.resume_ns = 0
+        #: a workload's job: its group's index, when it may issue (None: back to back), its
+        #: CPU work between I/Os, and its I/Os' completion times (None: not kept)
+        self.group = 0
+        self.pacer: Pacer | None = None
+        self.think_ns = 0
+        self.done_at: list[int] | None = None
 
     def step(self) -> None:
         """The process goes on, up to its next wait; a finished one returns at once."""
@@ -314,11 +325,19 @@ class Job:
     def run(self) -> Generator[None, None, None]:
         """fio's loop: submit an I/O, wait as the policy decided at submission, complete it and
         start the next, until the run's end (or, with --ios, until enough have completed)."""
-        cpu, engine, sim = self.cpu, self.engine, self.sim
+        cpu, engine, sim, pacer = self.cpu, self.engine, self.sim, self.pacer
         # CPU work of the last I/O that runs in one stretch with the next submission
         carried = 0
         start = engine.now
         while start < sim.end_ns and (sim.stop_after is None or sim.completed < sim.stop_after):
+            if pacer is not None:
+                at = pacer.next_at(start)
+                if at == NEVER:
+                    break
+                if at > start:
+                    yield from self.idle_until(at)
+                    start = engine.now
+                pacer.issued(start)
             self._begin(start)
             cpu.exec(self, carried + self.submit_ns)
             yield
@@ -332,18 +351,32 @@ class Job:
             self._report()
             cost = self._completion_ns()
             done = engine.now + cost
-            if cpu.sole and sim.stop_after is None and done < sim.end_ns:
+            think = self.think_ns
+            if cpu.sole and pacer is None and sim.stop_after is None and done + think < sim.end_ns:
                 # A CPU's only job, its own I/O done: no interrupt can come before the next
-                # doorbell, so this I/O's end and the next one's submission are one stretch of
-                # CPU time, and one event (--ios runs keep the event: jobs count each other's).
+                # doorbell, so this I/O's end, its think time and the next one's submission are
+                # one stretch of CPU time, and one event (--ios runs keep the event: jobs count
+                # each other's).
                 self._done(done)
-                start, carried = done, cost
+                start, carried = done + think, cost + think
                 continue
             cpu.exec(self, cost)
             yield
             start, carried = engine.now, 0
             self._done(start)
+            if think:
+                cpu.exec(self, think)
+                yield
+                start = engine.now
         cpu.block(self)  # the job is done and never comes back
+
+    def idle_until(self, at: int) -> Iterator[None]:
+        """A paced job waits for its next I/O as fio and io_gen do, in a sleep on an hrtimer:
+        it blocks, and the timer's interrupt at ``at`` plus the slack wakes it."""
+        self.engine.at(at + self.sim.timer_delay(), self._timer_fired)
+        self.slept_at = self.engine.now
+        self.cpu.block(self)
+        yield
 
     def _issue(self) -> Io:
         """The doorbell: the block layer stamps the request's start here (its statistics
@@ -452,6 +485,8 @@ class Job:
     def _done(self, now: int) -> None:
         """fio sees the I/O complete at ``now``."""
         self.latencies.append(now - self.io_start)
+        if self.done_at is not None:
+            self.done_at.append(now)
         self.sim.completed += 1
         self.sim.last_completion_ns = now
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -26,6 +27,8 @@ from dpas.sim.device import Device, Draws
 from dpas.sim.engine import Engine
 from dpas.sim.host import Host, Tally
 from dpas.sim.profile import Profile
+from dpas.workload import Pacer, Workload
+from dpas.workload.measures import binned, group_result, workload_fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +51,8 @@ class RunConfig:
     switch: SwitchParams = field(default_factory=SwitchParams)
     order: Order = Order.KERNEL
     rules: Rules = LAB
+    #: job groups with patterns in time; steady (no groups): ``jobs`` identical jobs
+    workload: Workload = field(default_factory=Workload)
 
     def policy_config(self) -> PolicyConfig:
         pit = self.profile.pitfalls
@@ -77,8 +82,11 @@ def simulate(config: RunConfig) -> RunResult:
     end_ns = round(config.runtime_s * 1e9) if config.ios is None else 2**62
     tally = Tally(policy)
     host = Host(engine, config.profile, policy, device, arm, jitter, end_ns, tally, config.rules)
-    for job in range(config.jobs):
-        host.add_job(config.cpu_of(job), config.rw, config.bs)
+    if config.workload.steady:
+        for job in range(config.jobs):
+            host.add_job(config.cpu_of(job), config.rw, config.bs)
+    else:
+        _add_groups(host, config.workload, end_ns)
     if config.ios is not None:
         host.stop_after = config.ios
     host.start()
@@ -86,6 +94,44 @@ def simulate(config: RunConfig) -> RunResult:
     result = _result(config, host, policy, tally, engine)
     host.close()
     return result
+
+
+def _add_groups(host: Host, workload: Workload, end_ns: int) -> None:
+    """Each group's jobs, on the CPUs its placement gives (an unpinned job stays where it
+    starts: the simulator does not migrate), each with its own pacer."""
+    online = len(host.cpus)
+    for index, group in enumerate(workload.groups):
+        for cpu in group.cpus_of(online):
+            job = host.add_job(cpu, group.rw, group.bs)
+            job.group = index
+            p = group.pattern
+            paced = p.rate_iops or p.burst_ios or p.start_ns or p.stop_ns or p.on_ns
+            job.pacer = Pacer(p, end_ns) if paced else None
+            job.think_ns = p.think_ns
+            job.done_at = []
+
+
+def _workload_measures(config: RunConfig, host: Host, runtime_s: float) -> dict[str, Any]:
+    """A workload run's measures: each group's, from its jobs, then workload_fields."""
+    groups, series = [], {}
+    for index, group in enumerate(config.workload.groups):
+        jobs = [j for j in host.jobs if j.group == index]
+        lat = np.concatenate([np.asarray(j.latencies, dtype=float) for j in jobs]) / 1000
+        done = np.concatenate([np.asarray(j.done_at, dtype=float) for j in jobs]) / 1e6
+        cpu_ns = sum(min(j.cpu_ns, round(runtime_s * 1e9)) for j in jobs)
+        groups.append(
+            group_result(
+                group.name,
+                group.role.value,
+                group.jobs,
+                lat,
+                runtime_s,
+                cpu_ns,
+                sum(j.ctx for j in jobs),
+            )  # fmt: skip
+        )
+        series[group.name] = binned(done, lat, runtime_s * 1000)
+    return {"groups": groups, "series": series}
 
 
 def _result(
@@ -105,17 +151,28 @@ def _result(
         ]
         breakdown = {k: sum(line.totals[k] for line in lines) for k in BREAKDOWN}
         timeline = [(t.now_ns / 1e6, t.cpu, t.old.name, t.new.name) for t in policy.transitions]
+    measured: dict[str, Any] = {
+        "ios": ios,
+        "iops": ios / runtime_s if runtime_s else 0.0,
+        "lat_mean_us": float(lat.mean()) if ios else 0.0,
+        "lat_p50_us": float(p50),
+        "lat_p99_us": float(p99),
+        "lat_p999_us": float(p999),
+        "cpu_pct": 100 * cpu_ns / (config.jobs * runtime_ns) if runtime_ns else 0.0,
+        "ctx": sum(j.ctx for j in host.jobs),
+    }
+    jobs, rw = config.jobs, config.rw
+    workload = config.workload
+    if not workload.steady:
+        jobs, rw = workload.foreground_jobs, next(g.rw for g in workload.groups if g.foreground)
+        made = _workload_measures(config, host, runtime_s)
+        measured |= workload_fields(
+            workload, made["groups"], len(host.cpus), runtime_s, made["series"], timeline
+        )
     return RunResult(
-        **spread(RunKey.of(config.method.value, config.jobs, config.rw, config.repeat), RunKey),
-        ios=ios,
+        **spread(RunKey.of(config.method.value, jobs, rw, config.repeat), RunKey),
         runtime_s=runtime_s,
-        iops=ios / runtime_s if runtime_s else 0.0,
-        lat_mean_us=float(lat.mean()) if ios else 0.0,
-        lat_p50_us=float(p50),
-        lat_p99_us=float(p99),
-        lat_p999_us=float(p999),
-        cpu_pct=100 * cpu_ns / (config.jobs * runtime_ns) if runtime_ns else 0.0,
-        ctx=sum(j.ctx for j in host.jobs),
+        **measured,
         breakdown=breakdown,
         switch_stat=switch_stat,
         timeline=timeline,

@@ -24,7 +24,7 @@ from dpas.errors import DpasError
 from dpas.results import ROW_COLUMNS
 from dpas.sweep.grid import Grid
 
-SCHEMA = "dpas.sweep/2"
+SCHEMA = "dpas.sweep/3"
 #: the records' own schema: results.json's records (dpas.results.RunResult) and their key
 RECORDS_SCHEMA = "dpas.bench/2"
 #: a part file every this many rows, or every FLUSH_S seconds, whichever comes first
@@ -44,6 +44,7 @@ COLUMNS: list[tuple[str, pa.DataType]] = [
     ("cpus", _S),
     ("bs", _I),
     ("rw", _S),
+    ("workload", _S),
     ("runtime", _F),
     ("ios", _I),
     ("seed", pa.uint64()),
@@ -59,6 +60,8 @@ COLUMNS: list[tuple[str, pa.DataType]] = [
     ("kernel", _S),
     ("refused", _S),
     *((name, getattr(pa, arrow)()) for name, _, arrow in ROW_COLUMNS),
+    #: a workload run's CPU time of every group over its CPUs (None: steady)
+    ("host_cpu_pct", _F),
 ]
 ARROW_SCHEMA = pa.schema(COLUMNS)
 

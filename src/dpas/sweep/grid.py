@@ -6,6 +6,7 @@ hours never stops at its thousandth point on a typing mistake.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import math
@@ -29,6 +30,8 @@ from dpas.limits import (
 from dpas.policy import BENCH_ORDER, Method, Op, Order
 from dpas.policy.rules import RULE_SETS
 from dpas.policy.switch import SwitchParams, param_error
+from dpas.workload import STEADY, Workload, WorkloadError
+from dpas.workload import load as load_workload
 
 #: a grid larger than this needs --yes: a typo in a list can make it years long
 MAX_POINTS = 1_000_000
@@ -53,9 +56,12 @@ class Point:
     profile: str | None = "qemu-lab"
     mode: str = "DPAS"
     jobs: int = 1
-    cpus: str = "0"
-    bs: int = 4096
-    rw: str = "R"
+    cpus: str | None = "0"
+    bs: int | None = 4096
+    rw: str | None = "R"
+    #: a workload (dpas.workload): a built-in's name or a .toml path; a non-steady one fixes
+    #: the point's jobs (its foreground's) and leaves cpus, bs, rw and ios None (its groups)
+    workload: str = "steady"
     #: simulated seconds; None when the run stops after ``ios`` I/Os
     runtime: float | None = 1.0
     ios: int | None = None
@@ -99,6 +105,8 @@ REAL_ONLY = ("engine", "kernel")
 VM_ONLY = ("kernel",)
 #: a real point's defaults for the settings only it reads
 REAL_DEFAULTS = {"engine": "fio", "kernel": "debian"}
+#: what a non-steady workload's groups say for themselves: given with one, an error
+WORKLOAD_SAYS = ("jobs", "cpus", "bs", "rw", "ios")
 #: keys of the file that are not settings of a point
 GRID_KEYS = ("repeats", "zip")
 
@@ -184,6 +192,30 @@ def _profile(key: str, value: Any) -> str:
     return value
 
 
+@functools.lru_cache(maxsize=64)
+def workload_of(spec: str) -> Workload:
+    """Each process loads a workload once, not once a point."""
+    return load_workload(spec)
+
+
+@functools.lru_cache(maxsize=64)
+def _profile_of(spec: str) -> Any:
+    from dpas.sim.profile import load
+
+    return load(spec)
+
+
+def _workload(key: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise GridError(f"{key} = {value!r}: expected a built-in workload's name or a .toml path")
+    try:
+        workload_of(value)
+    except WorkloadError as err:
+        why = str(err).removeprefix(f"--workload {value!r}: ")
+        raise GridError(f"{key} = {value!r}: {'; '.join(why.splitlines())}") from None
+    return value
+
+
 def _param(key: str, value: Any) -> int:
     why = param_error(key, value) if not isinstance(value, bool) else f"{value!r}: not a number"
     if why:
@@ -199,6 +231,7 @@ CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "cpus": _choice(("0", "split")),
     "bs": _bs,
     "rw": _choice(("R", "W"), upper=True),
+    "workload": _workload,
     "runtime": _runtime,
     "ios": _whole(1, MAX_IOS),
     "seed": _whole(0, MAX_SEED),
@@ -304,6 +337,14 @@ def _point(settings: dict[str, Any]) -> Point:
     """One point; ios set means the run stops by its I/O count, not by time. A setting its
     target does not read is None (``applies``)."""
     target = settings.get("target", "sim")
+    spec = settings.get("workload", STEADY)
+    if spec != STEADY:
+        said = [n for n in WORKLOAD_SAYS if n in settings]
+        if said:
+            raise GridError(
+                f"{said[0]} and workload = {spec!r}: the workload's groups say it "
+                "(docs/workloads.md); expected one of them"
+            )
     if "ios" in settings:
         if target != "sim":
             raise GridError(
@@ -316,7 +357,26 @@ def _point(settings: dict[str, Any]) -> Point:
     engine = settings.get("engine")
     point = replace(Point(), **settings)
     unread: dict[str, Any] = {n: None for n in SETTINGS if not applies(n, target, engine)}
-    return replace(point, **unread)
+    return settled(replace(point, **unread), given_runtime="runtime" in settings)
+
+
+def settled(point: Point, given_runtime: bool = True) -> Point:
+    """A point of a non-steady workload: its foreground's jobs, cpus, bs, rw and ios None
+    (its groups say them), and the workload's own runtime_s where the grid gave none (as
+    ``dpas bench --workload``). A steady point as it is."""
+    if point.workload == STEADY:
+        return point
+    workload = workload_of(point.workload)
+    if point.simulated and point.profile is not None:
+        online = _profile_of(point.profile).host.cpus
+        if why := workload.beyond(online, f"profile {point.profile}"):
+            raise GridError(f"workload = {point.workload!r}: {why}")
+    runtime = point.runtime
+    if not given_runtime and workload.runtime_s is not None:
+        runtime = _runtime("runtime", workload.runtime_s)
+    return replace(
+        point, jobs=workload.foreground_jobs, cpus=None, bs=None, rw=None, ios=None, runtime=runtime
+    )
 
 
 def applies(name: str, target: str, engine: str | None) -> bool:
@@ -335,7 +395,8 @@ def method(point: Point) -> Method:
 
 
 def op(point: Point) -> Op:
-    return Op.parse(point.rw)
+    """The point's rw (a workload's point: R, the Sweep's default; its groups say theirs)."""
+    return Op.parse(point.rw or "R")
 
 
 def switch(point: Point) -> SwitchParams:

@@ -12,7 +12,7 @@ from dpas.bench.sweep import HYB_REFUSED, d_init_auto, run_seed
 from dpas.policy import Adaptive, Order, PasParams, Rules
 from dpas.results import ROW_COLUMNS, RunResult, row_values
 from dpas.sim import Profile, RunConfig, load, simulate
-from dpas.sweep.grid import Point, method, op, switch
+from dpas.sweep.grid import Point, method, op, switch, workload_of
 
 #: a finished point: its row (settings and scalar results) and its full record (None: refused)
 Finished = tuple[dict[str, Any], dict[str, Any] | None]
@@ -41,7 +41,8 @@ def d_init_of(point: Point) -> int:
     if point.d_init != "auto":
         return int(point.d_init)
     assert point.profile is not None and point.seed is not None
-    return auto_d_init(point.profile, point.cpus, point.rw, point.seed)
+    # a workload's point: measured as dpas bench --workload measures it (R on CPU 0)
+    return auto_d_init(point.profile, point.cpus or "0", point.rw or "R", point.seed)
 
 
 def config(point: Point, d_init_ns: int) -> RunConfig:
@@ -49,6 +50,7 @@ def config(point: Point, d_init_ns: int) -> RunConfig:
     derives it (grid seed, mode, jobs, rw, repeat): independent of the order points run, and
     shared by points that differ only in a parameter, so their differences are not noise."""
     mode, rw = method(point), op(point)
+    workload = workload_of(point.workload)  # steady: Workload(), bench.sh's run
     assert point.profile is not None and point.seed is not None and point.adaptive is not None
     assert point.up is not None and point.dn is not None and point.order and point.rules
     return RunConfig(
@@ -56,8 +58,8 @@ def config(point: Point, d_init_ns: int) -> RunConfig:
         mode,
         jobs=point.jobs,
         rw=rw,
-        bs=point.bs,
-        cpus=point.cpus,
+        bs=point.bs or 4096,
+        cpus=point.cpus or "0",
         runtime_s=point.runtime if point.runtime is not None else 1.0,
         ios=point.ios,
         seed=run_seed(point.seed, mode, point.jobs, rw, point.repeat),
@@ -71,13 +73,20 @@ def config(point: Point, d_init_ns: int) -> RunConfig:
         switch=switch(point),
         order=Order(point.order),
         rules=Rules.named(point.rules),
+        workload=workload,
     )
 
 
 def row(point: Point, result: RunResult) -> dict[str, Any]:
     """Every setting, the key, then the result's scalars (breakdown as bd_*; None where the
     mode has none). No wall-clock column: the same point gives the same row anywhere."""
-    return {"key": point.key(), **asdict(point), REFUSED: None, **row_values(result)}
+    return {
+        "key": point.key(),
+        **asdict(point),
+        REFUSED: None,
+        **row_values(result),
+        "host_cpu_pct": result.host_cpu_pct,
+    }
 
 
 def refused_row(point: Point, why: str) -> dict[str, Any]:

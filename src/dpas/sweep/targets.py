@@ -22,7 +22,7 @@ from dpas.real.executor import LocalExecutor
 from dpas.real.lock import DeviceLock
 from dpas.real.runner import RealBackend
 from dpas.real.site import RealConfig
-from dpas.sweep.grid import Point, method, op, switch
+from dpas.sweep.grid import Point, method, op, switch, workload_of
 from dpas.sweep.run import Finished, record, refused_row, row
 
 #: what a backend is made for: the target, its engine and the guest's kernel
@@ -105,7 +105,7 @@ class RealPoints:
     def run(self, point: Point) -> Finished:
         """One point as a sweep of one run on its target's backend."""
         where = _where(point)
-        measured = (where, point.cpus, point.rw, point.bs)
+        measured = (where, point.cpus or "0", point.rw or "R", point.bs or 4096)
         d_init = int(point.d_init) if point.d_init != "auto" else self.d_init.get(measured)
         outcome = self.backends[where].run(sweep_of(point, d_init), lambda _: None)
         if point.d_init == "auto" and method(point) in SLEEPERS and outcome.d_init_ns:
@@ -125,14 +125,15 @@ def sweep_of(point: Point, d_init_ns: int | None) -> Sweep:
     return Sweep(
         modes=(method(point),),
         rw=op(point),
-        jobs=(point.jobs,),
-        cpus=point.cpus,
+        jobs=(point.jobs,),  # a workload's: its foreground's (grid.settled)
+        cpus=point.cpus or "0",
         runtime_s=point.runtime or 1.0,
         seed=(point.seed or 1) + point.repeat - 1,
-        bs=point.bs,
+        bs=point.bs or 4096,
         d_init_ns=d_init_ns,
         switch=switch(point),
         order=Order(point.order or "kernel"),
+        workload=workload_of(point.workload),
     )
 
 
@@ -141,5 +142,8 @@ def _where(point: Point) -> Where:
 
 
 def _check_sweep(point: Point) -> Sweep:
-    """What the data guard needs of a point: whether it writes, its block size and jobs."""
-    return Sweep(rw=op(point), bs=point.bs, jobs=(point.jobs,))
+    """What the data guard needs of a point: whether it writes, its block size and jobs (a
+    workload's: its groups')."""
+    return Sweep(
+        rw=op(point), bs=point.bs or 4096, jobs=(point.jobs,), workload=workload_of(point.workload)
+    )

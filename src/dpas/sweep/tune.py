@@ -21,11 +21,11 @@ import pyarrow as pa  # type: ignore[import-untyped]
 
 from dpas.errors import DpasError
 from dpas.sweep import dataset
-from dpas.sweep.grid import Point
+from dpas.sweep.grid import Point, settled
 from dpas.sweep.run import d_init_of
 from dpas.sweep.schedulers import Runner
 
-SCHEMA = "dpas.tune/1"
+SCHEMA = "dpas.tune/2"
 #: objective -> (the row's measure, maximised?)
 OBJECTIVES = {"iops_per_cpu": True, "iops": True, "p99": False}
 BOUND = re.compile(r"\s*p99_us\s*<=\s*([0-9]+(?:\.[0-9]*)?)\s*")
@@ -71,14 +71,22 @@ class Task:
     seed: int
     objective: str
     bound: float | None
+    #: a workload (built-in or .toml) every trial runs under: its foreground is scored
+    workload: str = "steady"
 
     def points(self, settings: dict[str, Any]) -> list[Point]:
         """One DPAS point per job count with these settings (d_init a number or "auto")."""
         base = Point(
-            profile=self.profile, mode="DPAS", cpus=self.cpus, runtime=self.runtime, seed=self.seed
+            profile=self.profile,
+            mode="DPAS",
+            cpus=self.cpus,
+            runtime=self.runtime,
+            seed=self.seed,
+            workload=self.workload,
         )
         given = {**settings, "d_init": str(settings.get("d_init", "auto"))}
-        return [replace(base, jobs=j, **given) for j in self.jobs]
+        points = [settled(replace(base, jobs=j, **given)) for j in self.jobs]
+        return list({p.key(): p for p in points}.values())  # a workload's: one point
 
     def score(self, rows: list[dict[str, Any]]) -> float:
         """The objective over the job counts: the mean; the worst value when a job count's
