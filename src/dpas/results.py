@@ -148,7 +148,7 @@ class RunResult(Measured):
     groups: list[dict[str, Any]] | None = _column(None)
     #: CPU time of every job of every group (background too: it is part of the price) over
     #: the workload's CPUs x runtime
-    host_cpu_pct: float | None = _column(None, unit="%", csv=26)
+    host_cpu_pct: float | None = _column(None, unit="%", csv=26, row=16)
     #: DPAS: the share of the run's CPU time each switch mode held, over the workload's CPUs
     #: (from the timeline; a CPU starts in PAS)
     mode_share: dict[str, float] | None = _column(None)

@@ -263,8 +263,6 @@ def parse_sweep(options: dict[str, Any], **more: Any) -> Sweep:
     for report_only in ("baseline", "timeline"):
         switch.pop(report_only, None)
     workload = load_workload(switch.pop("workload_name", STEADY))
-    if not workload.steady:
-        more["workload"] = workload
     all_modes = ENGINE_ALL_MODES if "dpas" in engine.split(",") else ALL_MODES
     modes, rw, repeats = parse_words(switch.pop("words"), all_modes)
     rw = parse_rw(switch.pop("rw_text"), rw)
@@ -276,8 +274,9 @@ def parse_sweep(options: dict[str, Any], **more: Any) -> Sweep:
     if not workload.steady:
         jobs = (workload.foreground_jobs,)
     return Sweep(
-        modes, rw, repeats, jobs, d_init_ns=d_init_ns, switch=SwitchParams(**switch), **more
-    )
+        modes, rw, repeats, jobs, d_init_ns=d_init_ns, switch=SwitchParams(**switch),
+        workload=workload, **more,
+    )  # fmt: skip
 
 
 #: what a workload's groups say for themselves: given with --workload, an error

@@ -16,7 +16,7 @@ from dpas.cli.options import (
     check_out_dir,
     given,
     out_option,
-    refuse_given,
+    refuse_with_workload,
     scheduler_options,
 )
 from dpas.limits import MAX_JOBS, MAX_SIM_RUNTIME_S
@@ -103,7 +103,7 @@ def tune_command(
     grid.CHECKS["workload"]("--workload", workload_name)  # one line, exit 2
     jobs = _jobs(jobs_text)
     if workload_name != "steady":
-        refuse_given(ctx, ("jobs_text", "cpus"), "with --workload (its groups say it)")
+        refuse_with_workload(ctx)
         workload = grid.workload_of(workload_name)
         jobs = (workload.foreground_jobs,)
         if not given(ctx, "runtime") and workload.runtime_s is not None:

@@ -1197,6 +1197,7 @@ static int parse_spec(PyObject *d, const engine *e, job_spec *s, int i)
         return -1;
     }
     const pattern *p = &s->pat;
+    /* Pattern.paced */
     s->paced = p->rate_iops || p->burst_ios || p->start_ns || p->stop_ns || p->on_ns;
     return 0;
 }

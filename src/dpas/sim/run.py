@@ -105,8 +105,7 @@ def _add_groups(host: Host, workload: Workload, end_ns: int) -> None:
             job = host.add_job(cpu, group.rw, group.bs)
             job.group = index
             p = group.pattern
-            paced = p.rate_iops or p.burst_ios or p.start_ns or p.stop_ns or p.on_ns
-            job.pacer = Pacer(p, end_ns) if paced else None
+            job.pacer = Pacer(p, end_ns) if p.paced else None
             job.think_ns = p.think_ns
             job.done_at = []
 

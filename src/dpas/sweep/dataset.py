@@ -60,8 +60,6 @@ COLUMNS: list[tuple[str, pa.DataType]] = [
     ("kernel", _S),
     ("refused", _S),
     *((name, getattr(pa, arrow)()) for name, _, arrow in ROW_COLUMNS),
-    #: a workload run's CPU time of every group over its CPUs (None: steady)
-    ("host_cpu_pct", _F),
 ]
 ARROW_SCHEMA = pa.schema(COLUMNS)
 

@@ -30,6 +30,8 @@ from dpas.limits import (
 from dpas.policy import BENCH_ORDER, Method, Op, Order
 from dpas.policy.rules import RULE_SETS
 from dpas.policy.switch import SwitchParams, param_error
+from dpas.sim.profile import Profile
+from dpas.sim.profile import load as load_profile
 from dpas.workload import STEADY, Workload, WorkloadError
 from dpas.workload import load as load_workload
 
@@ -199,10 +201,9 @@ def workload_of(spec: str) -> Workload:
 
 
 @functools.lru_cache(maxsize=64)
-def _profile_of(spec: str) -> Any:
-    from dpas.sim.profile import load
-
-    return load(spec)
+def profile_of(spec: str) -> Profile:
+    """Each process loads a profile once, not once a point."""
+    return load_profile(spec)
 
 
 def _workload(key: str, value: Any) -> str:
@@ -368,7 +369,7 @@ def settled(point: Point, given_runtime: bool = True) -> Point:
         return point
     workload = workload_of(point.workload)
     if point.simulated and point.profile is not None:
-        online = _profile_of(point.profile).host.cpus
+        online = profile_of(point.profile).host.cpus
         if why := workload.beyond(online, f"profile {point.profile}"):
             raise GridError(f"workload = {point.workload!r}: {why}")
     runtime = point.runtime
@@ -394,9 +395,18 @@ def method(point: Point) -> Method:
     return Method.parse(point.mode)
 
 
+# A workload's point has no cpus, bs or rw of its own (its groups say theirs): where a run
+# needs one, it stands in as bench.sh's default.
 def op(point: Point) -> Op:
-    """The point's rw (a workload's point: R, the Sweep's default; its groups say theirs)."""
     return Op.parse(point.rw or "R")
+
+
+def cpus_of(point: Point) -> str:
+    return point.cpus or "0"
+
+
+def bs_of(point: Point) -> int:
+    return point.bs or 4096
 
 
 def switch(point: Point) -> SwitchParams:

@@ -9,10 +9,10 @@ from typing import Any
 
 from dpas.bench.backend import Sweep
 from dpas.bench.sweep import HYB_REFUSED, d_init_auto, run_seed
-from dpas.policy import Adaptive, Order, PasParams, Rules
+from dpas.policy import Adaptive, Op, Order, PasParams, Rules
 from dpas.results import ROW_COLUMNS, RunResult, row_values
-from dpas.sim import Profile, RunConfig, load, simulate
-from dpas.sweep.grid import Point, method, op, switch, workload_of
+from dpas.sim import RunConfig, simulate
+from dpas.sweep.grid import Point, bs_of, cpus_of, method, op, profile_of, switch, workload_of
 
 #: a finished point: its row (settings and scalar results) and its full record (None: refused)
 Finished = tuple[dict[str, Any], dict[str, Any] | None]
@@ -22,17 +22,11 @@ RESULT_COLUMNS = tuple(name for name, _, _ in ROW_COLUMNS)
 REFUSED = "refused"
 
 
-@functools.lru_cache(maxsize=64)
-def profile_of(spec: str) -> Profile:
-    """Each worker loads a profile once, not once a point."""
-    return load(spec)
-
-
 @functools.lru_cache(maxsize=4096)
-def auto_d_init(spec: str, cpus: str, rw: str, seed: int) -> int:
+def auto_d_init(spec: str, cpus: str, rw: Op, seed: int) -> int:
     """bench.sh's auto pas_d_init for this profile, placement, workload and seed (what it
     depends on, so one measurement serves every point that shares them)."""
-    sweep = Sweep(rw=op(Point(rw=rw)), cpus=cpus, seed=seed)
+    sweep = Sweep(rw=rw, cpus=cpus, seed=seed)
     return d_init_auto(profile_of(spec), sweep)
 
 
@@ -41,8 +35,8 @@ def d_init_of(point: Point) -> int:
     if point.d_init != "auto":
         return int(point.d_init)
     assert point.profile is not None and point.seed is not None
-    # a workload's point: measured as dpas bench --workload measures it (R on CPU 0)
-    return auto_d_init(point.profile, point.cpus or "0", point.rw or "R", point.seed)
+    # a workload's point: measured as dpas bench --workload measures it (reads on CPU 0)
+    return auto_d_init(point.profile, cpus_of(point), op(point), point.seed)
 
 
 def config(point: Point, d_init_ns: int) -> RunConfig:
@@ -58,8 +52,8 @@ def config(point: Point, d_init_ns: int) -> RunConfig:
         mode,
         jobs=point.jobs,
         rw=rw,
-        bs=point.bs or 4096,
-        cpus=point.cpus or "0",
+        bs=bs_of(point),
+        cpus=cpus_of(point),
         runtime_s=point.runtime if point.runtime is not None else 1.0,
         ios=point.ios,
         seed=run_seed(point.seed, mode, point.jobs, rw, point.repeat),
@@ -80,13 +74,7 @@ def config(point: Point, d_init_ns: int) -> RunConfig:
 def row(point: Point, result: RunResult) -> dict[str, Any]:
     """Every setting, the key, then the result's scalars (breakdown as bd_*; None where the
     mode has none). No wall-clock column: the same point gives the same row anywhere."""
-    return {
-        "key": point.key(),
-        **asdict(point),
-        REFUSED: None,
-        **row_values(result),
-        "host_cpu_pct": result.host_cpu_pct,
-    }
+    return {"key": point.key(), **asdict(point), REFUSED: None, **row_values(result)}
 
 
 def refused_row(point: Point, why: str) -> dict[str, Any]:

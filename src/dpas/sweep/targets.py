@@ -16,13 +16,13 @@ from pathlib import Path
 
 from dpas.bench.backend import Backend, Sweep
 from dpas.errors import DpasError
-from dpas.policy import SLEEPERS, Order
+from dpas.policy import SLEEPERS, Op, Order
 from dpas.real import stop
 from dpas.real.executor import LocalExecutor
 from dpas.real.lock import DeviceLock
 from dpas.real.runner import RealBackend
 from dpas.real.site import RealConfig
-from dpas.sweep.grid import Point, method, op, switch, workload_of
+from dpas.sweep.grid import Point, bs_of, cpus_of, method, op, switch, workload_of
 from dpas.sweep.run import Finished, record, refused_row, row
 
 #: what a backend is made for: the target, its engine and the guest's kernel
@@ -62,7 +62,7 @@ class RealPoints:
                 if not runner.site.target.exists:  # the sweep's own file: dpas's data only
                     runner.site.config = replace(runner.config, destroy_data=True)
         #: auto pas_d_init as measured once per target, workload and placement
-        self.d_init: dict[tuple[Where, str, str, int], int] = {}
+        self.d_init: dict[tuple[Where, str, Op, int], int] = {}
 
     def _backend(self, point: Point) -> Backend:
         options = self.options
@@ -105,7 +105,7 @@ class RealPoints:
     def run(self, point: Point) -> Finished:
         """One point as a sweep of one run on its target's backend."""
         where = _where(point)
-        measured = (where, point.cpus or "0", point.rw or "R", point.bs or 4096)
+        measured = (where, cpus_of(point), op(point), bs_of(point))
         d_init = int(point.d_init) if point.d_init != "auto" else self.d_init.get(measured)
         outcome = self.backends[where].run(sweep_of(point, d_init), lambda _: None)
         if point.d_init == "auto" and method(point) in SLEEPERS and outcome.d_init_ns:
@@ -126,10 +126,10 @@ def sweep_of(point: Point, d_init_ns: int | None) -> Sweep:
         modes=(method(point),),
         rw=op(point),
         jobs=(point.jobs,),  # a workload's: its foreground's (grid.settled)
-        cpus=point.cpus or "0",
+        cpus=cpus_of(point),
         runtime_s=point.runtime or 1.0,
         seed=(point.seed or 1) + point.repeat - 1,
-        bs=point.bs or 4096,
+        bs=bs_of(point),
         d_init_ns=d_init_ns,
         switch=switch(point),
         order=Order(point.order or "kernel"),
@@ -145,5 +145,5 @@ def _check_sweep(point: Point) -> Sweep:
     """What the data guard needs of a point: whether it writes, its block size and jobs (a
     workload's: its groups')."""
     return Sweep(
-        rw=op(point), bs=point.bs or 4096, jobs=(point.jobs,), workload=workload_of(point.workload)
+        rw=op(point), bs=bs_of(point), jobs=(point.jobs,), workload=workload_of(point.workload)
     )

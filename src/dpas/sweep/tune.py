@@ -109,7 +109,7 @@ def defaults() -> dict[str, Any]:
 
 def published(profile: str) -> dict[str, Any] | None:
     """The profile's [published] switch params and adaptive, the rest default."""
-    from dpas.sweep.run import profile_of
+    from dpas.sweep.grid import profile_of
 
     pub = profile_of(profile).published
     if pub is None:

@@ -44,6 +44,11 @@ class Pattern:
     on_ns: int = 0
     off_ns: int = 0
 
+    @property
+    def paced(self) -> bool:
+        """Whether anything says when a job may issue (a job that is not: back to back)."""
+        return bool(self.rate_iops or self.burst_ios or self.start_ns or self.stop_ns or self.on_ns)
+
 
 @dataclass(frozen=True, slots=True)
 class Group:
