@@ -31,7 +31,7 @@ from dpas.reports.published import published_values
 from dpas.reports.validation import compare, print_comparison
 from dpas.sim import RunConfig, load, simulate
 
-#: the lab's table, as dpas ships it (a copy of shared/reference/qemu_lab.json)
+#: the lab's table, as dpas ships it (src/dpas/sim/reference/qemu_lab.json)
 REFERENCE = Path(str(resources.files("dpas.sim").joinpath("reference", "qemu_lab.json")))
 #: the axes of the checks below (qemu-lab's [published] grid)
 MODES = ("INT", "CP", "PAS", "DPAS")

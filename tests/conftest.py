@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -9,7 +10,51 @@ from collections.abc import Iterator
 
 import pytest
 
+from dpas.compiled import PURE_ENV
+
+if "MUTANT_UNDER_TEST" in os.environ:
+    # mutmut (its every process sets this) mutates the .py sources of modules mypyc compiled:
+    # they must run, not the .so files copied beside them. Set before dpas.compiled decides.
+    os.environ[PURE_ENV] = "1"
+
 from dpas.policy import Io, Op, Policy, Request
+
+#: the skips that are the design, not a missing prerequisite (CI lets these through): the
+#: pure-marked tests in a compiled process (tests/test_pure.py runs them on the .py sources),
+#: test_pure.py itself in a process already on the .py sources, and the artifact kernel's
+#: stress test, which needs the artifact's own tree (DPAS_ARTIFACT_TREE; CI has none)
+COMPILED_HERE = "runs on the .py sources in tests/test_pure.py (compiled here)"
+PURE_ALREADY = "the .py sources run here: the pure-marked tests ran in this session"
+NO_ARTIFACT_TREE = "the artifact's tree is not here: DPAS_ARTIFACT_TREE=PATH/DPAS_FAST26/kernel"
+BY_DESIGN = (COMPILED_HERE, PURE_ALREADY, NO_ARTIFACT_TREE)
+
+
+def in_ci() -> bool:
+    """.ci/run sets CI: there a missing prerequisite is a failure, not a skip."""
+    return bool(os.environ.get("CI"))
+
+
+def need(condition: object, why: str) -> None:
+    """The calling test's prerequisite: without it the test skips saying ``why`` (what is
+    missing and how to get it), and under CI fails (pytest_runtest_makereport)."""
+    if not condition:
+        pytest.skip(why)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Under CI every skip but BY_DESIGN's fails: a test CI cannot run is one it did not pass
+    (need(), a skipif mark and a bare pytest.skip alike)."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if not (report.skipped and in_ci()) or hasattr(report, "wasxfail"):
+        return
+    said = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    reason = said.removeprefix("Skipped: ")
+    if reason in BY_DESIGN:
+        return
+    report.outcome = "failed"
+    report.longrepr = f"CI: a missing prerequisite fails the test here, not skips it: {reason}"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -19,7 +64,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
     if not compiled.active():
         return
-    skip = pytest.mark.skip(reason="runs on the .py sources in tests/test_pure.py (compiled here)")
+    skip = pytest.mark.skip(reason=COMPILED_HERE)
     for item in items:
         if item.get_closest_marker("pure"):
             item.add_marker(skip)

@@ -42,6 +42,7 @@ def test_help_lists_only_working_commands() -> None:
     listed = [line.split()[0] for line in out.stdout.split("Commands:")[1].strip().splitlines()]
     assert listed == [
         "bench",
+        "compare",
         "doctor",
         "emulate",
         "policy",

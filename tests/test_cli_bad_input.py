@@ -7,13 +7,19 @@ timing the run.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import socket
 import subprocess
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from conftest import run_dpas
+
+from dpas.sweep import dataset
 
 #: 2^70: beyond every integer range dpas takes (and beyond int64)
 HUGE = "1180591620717411303424"
@@ -52,6 +58,12 @@ SIM_CASES = {
     "runtime-negative": (["--runtime", "-1"], ["--runtime", "-1"]),
     "runtime-zero": (["--runtime", "0"], ["--runtime", "0"]),
     "runtime-over-sim-limit": (["--runtime", "7200"], ["--runtime", "7200", "3600"]),
+    "runtime-1e-300": (["--runtime", "1e-300"], ["--runtime", "1e-300", "0.001"]),
+    "runtime-below-one-io": (["--runtime", "0.0009"], ["--runtime", "0.0009", "0.001"]),
+    "bs-fio-kib": (["--bs", "4KiB"], ["--bs", "4KiB", "4000 bytes", "512"]),
+    "bs-fraction": (["--bs", "4.5k"], ["--bs", "4.5k", "4k"]),
+    "bs-unknown-suffix": (["--bs", "8x"], ["--bs", "8x"]),
+    "bs-128m": (["--bs", "128m"], ["--bs", "128m", "64m"]),
     "ios-zero": (["--ios", "0"], ["--ios", "0"]),
     "ios-2e9": (["--ios", "2000000000"], ["--ios", "2000000000", "1000000000"]),
     "d-init-2^70": (["--d-init", HUGE], ["--d-init", HUGE, "4294967295"]),
@@ -233,6 +245,8 @@ VM_CASES = {
     "memory-1T": (["--memory", "1T"], ["--memory", "1T", "64G"]),
     "memory-lots": (["--memory", "lots"], ["--memory", "lots"]),
     "runtime-nan": (["--runtime", "nan"], ["--runtime", "nan"]),
+    "runtime-1e-300": (["--runtime", "1e-300"], ["--runtime", "1e-300", "0.001"]),
+    "bs-8x": (["--bs", "8x"], ["--bs", "8x"]),
     "repeat-zero": (["--repeat", "0"], ["--repeat", "0"]),
     "jobs-5000": (["--jobs", "5000"], ["--jobs", "5000", "4096"]),
     "out-proc-sys": (["--out", "/proc/sys"], ["--out", "/proc/sys"]),
@@ -283,3 +297,205 @@ def test_restore_of_a_fifo_journal_does_not_hang(tmp_path: Path) -> None:
     os.mkfifo(fifo)
     out = run_dpas("restore", "--journal", str(fifo), timeout=30)
     assert_refused(out, str(fifo))
+
+
+# -- a runtime below what its backend can time (issue 28) ------------------------------------
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["tune"], ["validate"], ["bench", "--device", "DEVICE"], ["bench", "--device", "DEVICE",
+     "--engine", "dpas"]],
+    ids=["tune", "validate", "bench-fio", "bench-engine"],
+)  # fmt: skip
+def test_a_runtime_below_the_backends_floor_is_refused(command: list[str], tmp_path: Path) -> None:
+    device = tmp_path / "device.img"
+    argv = [str(device) if a == "DEVICE" else a for a in command]
+    out = run_dpas(*argv, "--runtime", "1e-300", "--out", str(tmp_path / "out"))
+    assert_refused(out, "--runtime", "1e-300", "0.001")
+    assert not device.exists()
+    assert_nothing_written(tmp_path / "out")
+
+
+def test_a_grid_runtime_below_the_floor_is_refused(tmp_path: Path) -> None:
+    grid = tmp_path / "grid.toml"
+    grid.write_text("runtime = 1e-300\n")
+    out = run_dpas("sweep", str(grid), "--out", str(tmp_path / "out"))
+    assert_refused(out, "runtime = 1e-300", "0.001")
+    assert not (tmp_path / "out").exists()
+
+
+# -- fio's size words ------------------------------------------------------------------------
+
+
+def test_bench_takes_fio_size_words(tmp_path: Path) -> None:
+    out_dir = tmp_path / "out"
+    out = run_dpas(
+        "bench", "INT", "--jobs", "1", "--runtime", "0.01", "--bs", "8k", "--out", str(out_dir)
+    )
+    assert out.returncode == 0, out.stderr
+    document = json.loads((out_dir / "results.json").read_text())
+    assert document["config"]["bs"] == 8192
+    assert "bs 8k > 4k" in out.stdout  # printed as typed, not 8192
+
+
+def test_a_bad_size_word_names_it(tmp_path: Path) -> None:
+    device = tmp_path / "device.img"
+    out = run_dpas(
+        "bench", "--device", str(device), "--size", "1.5g", "--out", str(tmp_path / "out")
+    )
+    assert_refused(out, "--size", "1.5g", "1t")
+    assert not device.exists()
+
+
+# -- dpas sweep: schedulers, grids, figures, a full disk -------------------------------------
+
+SMALL_GRID = 'mode = "INT"\nruntime = 0.01\n'
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["tcp://localhost:notaport", "tcp://[::1:5", "tcp://localhost", "tcp://:8786",
+     "tcp://localhost:0", "tcp://localhost:8786/path"],
+)  # fmt: skip
+def test_a_malformed_scheduler_address_is_refused(address: str, tmp_path: Path) -> None:
+    grid = tmp_path / "grid.toml"
+    grid.write_text(SMALL_GRID)
+    out = run_dpas("sweep", str(grid), "--out", str(tmp_path / "out"), "--scheduler", address)
+    assert_refused(out, f"--scheduler {address}", "tcp://HOST:PORT")
+    assert not (tmp_path / "out").exists()
+
+
+@contextlib.contextmanager
+def _not_dask(banner: bytes) -> Iterator[int]:
+    """A TCP service that is not dask on a free port: it sends ``banner`` to whoever
+    connects (an SSH server's greeting, or nothing) and keeps the connection open."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.2)
+    stop = threading.Event()
+    held: list[socket.socket] = []
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            conn.sendall(banner)
+            held.append(conn)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join()
+        for conn in held:
+            conn.close()
+        server.close()
+
+
+@pytest.mark.parametrize(
+    "banner", [b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n", b""], ids=["ssh-banner", "silent"]
+)
+def test_a_scheduler_address_where_something_else_answers_is_refused(
+    banner: bytes, tmp_path: Path
+) -> None:
+    grid = tmp_path / "grid.toml"
+    grid.write_text(SMALL_GRID)
+    with _not_dask(banner) as port:
+        address = f"tcp://127.0.0.1:{port}"
+        out = run_dpas(
+            "sweep", str(grid), "--out", str(tmp_path / "out"), "--scheduler", address,
+            timeout=60,
+        )  # fmt: skip
+    assert_refused(out, f"--scheduler {address}", "dask")
+    assert "EiB" not in out.stderr
+    assert not (tmp_path / "out" / "sweep.json").exists()
+
+
+@pytest.mark.parametrize("depth", [5000, 300])
+def test_a_grid_nested_thousands_deep_is_one_line(depth: int, tmp_path: Path) -> None:
+    grid = tmp_path / "grid.toml"
+    grid.write_text("jobs = " + "[" * depth + "1" + "]" * depth + "\n")
+    out = run_dpas("sweep", str(grid), "--out", str(tmp_path / "out"))
+    assert_refused(out, str(grid), "nested too deeply")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "figure", [["--heatmap", "jobs,param2"], ["--front"]], ids=["heatmap", "front"]
+)
+def test_a_figure_of_a_sweep_whose_points_were_all_refused(
+    figure: list[str], tmp_path: Path
+) -> None:
+    """Every point refused (HYB is not simulated): the rows are saved, then one line says
+    there is nothing to draw (exit 2), and no empty figure is written."""
+    grid, out_dir = tmp_path / "grid.toml", tmp_path / "out"
+    grid.write_text('mode = "HYB"\njobs = [1, 2]\nparam2 = [5, 10]\nruntime = 0.01\n')
+    out = run_dpas("sweep", str(grid), "--out", str(out_dir), "--workers", "1", *figure)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.startswith(f"dpas: error: {figure[0]}: nothing to draw")
+    assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+    rows = dataset.read(out_dir / "points")
+    assert len(rows) == 4 and all(r["refused"] for r in rows)
+    assert not (out_dir / "heatmap.png").exists() and not (out_dir / "front.png").exists()
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 12 KiB tmpfs: room for a sweep's grid.toml and sweep.json, not for its first part."""
+    where = tmp_path / "tiny"
+    where.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=12k", "tmpfs", str(where)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", str(where)], check=True)
+
+
+def test_a_full_disk_during_a_sweep_is_one_line_and_leaves_no_part(tiny_disk: Path) -> None:
+    grid = tiny_disk.parent / "grid.toml"
+    grid.write_text('mode = ["INT", "CP", "DPAS", "PAS"]\njobs = [1, 2, 4, 8]\nruntime = 0.05\n')
+    out_dir = tiny_disk / "out"
+    out = run_dpas("sweep", str(grid), "--out", str(out_dir), "--workers", "1")
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.startswith(f"dpas: error: {out_dir / 'points'}/part-00000.parquet")
+    assert "No space left on device" in out.stderr and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+    left = [p.name for d in ("points", "records") for p in (out_dir / d).iterdir()]
+    assert left == []  # no .tmp part, and no records without their part
+
+
+# -- dpas restore: a knob that is a FIFO ------------------------------------------------------
+
+
+def test_restore_of_a_fifo_knob_does_not_hang(tmp_path: Path) -> None:
+    queue = tmp_path / "sys" / "block" / "nvme9n1" / "queue"
+    queue.mkdir(parents=True)
+    os.mkfifo(queue / "scheduler")
+    journal = tmp_path / "journal.json"
+    record = {"schema": "dpas.knobs-journal/1", "queue_dir": str(queue), "knobs": {"scheduler": "none"}}  # fmt: skip
+    journal.write_text(json.dumps(record))
+    out = run_dpas("restore", "--journal", str(journal), timeout=30)
+    assert_refused(out, "scheduler", "not a regular file", str(journal))
+    assert journal.exists()  # kept: its values are not back
+
+
+# -- dpas doctor: a device that names nothing -------------------------------------------------
+
+
+@pytest.mark.parametrize("device", ["", " ", ".", ".."], ids=["empty", "blank", "dot", "dotdot"])
+def test_doctor_refuses_a_device_that_names_nothing(device: str, tmp_path: Path) -> None:
+    (tmp_path / "sys" / "block" / "nvme0n1").mkdir(parents=True)
+    out = run_dpas("doctor", device, "--sysfs-root", str(tmp_path / "sys"))
+    assert_refused(out, f"device {device!r}", "block device")

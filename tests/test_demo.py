@@ -80,12 +80,28 @@ def test_records_carry_schema_and_parameters() -> None:
     assert [r["method"] for r in runs] == ["PAS", "DPAS"]
     assert runs[0]["pas"] == asdict(PasParams()) and runs[0]["switch"] is None
     assert {k: runs[1]["switch"][k] for k in DPAS_DEMO_PERIODS} == DPAS_DEMO_PERIODS
-    assert runs[1]["steps"][0] == asdict(demo_runs()[1].steps[0])
+    # DPAS's first I/O, by hand: one job (queue depth 1) starting in PAS, sleeping d_init
+    # (100 ns) with no adjustment yet (its bucket's first), under-slept as the script says
+    assert runs[1]["steps"][0] == {
+        "step": 1, "io": 0, "cpu": 0, "mode": "PAS", "polled": True, "qd": 1, "sleep_ns": 100,
+        "case": None, "adj": None, "dur": None, "up": None, "dn": None, "floored": False,
+        "feedback": "U", "transitions": [],
+    }  # fmt: skip
 
 
 def test_cli_demo_json_in_process(capsys: pytest.CaptureFixture[str]) -> None:
+    """The printed JSON, checked against the scripts and the hand-derived PAS start."""
     main(["policy", "demo", "--json"])
-    assert json.loads(capsys.readouterr().out) == json.loads(json.dumps(demo_records()))
+    data = json.loads(capsys.readouterr().out)
+    assert (data["schema"], data["rules"]) == ("dpas.policy-demo/1", "lab")
+    pas, dpas = data["runs"]
+    assert (pas["method"], pas["script"]) == ("PAS", "1U*10 1O*3 1U*1 1O*1 1U*2 1O*7")
+    assert (dpas["method"], dpas["script"]) == ("DPAS", "1U*4 1O*6 2O*6 1O*5 1U*12")
+    assert len(pas["steps"]) == 10 + 3 + 1 + 1 + 2 + 7
+    assert len(dpas["steps"]) == 4 + 6 + 2 * 6 + 5 + 12  # one row per I/O: two in 2O steps
+    first = [(s["step"], s["sleep_ns"], s["case"], s["adj"], s["dur"]) for s in pas["steps"][:3]]
+    assert first == [(1, 100, None, None, None), (2, 101, "UU", 1_010_000, 101),
+                     (3, 103, "UU", 1_020_000, 103)]  # fmt: skip
 
 
 def test_cli_demo_tables_in_process(capsys: pytest.CaptureFixture[str]) -> None:

@@ -5,6 +5,9 @@ Ctrl-C keeping what was measured."""
 from __future__ import annotations
 
 import json
+import os
+import pty
+import select
 import signal
 import subprocess
 import sys
@@ -87,22 +90,43 @@ def test_the_simulator_refuses_hyb_and_runs_the_rest(tmp_path: Path) -> None:
     assert [r["mode"] for r in saved["records"]] == ["CP"]
 
 
+def wait_for_progress(master: int, text: bytes, proc: subprocess.Popen[str]) -> None:
+    """Read the progress bar from the pty until it shows ``text`` (a run finished, as a user
+    sees it), however slowly the machine started the command; with no ``text``, until the
+    command exits (a terminal nobody reads would block its writes)."""
+    seen, deadline = b"", time.monotonic() + 120
+    while text not in seen if text else proc.poll() is None:
+        assert (proc.poll() is None or not text) and time.monotonic() < deadline, seen[-500:]
+        if select.select([master], [], [], 0.2)[0]:
+            try:
+                seen += os.read(master, 4096)
+            except OSError:  # the command has closed the terminal
+                return
+
+
 def test_ctrl_c_stops_the_engine_and_keeps_finished_runs(tmp_path: Path, data_file: Path) -> None:
     out = tmp_path / "out"
+    master, terminal = pty.openpty()
     proc = subprocess.Popen(
         [
             sys.executable, "-m", "dpas", "bench", "INT", "--device", str(data_file),
             "--engine", "dpas", "--jobs", "1,2", "--runtime", "4", "--d-init", "5000",
             "--size", "8m", "--out", str(out),
         ],
-        stdout=subprocess.DEVNULL,
+        stdout=terminal,
         stderr=subprocess.PIPE,
         text=True,
+        env={**os.environ, "TERM": "xterm"},
     )  # fmt: skip
-    time.sleep(6)  # the first run (4 s) is over; the second is under way
-    proc.send_signal(signal.SIGINT)
-    sent = time.monotonic()
-    _, err = proc.communicate(timeout=60)
+    os.close(terminal)
+    try:
+        wait_for_progress(master, b"1/2", proc)  # the first run is over; the second under way
+        proc.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        wait_for_progress(master, b"", proc)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        os.close(master)
     assert time.monotonic() - sent < 5  # the jobs look at the stop every 20 ms
     assert proc.returncode == 130
     assert err.strip().splitlines()[-1].startswith("dpas: error: stopped by SIGINT")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -195,13 +194,12 @@ def test_fio_parse_known_bad_outputs(text: str) -> None:
         check_fio(text, rw)
 
 
-@pytest.mark.skipif(shutil.which("fio") is None, reason="fio is not installed")
-def test_real_fio_json_parses(tmp_path: Path) -> None:
+def test_real_fio_json_parses(tmp_path: Path, fio: str) -> None:
     data = tmp_path / "F"
     data.write_bytes(bytes(range(256)) * (4 << 20 >> 8))
     out = subprocess.run(
         [
-            "fio",
+            fio,
             "--output-format=json",
             "--name=x",
             f"--filename={data}",

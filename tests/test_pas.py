@@ -178,6 +178,16 @@ def test_feedback_from_another_cpu_is_ignored() -> None:
     assert policy.state(0, io.bucket).update_req == 1
 
 
+def test_a_completion_without_a_poll_verdict_is_an_undersleep() -> None:
+    """found_on_first_poll defaults to False: a caller that does not say is not overslept."""
+    policy = PasPolicy()
+    io = policy.on_submit(0, Request(Op.READ, 4096), 0)
+    policy.on_wait_start(io, 0)
+    policy.on_complete(io, 500)
+    state = policy.state(0, io.bucket)
+    assert (state.update_req, state.sr_last) == (1, 1)
+
+
 def test_overlapping_ios_of_one_generation_report_once() -> None:
     policy = PasPolicy(PasParams(adaptive=Adaptive.OFF))
     r = Request(Op.READ, 4096)

@@ -1,6 +1,6 @@
-"""The artifact kernel's rules (reference section 9, issue 13): for each difference the smallest
+"""The artifact kernel's rules (docs/reference.md section 9, issue 13): for each difference the smallest
 case, giving the kernel's numbers under ``ARTIFACT`` (or the one switch) and today's under
-``LAB``. The kernel's numbers are those of the artifact's 5.18-rc6 tree as the reference page
+``LAB``. The kernel's numbers are those of the artifact's 5.18-rc6 tree as docs/reference.md
 records them; the lab's follow sections 2-4."""
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from dpas.policy import (
     make_policy,
 )
 from dpas.policy.base import Io
-from dpas.policy.rules import c_div, c_int
+from dpas.policy.rules import SYNC_PATH_BYTES, c_div, c_int
+from dpas.policy.switch import INT_MAX, PERIODS
 
 READ = Request(Op.READ, 4096)
 
@@ -54,6 +55,18 @@ def test_1_a_pas_to_cp_switch_leaks_one_into_qd(rules: Rules, qd: int) -> None:
     assert policy.switch_state(0).qd == qd
 
 
+@pytest.mark.parametrize("rules", [LAB, ARTIFACT])
+def test_1_a_sleep_in_bucket_0_lowers_qd_at_its_end(rules: Rules) -> None:
+    """A 512-byte read is bucket 0, a bucket like any other: the artifact's "any wait that
+    slept" includes it."""
+    policy = dpas(rules)
+    io = policy.on_submit(0, Request(Op.READ, 512), 1)
+    assert io.bucket == 0 and policy.on_wait_start(io, 1) > 0
+    assert policy.switch_state(0).qd == 1
+    policy.on_wait_end(io, 2)
+    assert policy.switch_state(0).qd == 0
+
+
 @pytest.mark.parametrize(
     ("rules", "qd", "mode", "sleep"), [(LAB, 1, Mode.CP, 0), (ARTIFACT, 2, Mode.PAS, 101)]
 )  # fmt: skip
@@ -61,7 +74,7 @@ def test_1_the_leak_changes_a_decision(rules: Rules, qd: int, mode: Mode, sleep:
     """params [0,30,10,1,1,1,1], CPU 0: S4 S6 W6 E6 S8 W8 E8 S9 W9 S10 W10. At W10 the lab's
     dpas goes PAS->CP and sleeps 0; under the artifact's rules qd is 2 (1 leaked at W8), the
     average 20, and the CPU stays in PAS and sleeps. The sleep is d_init x 1.01 = 101: the
-    CP->PAS switch at W9 forced a PAS update (reference section 4); the issue reports 100 for
+    CP->PAS switch at W9 forced a PAS update (docs/reference.md section 4); the issue reports 100 for
     the kernel, which would mean the artifact does not force that update (not in section 9)."""
     policy = dpas(rules, param1=0, param2=30, param3=10, param4=1, param5=1, param6=1, param7=1)
     ios: dict[int, Io] = {}
@@ -112,6 +125,21 @@ def test_3_avg_qd_wraps_and_ol_goes_to_pas(rules: Rules, landing: Mode) -> None:
     assert outcome[2] == (30_000_000 if rules is LAB else -12_949_672)
 
 
+@pytest.mark.parametrize("mode", [Mode.PAS, Mode.OL])
+@pytest.mark.parametrize(("rules", "avg_qd"), [(LAB, 30_000_000), (ARTIFACT, -12_949_672)])
+def test_3_the_policy_evaluates_with_its_rules(rules: Rules, avg_qd: int, mode: Mode) -> None:
+    """The same window reached through DpasPolicy: the 100th I/O's wait adds qd 1, so
+    qd_sum*10 = 3,000,000,010, in a C int -1,294,967,286, /100 = -12,949,672 (toward zero).
+    PAS has a floor event and goes to OL; OL goes to INT on the true mean, to PAS wrapped."""
+    policy = dpas(rules)
+    sw = policy.switch_state(0)
+    sw.mode, sw.pas_cnt, sw.ol_cnt, sw.qd_sum, sw.tf = mode, 99, 99, 300_000_000, 1
+    policy.on_wait_start(policy.on_submit(0, READ, 1), 1)
+    landing = Mode.OL if mode is Mode.PAS else Mode.INT if rules is LAB else Mode.PAS
+    transition = policy.transitions[-1]
+    assert (transition.old, transition.new, transition.avg_qd) == (mode, landing, avg_qd)
+
+
 def test_3_c_arithmetic_helpers_match_c() -> None:
     assert c_int(2**31) == -(2**31) and c_int(-(2**31) - 1) == 2**31 - 1 and c_int(5) == 5
     assert (c_div(-7, 2), c_div(7, -2), c_div(7, 2), c_div(-7, -2)) == (-3, -3, 3, 3)
@@ -125,6 +153,17 @@ def test_3_c_arithmetic_helpers_match_c() -> None:
 def test_4_a_zero_evaluation_period_is_refused(param: str, value: int) -> None:
     with pytest.raises(ValueError, match="the kernel would divide by zero"):
         SwitchParams(**{param: value})
+
+
+@pytest.mark.parametrize("param", [f"param{n}" for n in range(1, 8)])
+def test_4_each_param_takes_the_kernel_int_range(param: str) -> None:
+    """sysfs takes -1 (the thresholds; not the periods, see above) up to INT_MAX."""
+    assert getattr(SwitchParams(**{param: INT_MAX}), param) == INT_MAX
+    for value in (INT_MAX + 1, -2):
+        with pytest.raises(ValueError, match=f"switch_{param} {value}: expected an integer"):
+            SwitchParams(**{param: value})
+    if param not in PERIODS:
+        assert getattr(SwitchParams(**{param: -1}), param) == -1
 
 
 def test_4_the_cli_refuses_param5_0_in_one_line() -> None:
@@ -195,6 +234,21 @@ def test_8_a_request_beyond_bio_max_vecs_is_not_counted(rules: Rules, polled: bo
     io = policy.on_submit(0, Request(Op.READ, 2 << 20), 1)
     assert io.polled is polled
     assert policy.switch_state(0).int_total == (0 if polled else 1)
+
+
+@pytest.mark.parametrize(
+    ("size", "counted"), [(SYNC_PATH_BYTES, True), (SYNC_PATH_BYTES + 512, False)]
+)
+def test_8_the_synchronous_path_ends_at_bio_max_vecs_pages(size: int, counted: bool) -> None:
+    """Exactly BIO_MAX_VECS pages is still the synchronous path (counted, forced to INT);
+    one sector more is not, and is still the caller's I/O on its CPU."""
+    policy = dpas(replace(LAB, sync_path_only=True))
+    policy.switch_state(1).mode = Mode.INT
+    request = Request(Op.READ, size)
+    io = policy.on_submit(1, request, 1)
+    assert (io.polled, policy.switch_state(1).int_total) == (not counted, int(counted))
+    assert (io.request, io.cpu, io.submit_ns, io.mode) == (request, 1, 1, Mode.INT)
+    assert io.bucket == policy.bucketing.bucket(request) >= 0
 
 
 # -- 9. re-entering the hybrid path on need_resched --------------------------------------------

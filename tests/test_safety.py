@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import run_dpas
+from conftest import need, run_dpas
 
 from dpas.bench.backend import Sweep
 from dpas.errors import DpasError
@@ -418,13 +418,12 @@ def test_a_read_never_touches_a_small_existing_file(tmp_path: Path, fio: str) ->
     before = digest(notes)
     out = bench(*real_args(tmp_path, notes))
     assert out.returncode == 2
-    assert "holds 10 bytes: a read run of 1 jobs of 4096 B needs at least 4096 bytes" in out.stderr
+    assert "holds 10 bytes: a read run of 1 jobs of 4k needs at least 4096 bytes" in out.stderr
     assert digest(notes) == before
 
 
 def test_a_read_of_a_filesystem_image_leaves_it_byte_for_byte(tmp_path: Path, fio: str) -> None:
-    if shutil.which("mkfs.ext4") is None:
-        pytest.skip("mkfs.ext4 is not installed (e2fsprogs)")
+    need_mkfs_ext4()
     image = tmp_path / "fs.img"
     image.write_bytes(b"\xa5" * (64 << 20))  # allocated: no holes to refuse
     subprocess.run(["mkfs.ext4", "-q", "-F", "-E", "nodiscard", str(image)], check=True)
@@ -490,8 +489,7 @@ def test_a_write_to_an_existing_file_needs_destroy_data(
     image = tmp_path / "image"
     image.write_bytes(content())
     if holds == "ext4":
-        if shutil.which("mkfs.ext4") is None:
-            pytest.skip("mkfs.ext4 is not installed (e2fsprogs)")
+        need_mkfs_ext4()
         subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], check=True)
     before = digest(image)
     out = bench(*real_args(tmp_path, image, "--size", "8m"), "W")
@@ -522,15 +520,21 @@ def test_without_blkid_the_refusal_says_what_it_cannot_tell(tmp_path: Path, fio:
     )
 
 
+def need_mkfs_ext4() -> None:
+    need(shutil.which("mkfs.ext4"), "mkfs.ext4 is not installed: apt-get install e2fsprogs")
+
+
 def _loop_device(image: Path, size: int = 32 << 20) -> str:
-    if os.geteuid() != 0 or shutil.which("losetup") is None or shutil.which("mkfs.ext4") is None:
-        pytest.skip("loop devices need root, losetup and mkfs.ext4")
+    """A loop device on ``image`` (root, util-linux's losetup and the kernel's loop driver;
+    CI, as root, has them: without them it fails there, and skips elsewhere)."""
+    need(os.geteuid() == 0, "loop devices need root")
+    need(shutil.which("losetup"), "losetup is not installed: apt-get install util-linux")
+    need_mkfs_ext4()
     image.write_bytes(bytes(size))
     made = subprocess.run(
         ["losetup", "-f", "--show", "-P", str(image)], capture_output=True, text=True
     )
-    if made.returncode != 0:
-        pytest.skip(f"no loop device here: {made.stderr.strip()}")
+    need(made.returncode == 0, f"no loop device here (losetup -f): {made.stderr.strip()}")
     return made.stdout.strip()
 
 

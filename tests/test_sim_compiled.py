@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import need
 
 from dpas.compiled import BASE, LIBRARY, MANIFEST, MODULES, PURE_ENV, decide, manifest_text
 
@@ -191,13 +192,9 @@ def finish(child: subprocess.Popen[str]) -> dict[str, Any]:
 
 
 def require_compiled() -> None:
-    """Skip when this install has no usable compiled set, and say why; under CI fail."""
+    """Skip when this install has no usable compiled set, and say why (under CI: fail)."""
     status = decide(environ=child_env(pure=False))
-    if status.active:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"CI must build the compiled simulator, and it is not in use: {status.reason}")
-    pytest.skip(f"the compiled simulator is not in use: {status.reason}")
+    need(status.active, f"the compiled simulator is not in use: {status.reason}")
 
 
 def test_the_configs_cover_every_value() -> None:

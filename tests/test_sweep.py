@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import signal
 import subprocess
 import sys
@@ -160,22 +162,33 @@ def test_unreachable_scheduler_is_refused_within_seconds(tmp_path: Path) -> None
 
 
 def test_records_hold_what_the_simulator_gave(tmp_path: Path) -> None:
-    """OUT/records/ keeps each point's whole record (switch_stat, timeline) beside its row."""
-    from dataclasses import asdict
+    """OUT/records/ keeps each point's whole record (every RunResult field: switch_stat and
+    timeline too) beside its row, and the record is that point's run: it agrees with the row,
+    with fio's IOPS rule, and with the grid's settings as the simulated kernel saw them."""
+    from dataclasses import fields
 
-    from dpas.sim import simulate
-    from dpas.sweep.run import config, d_init_of
+    from dpas.results import RunResult
 
     _, out = _sweep(tmp_path, "out")
     records = dataset.read_records(out)
     rows = dataset.read(out / "points")
     assert set(records) == {r["key"] for r in rows} and len(rows) == 4
-    point = parse(SMALL).points[0]
-    direct = asdict(simulate(config(point, d_init_of(point))))
-    kept = records[point.key()]
-    assert kept.pop("key") == point.key()
-    direct["timeline"] = [list(t) for t in direct["timeline"] or []] or None  # JSON's lists
-    assert kept == direct and kept["switch_stat"]
+    for row in rows:
+        kept = records[row["key"]]
+        assert set(kept) == {f.name for f in fields(RunResult)} | {"key"}
+        same = ("mode", "jobs", "repeat", "iops", "cpu_pct", "lat_p99_us", "d_init_ns")
+        assert {k: kept[k] for k in same} == {k: row[k] for k in same}
+        assert kept["seed"] == row["run_seed"] and kept["runtime_s"] == 0.02
+        assert kept["iops"] == pytest.approx(kept["ios"] / 0.02)  # fio's: I/Os per second
+        if row["mode"] == "PAS":
+            assert kept["switch_stat"] is None and kept["timeline"] is None
+            continue
+        # DPAS with param2 5 (zipped): every CPU's switch_stat shows it; its modes start in
+        # PAS and each change leaves the mode the previous one entered
+        assert kept["switch_stat"] and {s["param2"] for s in kept["switch_stat"]} == {5}
+        modes = [(old, new) for _, _, old, new in kept["timeline"]]
+        assert modes[0][0] == "PAS"
+        assert all(a[1] == b[0] for a, b in zip(modes, modes[1:], strict=False))
 
 
 KILLED = 2000  # points of the grid a sweep is killed in: 10 parts of 200
@@ -222,3 +235,64 @@ def test_a_simulated_hyb_point_is_kept_as_refused(tmp_path: Path) -> None:
     assert rows["CP"]["refused"] is None and rows["CP"]["iops"] > 0
     assert "hybrid polling" in rows["HYB"]["refused"] and rows["HYB"]["iops"] is None
     assert set(dataset.read_records(tmp_path / "o")) == {rows["CP"]["key"]}
+
+
+def test_a_grid_takes_fio_size_words_for_bs() -> None:
+    assert sorted({p.bs for p in parse('bs = ["8k", 4096, "1M"]').points}) == [4096, 8192, 1 << 20]
+    with pytest.raises(GridError, match="bs = 4KiB is 4000 bytes"):
+        parse('bs = "4KiB"')  # fio's default kb_base reads KiB as 1000
+
+
+def _children(pid: int) -> list[int]:
+    """The processes ``pid`` started (every thread's), from /proc."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def test_ctrl_c_under_a_local_cluster_prints_only_aborted(tmp_path: Path) -> None:
+    """The terminal's Ctrl-C reaches the whole process group: the workers must not each print
+    a KeyboardInterrupt traceback; dpas closes them and says it was aborted."""
+    grid = tmp_path / "grid.toml"
+    grid.write_text('mode = ["INT", "CP"]\njobs = [1, 2, 4, 8]\nruntime = 5.0\n')
+    argv = [sys.executable, "-m", "dpas", "sweep", str(grid), "--out", str(tmp_path / "out")]
+    proc = subprocess.Popen(
+        [*argv, "--scheduler", "local:2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    deadline = time.monotonic() + 120
+    while len(_children(proc.pid)) < 3:  # the resource tracker and two workers
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.1)
+    time.sleep(2)  # the workers importing, or running their first points
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert [line for line in err.splitlines() if line.strip()] == ["dpas: aborted"], err
+
+
+def test_a_failed_write_of_a_part_is_one_line_and_leaves_no_temporary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The seam beside the tmpfs test (tests/test_cli_bad_input.py, root only): an EIO as
+    the Parquet part is written."""
+    grid, out = tmp_path / "grid.toml", tmp_path / "out"
+    grid.write_text(SMALL)
+
+    def failing(table: object, where: Path) -> None:
+        Path(where).write_bytes(b"PAR1 half")  # what a full disk leaves: a part of a part
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(dataset.pq, "write_table", failing)
+    with pytest.raises(SystemExit) as stop:
+        main(["sweep", str(grid), "--out", str(out), "--workers", "1"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"dpas: error: {out / 'points' / 'part-00000.parquet'}: cannot be")
+    assert "Input/output error" in err and len(err.strip().splitlines()) == 1
+    assert [p.name for d in ("points", "records") for p in (out / d).iterdir()] == []

@@ -106,7 +106,7 @@ def test_support_says_what_is_beyond_it() -> None:
     assert support is not None
     assert support.gap(4096, 1) == ""
     assert support.gap(131072, 1) == ""
-    assert support.gap(262144, 2) == "bs 262144 > 131072, 2 jobs > 1"
+    assert support.gap(262144, 2) == "bs 256k > 128k, 2 jobs > 1"
 
 
 def test_bench_marks_the_runs_beyond_the_profile_s_sources(tmp_path) -> None:  # type: ignore[no-untyped-def]

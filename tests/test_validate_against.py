@@ -112,10 +112,10 @@ def test_a_table_at_8k_is_run_at_8k_and_compared_cell_by_cell(
     assert summary["cells"] == 3 and summary["iops_fitted"]["cells"] == 0
     assert summary["iops_predicted"]["cells"] == 3 and summary["table"] == str(path)
     # the screen: titled with the file and bs, after the shipped table
-    title = f"optane-p5800x: model/published ({path}, optane_p5800x, bs 8192, prediction)"
+    title = f"optane-p5800x: model/published ({path}, optane_p5800x, bs 8k, prediction)"
     assert title in screen
     assert screen.index("(paper_4k_randread/optane_p5800x") < screen.index(title)
-    assert f"optane-p5800x against {path}: bs 8192, jobs on one CPU each" in screen
+    assert f"optane-p5800x against {path}: bs 8k, jobs on one CPU each" in screen
     assert screen.count("optane-p5800x: 3 cells compared") == 1
     # the CSV: the against columns, empty on the shipped rows
     rows = list(csv.DictReader((out / "validate.csv").open()))

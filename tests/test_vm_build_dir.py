@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import need
 
 from dpas.vm import build
 from dpas.vm.build import build_dir, kernel_tree_version, tree_key
@@ -139,8 +140,7 @@ def test_a_patch_goes_to_a_copy(tmp_path: Path) -> None:
 
 
 def test_a_clean_git_checkout_is_known_by_its_tree_id(tmp_path: Path) -> None:
-    if shutil.which("git") is None:
-        pytest.skip("git is not installed")
+    need(shutil.which("git"), "git is not installed: apt-get install git")
     tree = kernel_tree(tmp_path / "user", tmp_path / "builds")
     git = ["git", "-C", str(tree), "-c", "user.name=t", "-c", "user.email=t@t"]
     subprocess.run([*git, "init", "-q"], check=True)

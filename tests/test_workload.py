@@ -78,6 +78,12 @@ def test_a_workload_survives_the_trip_to_a_worker_process() -> None:
         ('[[group]]\nname = "a"\nthink_us = nan', "think_us = nan: expected a number"),
         ('[[group]]\nname = "a"\nthink_us = inf', "think_us = inf: expected a number"),
         ('[[group]]\nname = "a"\nbs = 1000', "bs = 1000: expected whole 512-byte sectors"),
+        ('[[group]]\nname = "a"\nbs = "4KiB"', "bs = 4KiB is 4000 bytes (fio reads KiB"),
+        ('[[group]]\nname = "a"\nbs = "4.5k"', "bs = 4.5k: expected a size as fio writes"),
+        (
+            'runtime_s = 1e-300\n[[group]]\nname = "a"',
+            "runtime_s = 1e-300: expected a number from 0.001",
+        ),
         ('[[group]]\nname = "a"\nrole = "boss"', "role = 'boss': expected foreground or"),
         ('[[group]]\nname = "a"\nrole = "background"', "expected a foreground group"),
         ('[[group]]\nname = "a"\noffsets = "zipf:0"', "expected uniform or zipf:THETA"),

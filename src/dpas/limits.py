@@ -27,6 +27,22 @@ MAX_IOS = 1_000_000_000
 MAX_SIM_RUNTIME_S = 3600.0
 #: seconds of one real fio run
 MAX_REAL_RUNTIME_S = 86_400.0
+#: the shortest run each backend can time, in seconds. The simulator: room for one I/O at
+#: least (a device time is µs to ms). fio: dpas hands it --runtime in whole ms, and fio reads
+#: 0 as "no limit" (a time_based run that never ends). The engine: its series bins and pacing
+#: are in ms. Below these a run reports 0 IOPS or runs unbounded, so they are refused.
+MIN_RUNTIME_S = {"sim": 0.001, "fio": 0.001, "engine": 0.001}
+#: the longest: an hour simulated, a day of a real run
+MAX_RUNTIME_S = {"sim": MAX_SIM_RUNTIME_S, "fio": MAX_REAL_RUNTIME_S, "engine": MAX_REAL_RUNTIME_S}
+
+
+def runtime_range(*backends: str) -> tuple[float, float]:
+    """Seconds a run may last on every one of ``backends`` ("sim", "fio", "engine"; none: any
+    of them, for a runtime read before its backend is known, as a workload file's)."""
+    names = backends or tuple(MIN_RUNTIME_S)
+    return max(MIN_RUNTIME_S[b] for b in names), min(MAX_RUNTIME_S[b] for b in names)
+
+
 #: what the kernel's int knobs (pas_d_init, switch_param*) accept: kstrtoint
 INT_MAX = 2**31 - 1
 #: what the kernel's u32 knobs (pas_d_init) accept: kstrtouint

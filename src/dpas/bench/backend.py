@@ -62,6 +62,13 @@ class Sweep:
             for repeat in range(1, self.repeats + 1)
         ]
 
+    def rounds(self) -> list[tuple[Method, int, int]]:
+        """The same runs round by round: every mode and job count of repeat 1, then of repeat
+        2 (A B C, A B C). A real drive or a guest drifts (heat, caches, the host's load): this
+        way drift reaches every mode alike instead of one mode's repeats all at once. The
+        simulator keeps ``runs``: its runs do not drift and their seeds ignore the order."""
+        return sorted(self.runs(), key=lambda run: run[2])
+
     def record(self) -> dict[str, Any]:
         """The sweep as it goes into results.json's config."""
         return {

@@ -19,6 +19,7 @@ from dpas.children import die_with
 from dpas.policy import Adaptive, Method, Op, PasParams
 from dpas.results import RunResult
 from dpas.sim import Profile, RunConfig, simulate
+from dpas.sizes import show_size
 from dpas.workload import WorkloadError
 
 T = TypeVar("T")
@@ -156,7 +157,7 @@ def _workload_header(sweep: Sweep) -> str:
     if w.steady:
         return ""
     groups = "; ".join(
-        f"{g.name} ({g.role.value}) {g.jobs}x {size_text(g.bs)} on {g.cpus}" for g in w.groups
+        f"{g.name} ({g.role.value}) {g.jobs}x {show_size(g.bs)} on {g.cpus}" for g in w.groups
     )
     return f"workload {w.name}: {groups}; {sweep.runtime_s:g} s per run"
 
@@ -189,7 +190,7 @@ class SimulatorBackend:
             + (
                 _workload_header(sweep)
                 or f"{'read' if sweep.rw is Op.READ else 'write'} "
-                f"{size_text(sweep.bs)}, "
+                f"{show_size(sweep.bs)}, "
                 f"jobs on {'CPU 0' if sweep.cpus == '0' else 'one CPU each'}, "
                 f"{sweep.runtime_s if sweep.ios is None else sweep.ios} "
                 f"{'s' if sweep.ios is None else 'I/Os'} per run"
@@ -203,8 +204,3 @@ class SimulatorBackend:
             context={"profile": self.profile.record(), "simulator": compiled.mode()},
             header=[header],
         )
-
-
-def size_text(bs: int) -> str:
-    """A block size as the headers say it: "4 KiB", "512 bytes"."""
-    return f"{bs // 1024} KiB" if bs % 1024 == 0 else f"{bs} bytes"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import click
@@ -34,6 +35,7 @@ def register() -> None:
     """Attach the subcommands (their modules import this one for ``cli``)."""
     from dpas.cli import (  # noqa: F401  (registers them)
         bench,
+        compare,
         doctor,
         emulate,
         policy,
@@ -47,7 +49,16 @@ def register() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the command, turning usage errors into one line and exit code 2."""
-    register()
+    # the helper threads numpy and pyarrow start as the commands import them inherit this
+    # block, so a Ctrl-C always lands on the main thread, never on one of them while a command
+    # ignores SIGINT for a moment (dpas.sweep.schedulers, as a cluster's workers start)
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        register()
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)  # a Ctrl-C held back: raised here
+    except KeyboardInterrupt:
+        click.echo("dpas: aborted", err=True)
+        sys.exit(130)
     try:
         cli.main(args=argv, prog_name="dpas", standalone_mode=False)
     except click.exceptions.Abort:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from dpas.bench.sweep import SimulatorBackend
 from dpas.cli.app import InputError, cli
 from dpas.cli.options import (
     BLOCK_SIZE,
+    FILE_OUT,
     Number,
     check_out_dir,
     device_options,
@@ -32,7 +32,8 @@ from dpas.cli.options import (
     sweep_options,
     workload_runtime,
 )
-from dpas.limits import MAX_IOS, MAX_REAL_RUNTIME_S, MAX_SEED, MAX_SIM_RUNTIME_S
+from dpas.errors import LimitError
+from dpas.limits import MAX_IOS, MAX_SEED, MAX_SIM_RUNTIME_S, runtime_range
 from dpas.policy import RULE_SETS, SwitchParams
 from dpas.real.executor import LocalExecutor
 from dpas.real.runner import RealBackend
@@ -41,21 +42,18 @@ from dpas.reports.bench import beyond_sources, footnote, mode_tables, plot, writ
 from dpas.reports.timeline_figure import pick_run, plot_timeline, workload_cpus
 from dpas.reports.workload import baseline_record, baseline_table, group_tables
 from dpas.sim import load
+from dpas.sizes import checked_size
 
-SIZE = re.compile(r"([0-9]{1,16})([kmgt]?)(?:i?b)?")
 MAX_SIZE = 1 << 40
 
 
 def parse_size(text: str, bs: int) -> int:
-    """A size as fio writes one (256m, 1g, 4096; k, m, g, t in powers of 1024)."""
-    found = SIZE.fullmatch(text.strip().lower())
-    accepted = f"expected a size such as 256m or 1g, from {bs} bytes to 1 TiB"
-    if found is None:
-        raise InputError(f"--size {text!r}: {accepted}")
-    size = int(found[1]) * 1024 ** " kmgt".index(found[2] or " ")
-    if not bs <= size <= MAX_SIZE:
-        raise InputError(f"--size {text}: {accepted}")
-    return size // bs * bs
+    """--size as fio writes one (256m, 1g: dpas.sizes), from one block to 1 TiB, in whole
+    blocks (rounded down)."""
+    try:
+        return checked_size("--size", text, bs, MAX_SIZE) // bs * bs
+    except LimitError as err:
+        raise InputError(str(err)) from None
 
 
 #: what only the simulator reads, and what only a real run (--device) reads
@@ -132,7 +130,7 @@ def refuse_unused(ctx: click.Context, device: str | None, engine: str = "fio") -
 @click.option(
     "--bs",
     type=BLOCK_SIZE,
-    default=4096,
+    default="4k",
     show_default=True,
     help="Block size in bytes: fio's bs, or the simulator's (the device's transfer time and "
     "the host's per-page cost: a prediction beyond 4 KiB).",
@@ -157,7 +155,7 @@ def refuse_unused(ctx: click.Context, device: str | None, engine: str = "fio") -
 )
 @click.option(
     "--journal",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=FILE_OUT,
     default=None,
     help="Where the original knob values are kept until restored "
     "(default: one per device under ~/.local/state/dpas/journals).",
@@ -201,7 +199,7 @@ def bench_command(
     sweep = parse_sweep(
         sweep_args,
         cpus=parse_cpus("--cpus", cpus, lists=real),
-        runtime_s=parse_runtime(runtime_text, real),
+        runtime_s=parse_runtime(runtime_text, backend_of(device, engine)),
         ios=ios,
         seed=seed,
         bs=bs,
@@ -262,12 +260,18 @@ def bench_command(
         raise InputError("every mode was refused: " + "; ".join(outcome.refused.values()))
 
 
-def parse_runtime(text: str | None, real: bool) -> float:
-    """Seconds per run, default 1: up to an hour simulated, a day of real fio."""
+def backend_of(device: str | None, engine: str) -> str:
+    """Who times a run of ``dpas bench``: the simulator, fio, or dpas's own engine."""
+    if device is None:
+        return "sim"
+    return "engine" if engine == "dpas" else "fio"
+
+
+def parse_runtime(text: str | None, backend: str) -> float:
+    """Seconds per run, default 1, in ``backend``'s range (dpas.limits.runtime_range)."""
     if text is None:
         return 1.0
-    high = MAX_REAL_RUNTIME_S if real else MAX_SIM_RUNTIME_S
-    return float(parse_number("--runtime", text, 0, high, above=True))
+    return float(parse_number("--runtime", text, *runtime_range(backend)))
 
 
 @dataclass(frozen=True, slots=True)

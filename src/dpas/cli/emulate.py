@@ -11,7 +11,15 @@ import click
 from rich.console import Console
 
 from dpas.cli.app import InputError, cli
-from dpas.cli.options import Number, flag, given, parse_number, rules_option, switch_options
+from dpas.cli.options import (
+    FILE_OUT,
+    Number,
+    flag,
+    given,
+    parse_number,
+    rules_option,
+    switch_options,
+)
 from dpas.emulate import EmulateConfig, Emulation, Model, TraceError, emulate, load
 from dpas.emulate.config import kernel_rates
 from dpas.emulate.ranges import RANGES
@@ -210,13 +218,13 @@ def parse_methods(text: str) -> list[Method]:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary records as JSON.")
 @click.option(
     "--per-io",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=FILE_OUT,
     default=None,
     help="Write every I/O of every method to this CSV file.",
 )
 @click.option(
     "--plot",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=FILE_OUT,
     default=None,
     help="Draw the pages' figures for every method into FILE.png or FILE.svg.",
 )

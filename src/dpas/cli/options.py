@@ -29,6 +29,7 @@ from dpas.machine.fio import cpu_list
 from dpas.policy import BENCH_ORDER, Method, Op, Order, SwitchParams
 from dpas.policy.rules import RULE_SETS
 from dpas.policy.switch import param_error
+from dpas.sizes import checked_size
 from dpas.workload import STEADY
 from dpas.workload import load as load_workload
 from dpas.workload import shipped as shipped_workloads
@@ -37,6 +38,8 @@ from dpas.workload import shipped as shipped_workloads
 BENCH_MODES = tuple(m.value for m in BENCH_ORDER)
 #: job counts in one sweep
 MAX_JOB_COUNTS = 64
+#: a file the command writes (a figure, a CSV): a path that is not a folder
+FILE_OUT = click.Path(dir_okay=False, path_type=Path)
 
 #: ASCII digits only: str.isdigit() also takes '²' and other scripts' digits
 WHOLE = re.compile(r"[+-]?[0-9]+")
@@ -241,7 +244,7 @@ def sweep_options(*, out: Path, order: bool = True) -> Callable[[Callable[..., A
                 ),
                 click.option(
                     "--timeline",
-                    type=click.Path(dir_okay=False, path_type=Path),
+                    type=FILE_OUT,
                     default=None,
                     help="Draw one run (DPAS's, else the last mode's) over time: each group's "
                     "load, each CPU's DPAS mode, the foreground's latency.",
@@ -299,8 +302,29 @@ def workload_runtime(ctx: click.Context, sweep: Sweep, option: str = "runtime_te
     return replace(sweep, runtime_s=runtime)
 
 
+class Size(click.ParamType):
+    """A size in bytes as fio writes one (8k, 4K, 1m, 4096: dpas.sizes), in [low, high] and
+    a multiple of ``step``, checked as parsed."""
+
+    name = "size"
+
+    def __init__(self, low: int, high: int, step: int = 1) -> None:
+        self.low, self.high, self.step = low, high, step
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:  # click names the option itself: "Invalid value for '--bs': 8x: expected ..."
+            return checked_size("", value, self.low, self.high, self.step)
+        except LimitError as err:
+            self.fail(str(err), param, ctx)
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return "SIZE"
+
+
 #: fio's block size with direct I/O: whole 512-byte sectors, up to 64 MiB
-BLOCK_SIZE = Number(BS_SECTOR, MAX_BS, integer=True, step=BS_SECTOR)
+BLOCK_SIZE = Size(BS_SECTOR, MAX_BS, step=BS_SECTOR)
 
 
 def parse_rw(text: str | None, default: Op) -> Op:

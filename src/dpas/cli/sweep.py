@@ -147,9 +147,20 @@ def _figures(
     from dpas.reports import sweep_figures
 
     rows = [r for r in dataset.read(out_dir / "points") if r["refused"] is None]
+    heat_rows = [r for r in rows if axes is not None and r[axes[2]] is not None]
+    front_rows = [r for r in rows if r["iops"] is not None and r["cpu_pct"] is not None]
+    for asked, option, drawn, measure in (
+        (axes is not None, "--heatmap", heat_rows, axes[2] if axes else ""),
+        (front_plot, "--front", front_rows, "iops and cpu_pct"),
+    ):
+        if asked and not drawn:
+            raise InputError(
+                f"{option}: nothing to draw: every point in {out_dir / 'points'} was refused "
+                f"or has no {measure} (its rows are saved there)"
+            )
     if axes is not None:
-        sweep_figures.heatmap(rows, *axes, out_dir / "heatmap.png")
+        sweep_figures.heatmap(heat_rows, *axes, out_dir / "heatmap.png")
         console.print(f"wrote {out_dir / 'heatmap.png'}")
     if front_plot:
-        sweep_figures.front(rows, out_dir / "front.png")
+        sweep_figures.front(front_rows, out_dir / "front.png")
         console.print(f"wrote {out_dir / 'front.png'}")

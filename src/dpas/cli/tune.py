@@ -19,7 +19,7 @@ from dpas.cli.options import (
     refuse_with_workload,
     scheduler_options,
 )
-from dpas.limits import MAX_JOBS, MAX_SIM_RUNTIME_S
+from dpas.limits import MAX_JOBS, runtime_range
 from dpas.sweep import grid, schedulers, tune
 
 SHOWN = (*(f"param{i}" for i in range(1, 8)), "d_init", "up", "dn", "adaptive", "order")
@@ -51,7 +51,7 @@ def _jobs(text: str) -> tuple[int, ...]:
 @click.option("--trials", type=Number(1, 100_000, integer=True), default=50, show_default=True)
 @click.option(
     "--runtime",
-    type=Number(0, MAX_SIM_RUNTIME_S, above=True),
+    type=Number(*runtime_range("sim")),
     default=0.2,
     show_default=True,
     help="Simulated seconds a point.",

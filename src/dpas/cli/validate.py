@@ -19,7 +19,7 @@ from dpas.bench.published import published_sweep
 from dpas.bench.sweep import HYB_REFUSED, d_init_auto, plan, run_all
 from dpas.cli.app import InputError, cli
 from dpas.cli.options import Number, check_out_dir, out_option, run_progress
-from dpas.limits import MAX_REPEATS, MAX_SEED, MAX_SIM_RUNTIME_S
+from dpas.limits import MAX_REPEATS, MAX_SEED, runtime_range
 from dpas.policy import Method
 from dpas.reports.published import PublishedValues, Table, published_values, read_table
 from dpas.reports.validation import (
@@ -37,6 +37,7 @@ from dpas.reports.validation import (
 from dpas.results import RunResult
 from dpas.sim import Profile, RunConfig, load
 from dpas.sim.profile import Published, shipped
+from dpas.sizes import show_size
 
 OUT_JSON, OUT_CSV = "validate.json", "validate.csv"
 
@@ -68,7 +69,7 @@ class Grid:
 @click.option(
     "--runtime",
     "runtime_s",
-    type=Number(0, MAX_SIM_RUNTIME_S, above=True),
+    type=Number(*runtime_range("sim")),
     default=1.0,
     show_default=True,
     help="Simulated seconds per run (the published runs were longer: [published] runtime_s).",
@@ -317,7 +318,10 @@ def show(
             published = f" (published: {comparison.published.runtime_s:g} s)"
         else:
             against = comparison.against
-            what = f"{comparison.profile} against {against.file}: bs {against.bs}, jobs on {where}"
+            what = (
+                f"{comparison.profile} against {against.file}: bs {show_size(against.bs)}, "
+                f"jobs on {where}"
+            )
             published = ""
         console.print(
             f"{what}, {sweep.runtime_s:g} s x {sweep.repeats} per cell{published}, "

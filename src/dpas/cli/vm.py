@@ -18,6 +18,7 @@ from dpas.cli.app import InputError, cli, help_without_subcommand
 from dpas.cli.bench import Views, refuse_unused, run_backend
 from dpas.cli.options import (
     BLOCK_SIZE,
+    FILE_OUT,
     Number,
     check_out_dir,
     parse_cpus,
@@ -27,7 +28,7 @@ from dpas.cli.options import (
     workload_runtime,
 )
 from dpas.doctor.diagnose import examination
-from dpas.limits import MAX_REAL_RUNTIME_S
+from dpas.limits import runtime_range
 from dpas.reports.doctor import show
 from dpas.vm.fixes import NAMES as FIX_NAMES
 from dpas.vm.fixes import parse_fixes
@@ -86,7 +87,7 @@ def guest_options(f):  # type: ignore[no-untyped-def]
                 "--patch",
                 "patches",
                 multiple=True,
-                type=click.Path(dir_okay=False, path_type=Path),
+                type=FILE_OUT,
                 help="A patch for --kernel build:VERSION or build:DIR (repeatable, applied in "
                 "order, to a copy).",
             ),
@@ -160,12 +161,12 @@ def vm(ctx: click.Context) -> None:
 @sweep_options(out=Path("vm-results"))
 @click.option(
     "--runtime",
-    type=Number(0, MAX_REAL_RUNTIME_S, above=True),
+    type=Number(*runtime_range("fio", "engine")),
     default=10.0,
     show_default=True,
     help="Seconds per fio run in the guest.",
 )
-@click.option("--bs", type=BLOCK_SIZE, default=4096, show_default=True)
+@click.option("--bs", type=BLOCK_SIZE, default="4k", show_default=True)
 @click.option(
     "--pin",
     default="0",

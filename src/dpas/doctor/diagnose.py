@@ -13,7 +13,7 @@ from dpas.doctor.findings import Finding, Status
 from dpas.doctor.timers import TimerRow
 from dpas.errors import DpasError
 from dpas.machine.kernel import Kernel
-from dpas.machine.where import Where
+from dpas.machine.where import Where, block_name
 
 SCHEMA = "dpas.doctor/1"
 
@@ -42,6 +42,11 @@ def _disk_of_file(path: Path, where: Where) -> str | None:
 def _resolve(spec: str, where: Where) -> tuple[str | None, Path, str]:
     """(disk, path, kind) for a device name, a /dev path, or a regular file."""
     if "/" not in spec:
+        if not block_name(spec):  # "", "..": /sys/block/.. is a folder too
+            raise DoctorError(
+                f"device {spec!r}: expected a block device's name (nvme0n1), its /dev path or "
+                "a regular file"
+            )
         if not (where.sysfs / "block" / spec).is_dir():
             raise DoctorError(
                 f"device {spec!r}: no /sys/block/{spec} (block devices: "

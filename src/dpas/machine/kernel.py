@@ -1,4 +1,4 @@
-"""What the running kernel can do for polling (reference section 7)."""
+"""What the running kernel can do for polling (docs/reference.md section 7)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
-"""A block queue's knobs that dpas reads and sets (reference section 1)."""
+"""A block queue's knobs that dpas reads and sets (docs/reference.md section 1)."""
 
 from __future__ import annotations
 
-#: the knobs only the DPAS kernel has (reference section 1)
+#: the knobs only the DPAS kernel has (docs/reference.md section 1)
 DPAS_KNOBS = (
     "pas_enabled",
     "pas_adaptive_enabled",

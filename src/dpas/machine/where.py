@@ -6,6 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+def block_name(spec: str) -> bool:
+    """Whether ``spec`` can name a block device in /sys/block: a plain file name. "" and ".."
+    cannot (/sys/block/.. is a folder too, and /dev/.. is /)."""
+    return bool(spec.strip()) and "/" not in spec and "\0" not in spec and spec not in (".", "..")
+
+
 @dataclass(frozen=True, slots=True)
 class Where:
     """The roots the checks read from: the real ones, or a test's."""

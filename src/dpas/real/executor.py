@@ -7,7 +7,9 @@ directory made in a test, every knob read and write lands there.
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,11 +44,12 @@ class LocalExecutor:
         return run_child(argv, timeout)
 
     def read(self, path: Path) -> str:
-        return path.read_text()
+        with open(open_regular(path, os.O_RDONLY), encoding="utf-8") as f:
+            return f.read()
 
     def write(self, path: Path, text: str) -> None:
         # sysfs wants one write() of the whole value
-        with path.open("w") as f:
+        with open(open_regular(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), "w") as f:
             f.write(text)
 
     def exists(self, path: Path) -> bool:
@@ -54,3 +57,14 @@ class LocalExecutor:
 
     def kernel_release(self) -> str:
         return self.release or os.uname().release
+
+
+def open_regular(path: Path, flags: int) -> int:
+    """A descriptor of ``path`` opened without blocking, or OSError where it is not a regular
+    file (a sysfs knob and a journal are): a FIFO in its place would hang a plain open until
+    something wrote to it (or read it), and a device node is not ours to touch."""
+    fd = os.open(path, flags | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
+    return fd

@@ -16,6 +16,7 @@ import numpy as np
 
 from dpas.real.executor import Executor
 from dpas.real.target import Target, TargetError
+from dpas.sizes import show_size
 
 MIB = 1 << 20
 #: how many holes a refusal names before it says "and N more"
@@ -31,7 +32,8 @@ def read_size(target: Target, size: int, bs: int, jobs: int) -> int:
     if usable < needed:
         raise TargetError(
             f"--device {target.path} holds {target.size} bytes: a read run of {jobs} jobs of "
-            f"{bs} B needs at least {needed} bytes, and dpas never extends a file to read it"
+            f"{show_size(bs)} needs at least {needed} bytes, and dpas never extends a file to "
+            "read it"
         )
     holes = find_holes(target.path, usable)
     if holes:

@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import re
-import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from dpas.errors import DpasError
-from dpas.real.executor import Executor
+from dpas.real.executor import Executor, open_regular
 from dpas.real.lock import Busy, DeviceLock
 
 
@@ -108,14 +107,15 @@ def check_journal_writable(journal: Path) -> None:
 
 
 def restore(knobs: QueueKnobs, originals: dict[str, str]) -> list[str]:
-    """Write the originals back, last set first; returns the knobs that could not be."""
+    """Write the originals back, last set first; returns the knobs that could not be, each
+    with why ("scheduler (PATH: not a regular file)")."""
     failed = []
     for name, value in reversed(list(originals.items())):
         try:
             if knobs.read(name) != value:
                 knobs.write(name, value)
-        except KnobError:
-            failed.append(name)
+        except KnobError as err:
+            failed.append(f"{name} ({err})")
     return failed
 
 
@@ -165,10 +165,7 @@ def applied(knobs: QueueKnobs, writes: dict[str, str], journal: Path) -> Iterato
 def read_journal(journal: Path) -> tuple[Path, dict[str, str]]:
     """A journal's queue folder and original values; KnobError for a missing or corrupt one."""
     try:
-        fd = os.open(journal, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO must not hang the open
-        with open(fd, "rb") as f:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise KnobError(f"journal {journal}: unreadable (not a regular file)")
+        with open(open_regular(journal, os.O_RDONLY), "rb") as f:  # a FIFO: refused, no hang
             raw = f.read(MAX_JOURNAL_BYTES + 1)
     except FileNotFoundError:
         raise KnobError(f"journal {journal}: no such file, so nothing to restore") from None

@@ -1,6 +1,6 @@
 """What each mode means on the kernel found: the knob writes and the fio engine, or a refusal.
 
-On the DPAS kernel every mode gets the settings of reference section 1. On a stock kernel a
+On the DPAS kernel every mode gets the settings of docs/reference.md section 1. On a stock kernel a
 mode gets its closest real equivalent, stated in the plan's note, or a one-line refusal naming
 what is missing. A mode is never swapped for another.
 """

@@ -1,5 +1,5 @@
-"""Real runs: for each mode, set the knobs, run fio (or the engine) per job count and repeat,
-restore.
+"""Real runs: round by round (``Sweep.rounds``: every mode of repeat 1, then of repeat 2), for
+each mode set the knobs, run fio (or the engine) per job count, restore.
 
 A real run is a short pipeline of parts, each in a module of its own and testable alone:
 the site (dpas.real.site: target, queue, kernel, data rules), the device lock
@@ -46,6 +46,7 @@ from dpas.real.settle import (
 from dpas.real.site import RealBench, RealConfig, Site
 from dpas.real.switch_watch import Snapshot, SwitchWatch
 from dpas.results import RunResult
+from dpas.sizes import show_size
 
 _STDERR = Console(stderr=True, highlight=False)
 
@@ -139,9 +140,9 @@ class Runner:
     def _sweep(self, sweep: Sweep, bench: RealBench, done: Callable[[str], None] | None) -> None:
         bench.d_init_ns = sweep.d_init_ns or self.d_init_auto(sweep)
         bench.model = self.site.device_model()
-        for mode, runs in groupby(sweep.runs(), key=itemgetter(0)):
+        for mode, runs in groupby(sweep.rounds(), key=itemgetter(0)):
             todo = [(j, r) for _, j, r in runs if (mode.value, j, r) not in self.skip]
-            if not todo:
+            if not todo or mode.value in bench.refused:  # refused in an earlier round
                 continue
             try:
                 plan = self.plan(mode, sweep, bench.d_init_ns)
@@ -289,4 +290,4 @@ def _what(sweep: Sweep) -> str:
     """What each run does, for the header: bench.sh's I/O, or the workload's name."""
     if not sweep.workload.steady:
         return f"workload {sweep.workload.name}"
-    return f"{'read' if sweep.rw is Op.READ else 'write'} {sweep.bs} B"
+    return f"{'read' if sweep.rw is Op.READ else 'write'} {show_size(sweep.bs)}"

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dpas.errors import DpasError
+from dpas.machine.where import block_name
 from dpas.real.executor import Executor
 
 
@@ -48,7 +49,7 @@ def resolve(spec: str, executor: Executor, dev_root: Path = Path("/dev")) -> Tar
     sysfs = executor.sysfs_root
     if not spec.strip() or "\0" in spec:
         raise _unusable(repr(spec), "empty or not a path")
-    if "/" not in spec and executor.exists(sysfs / "block" / spec):
+    if block_name(spec) and executor.exists(sysfs / "block" / spec):
         return Target(dev_root / spec, "block", spec)
     path = Path(spec)
     try:

@@ -12,8 +12,13 @@ from typing import Any
 
 from rich.table import Table
 
+from dpas.reports.stats import Summary
 from dpas.results import BREAKDOWN, CSV_COLUMNS, ENGINE, TABLE_COLUMNS, WORKLOAD_COLUMNS, csv_row
 from dpas.sim.profile import Support
+
+#: what ``dpas compare --metric`` names, each a record field and whether higher is better; the
+#: per-mode tables show these cells with their spread over repeats
+METRICS = {"iops": ("iops", True), "lat": ("lat_mean_us", False), "cpu": ("cpu_pct", False)}
 
 
 def label(record: dict[str, Any], mixed: bool) -> str:
@@ -26,7 +31,7 @@ def label(record: dict[str, Any], mixed: bool) -> str:
 
 def averaged(records: list[dict[str, Any]]) -> dict[str, dict[int, dict[str, Any]]]:
     """mode (label) -> jobs -> the mean over repeats of what bench.sh prints (breakdown
-    summed)."""
+    summed); with two repeats or more, ``spread``: the METRICS' Summary (mean and interval)."""
     mixed = len({r.get("engine") == ENGINE for r in records}) > 1
     groups: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
     for r in records:
@@ -39,6 +44,10 @@ def averaged(records: list[dict[str, Any]]) -> dict[str, dict[int, dict[str, Any
         if rs[0].get("overslept") is not None and any(r["sleeps_taken"] for r in rs):
             row["verdicts"] = tuple(fmean(r[k] for r in rs) for k in ("overslept", "underslept"))
         row["repeats"] = len(rs)
+        if len(rs) > 1:
+            row["spread"] = {
+                k: Summary.of([r[k] for r in rs]) for k, _ in METRICS.values() if k in row
+            }
         if rs[0]["breakdown"] is not None:
             row["breakdown"] = {k: sum(r["breakdown"][k] for r in rs) for k in rs[0]["breakdown"]}
         table[mode][jobs] = row
@@ -83,11 +92,8 @@ def mode_tables(
         dpas = any("breakdown" in row for row in rows.values())
         shown = [c for c in TABLE_COLUMNS if any(c[0] in row for row in rows.values())]
         verdicts = any("verdicts" in row for row in rows.values())
-        title = mode + (
-            f" (mean of {next(iter(rows.values()))['repeats']} runs)"
-            if next(iter(rows.values()))["repeats"] > 1
-            else ""
-        )
+        repeats = next(iter(rows.values()))["repeats"]
+        title = mode + (f" (mean of {repeats} runs) ±95% CI" if repeats > 1 else "")
         table = Table(title=title, title_justify="left")
         names = ("Jobs", *(heading for _, heading, _ in shown))
         names += ("over/under",) if verdicts else ()
@@ -96,7 +102,7 @@ def mode_tables(
         for jobs in sorted(rows):
             row = rows[jobs]
             mark = BEYOND if beyond(jobs) else ""
-            cells = [f"{jobs}{mark}", *(format(row[k], f) for k, _, f in shown)]
+            cells = [f"{jobs}{mark}", *(_cell(row, k, f) for k, _, f in shown)]
             if verdicts:
                 over, under = row.get("verdicts", (0, 0))
                 cells.append(f"{over:.0f}/{under:.0f}")
@@ -106,6 +112,12 @@ def mode_tables(
             table.add_row(*cells)
         tables.append(table)
     return tables
+
+
+def _cell(row: dict[str, Any], name: str, fmt: str) -> str:
+    """A table cell: the mean, and its interval where the row has one for it."""
+    summary = row.get("spread", {}).get(name)
+    return format(row[name], fmt) if summary is None else summary.shown(fmt)
 
 
 def write_csv(records: list[dict[str, Any]], path: Path) -> None:

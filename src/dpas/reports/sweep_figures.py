@@ -32,8 +32,9 @@ def grid_means(
     return xs, ys, means
 
 
-def heatmap(rows: list[dict[str, Any]], x: str, y: str, metric: str, path: Path) -> None:
-    """The metric's mean on the grid of two swept settings, each cell labelled."""
+def heatmap(rows: list[dict[str, Any]], x: str, y: str, metric: str, path: Path) -> Any:
+    """The metric's mean on the grid of two swept settings, each cell labelled. Returns the
+    (closed) Figure, so that a test reads back the data it plots."""
     xs, ys, means = grid_means(rows, x, y, metric)
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(1.2 * len(xs) + 3, 0.6 * len(ys) + 2.5))
@@ -51,6 +52,7 @@ def heatmap(rows: list[dict[str, Any]], x: str, y: str, metric: str, path: Path)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return fig
 
 
 def pareto(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -62,10 +64,11 @@ def pareto(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
     return front
 
 
-def front(rows: list[dict[str, Any]], path: Path) -> None:
+def front(rows: list[dict[str, Any]], path: Path) -> Any:
     """IOPS against CPU % per row, coloured by mode, a marker per job count, and each job
     count's Pareto front (most IOPS for the least CPU) as a line: which settings are worth
-    their CPU. Fronts are per job count, as runs of different loads do not compete."""
+    their CPU. Fronts are per job count, as runs of different loads do not compete. Returns
+    the (closed) Figure, so that a test reads back the data it plots."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     modes = sorted({str(r["mode"]) for r in rows})
@@ -89,6 +92,7 @@ def front(rows: list[dict[str, Any]], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return fig
 
 
 def _xy(row: dict[str, Any]) -> tuple[float, float]:

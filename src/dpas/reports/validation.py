@@ -23,6 +23,7 @@ from rich.table import Table
 from dpas.reports.bench import BEYOND, averaged
 from dpas.reports.published import TABLE_BS, PublishedValues
 from dpas.sim.profile import Published, Support
+from dpas.sizes import show_size
 
 SCHEMA = "dpas.validate/1"
 
@@ -272,7 +273,7 @@ def source(comparison: Comparison) -> str:
     values, against = comparison.values, comparison.against
     if against is None:
         return values.table + (f"/{values.device}" if values.device else "")
-    return f"{against.file}, {values.device or 'its one drive'}, bs {against.bs}"
+    return f"{against.file}, {values.device or 'its one drive'}, bs {show_size(against.bs)}"
 
 
 def print_comparison(console: Console, comparison: Comparison) -> None:

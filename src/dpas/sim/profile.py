@@ -18,6 +18,7 @@ from dpas.errors import DpasError, LimitError
 from dpas.limits import INT_MAX, MAX_JOBS, checked
 from dpas.policy import Method, SwitchParams
 from dpas.policy.switch import param_error
+from dpas.sizes import show_size
 
 
 class ProfileError(DpasError, ValueError):
@@ -137,7 +138,7 @@ class Support:
     def gap(self, bs: int, jobs: int) -> str:
         """Why a run of ``bs`` bytes and ``jobs`` jobs is beyond the sources ("" if it is not)."""
         beyond = [
-            *([f"bs {bs} > {self.bs_max}"] if bs > self.bs_max else []),
+            *([f"bs {show_size(bs)} > {show_size(self.bs_max)}"] if bs > self.bs_max else []),
             *([f"{jobs} jobs > {self.jobs_max}"] if jobs > self.jobs_max else []),
         ]
         return ", ".join(beyond)

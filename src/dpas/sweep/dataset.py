@@ -14,6 +14,7 @@ import json
 import os
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -175,7 +176,11 @@ class Writer:
             return
         final = self.points / f"part-{self.next:05d}.parquet"
         write_whole(records_of(final), _jsonl(self.records))
-        write_table(pa.Table.from_pylist(self.rows, schema=ARROW_SCHEMA), final)
+        try:
+            write_table(pa.Table.from_pylist(self.rows, schema=ARROW_SCHEMA), final)
+        except OutError:  # records without their part: the next part's write replaces them
+            records_of(final).unlink(missing_ok=True)
+            raise
         self.next += 1
         self.rows, self.records = [], []
 
@@ -192,16 +197,29 @@ def _jsonl(records: list[dict[str, Any]]) -> bytes:
 def write_whole(path: Path, data: bytes) -> None:
     """``data`` as ``path``, written under a temporary name and renamed: whoever reads it, a
     rerun after a kill included, finds the whole file or none."""
-    temp = _temporary(path)
-    temp.write_bytes(data)
-    os.replace(temp, path)
+    _replace_whole(path, lambda temp: temp.write_bytes(data))
 
 
 def write_table(table: pa.Table, path: Path) -> None:
     """A Parquet file, whole or not at all (as ``write_whole``)."""
+    _replace_whole(path, lambda temp: pq.write_table(table, temp))
+
+
+def _replace_whole(path: Path, write: Callable[[Path], object]) -> None:
+    """``write`` to a temporary name beside ``path``, then renamed to it. A write that fails
+    (a full disk, an I/O error) leaves no temporary part behind and is one line naming
+    ``path``: what was written before it stays, and a rerun resumes from there."""
     temp = _temporary(path)
-    pq.write_table(table, temp)
-    os.replace(temp, path)
+    try:
+        write(temp)
+        os.replace(temp, path)
+    except OSError as err:  # pyarrow's IO errors are OSErrors too
+        temp.unlink(missing_ok=True)
+        reason = err.strerror or " ".join(str(err).split())[:160]
+        raise OutError(
+            f"{path}: cannot be written ({reason}); the points saved before it are kept, "
+            "and a rerun after making room runs the rest"
+        ) from None
 
 
 def _temporary(path: Path) -> Path:

@@ -23,20 +23,23 @@ from dpas.limits import (
     MAX_JOBS,
     MAX_REPEATS,
     MAX_SEED,
-    MAX_SIM_RUNTIME_S,
     U32_MAX,
     checked,
+    runtime_range,
 )
 from dpas.policy import BENCH_ORDER, Method, Op, Order
 from dpas.policy.rules import RULE_SETS
 from dpas.policy.switch import SwitchParams, param_error
 from dpas.sim.profile import Profile
 from dpas.sim.profile import load as load_profile
+from dpas.sizes import checked_size
 from dpas.workload import STEADY, Workload, WorkloadError
 from dpas.workload import load as load_workload
 
 #: a grid larger than this needs --yes: a typo in a list can make it years long
 MAX_POINTS = 1_000_000
+#: lists in lists a grid may hold: zip's [["jobs", "cpus"]]; anything deeper is no grid
+MAX_NESTING = 2
 #: the modes a point may name: the simulator runs all but HYB (io_uring's hybrid polling, the
 #: kernel's, which it has no model of: a simulated HYB point is kept as refused)
 MODES = tuple(m.value for m in BENCH_ORDER)
@@ -136,14 +139,24 @@ def _choice(options: tuple[str, ...], upper: bool = False) -> Callable[[str, Any
 
 
 def _runtime(key: str, value: Any) -> float:
+    """Seconds a run, in the range every target's backend takes (dpas.limits.runtime_range):
+    one grid's runtime list crosses targets."""
+    low, high = runtime_range()
+    accepted = f"expected seconds from {low:g} to {high:g}"
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise GridError(f"{key} = {value!r}: expected seconds above 0 to {MAX_SIM_RUNTIME_S:g}")
-    if not math.isfinite(value) or not 0 < value <= MAX_SIM_RUNTIME_S:
-        raise GridError(f"{key} = {value!r}: expected seconds above 0 to {MAX_SIM_RUNTIME_S:g}")
+        raise GridError(f"{key} = {value!r}: {accepted}")
+    if not math.isfinite(value) or not low <= value <= high:
+        raise GridError(f"{key} = {value!r}: {accepted}")
     return float(value)
 
 
 def _bs(key: str, value: Any) -> int:
+    """Bytes, or a size as fio writes one ("8k": dpas.sizes), in whole sectors."""
+    if isinstance(value, str):
+        try:
+            return checked_size(f"{key} =", value, BS_SECTOR, MAX_BS, BS_SECTOR)
+        except LimitError as err:
+            raise GridError(str(err)) from None
     bs = _whole(BS_SECTOR, MAX_BS)(key, value)
     if bs % BS_SECTOR:
         raise GridError(
@@ -263,6 +276,10 @@ def parse(text: str, where: str = "grid", yes: bool = False) -> Grid:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise GridError(f"{where}: not TOML: {err}") from None
+    except RecursionError:  # tomllib recurses per [ or {: thousands deep overflow its stack
+        raise _too_deep(where) from None
+    if _nesting(data) > MAX_NESTING:
+        raise _too_deep(where)
     axes = _axes(data)
     size = math.prod(len(values) for _, values in axes)
     if size == 0:
@@ -279,6 +296,29 @@ def parse(text: str, where: str = "grid", yes: bool = False) -> Grid:
         point = _point(settings)
         points.setdefault(point.key(), point)
     return Grid(list(points.values()), hashlib.sha256(text.encode()).hexdigest(), text)
+
+
+def _too_deep(where: str) -> GridError:
+    return GridError(
+        f"{where}: nested too deeply to be a grid (expected scalars, lists of them, and zip's "
+        "lists of keys)"
+    )
+
+
+def _nesting(data: dict[str, Any]) -> int:
+    """How deep lists and tables nest in a grid's values (1: a list of scalars), counted
+    without recursion: a value thousands deep must not overflow the stack being measured."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(v, 0) for v in data.values()]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, list | dict):
+            deepest = max(deepest, depth + 1)
+            if deepest > MAX_NESTING:
+                break
+            items = value.values() if isinstance(value, dict) else value
+            stack += [(item, depth + 1) for item in items]
+    return deepest
 
 
 def _axes(data: dict[str, Any]) -> list[tuple[tuple[str, ...], list[tuple[Any, ...]]]]:

@@ -12,10 +12,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from dpas.errors import DpasError
-from dpas.limits import BS_SECTOR, MAX_BS, MAX_JOBS, MAX_REAL_RUNTIME_S
+from dpas.errors import DpasError, LimitError
+from dpas.limits import BS_SECTOR, MAX_BS, MAX_JOBS, MAX_REAL_RUNTIME_S, runtime_range
 from dpas.machine.fio import cpu_list
 from dpas.policy import Op
+from dpas.sizes import checked_size
 from dpas.workload.model import STEADY, Group, Pattern, Role, Workload
 
 
@@ -91,9 +92,8 @@ def parse(text: str, where: str) -> Workload:
     _whole(where, groups)
     runtime = data.get("runtime_s")
     if runtime is not None:
-        runtime = _number(where, "", "runtime_s", runtime, "float", 0, MAX_S)
-        if runtime <= 0:
-            raise WorkloadError(f"workload {where}: runtime_s = {runtime}: expected above 0")
+        shortest = runtime_range()[0]  # a workload runs on any backend: the floor of all
+        runtime = _number(where, "", "runtime_s", runtime, "float", shortest, MAX_S)
     source = data.get("source", "")
     if not isinstance(source, str):
         raise WorkloadError(f"workload {where}: source: expected a string")
@@ -165,8 +165,13 @@ def _group(where: str, index: int, table: dict[str, Any]) -> Group:
     if not isinstance(pinned, bool):
         raise WorkloadError(f"workload {where}:{at} pinned: expected true or false")
     n: dict[str, Any] = {}
+    if isinstance(table.get("bs"), str):  # a size as fio writes one: "8k" (dpas.sizes)
+        try:
+            n["bs"] = checked_size("bs =", table["bs"], BS_SECTOR, MAX_BS, BS_SECTOR)
+        except LimitError as err:
+            raise WorkloadError(f"workload {where}:{at} {err}") from None
     for key, (kind, low, high, _) in NUMBERS.items():
-        if key in table:
+        if key in table and key not in n:
             n[key] = _number(where, at, key, table[key], kind, low, high)
     if n.get("bs", BS_SECTOR) % BS_SECTOR:
         raise WorkloadError(
