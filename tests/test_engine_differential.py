@@ -26,10 +26,12 @@ from hypothesis import strategies as st
 from dpas.engine import _engine
 from dpas.engine.rules import (
     COMPLETE,
+    MAX_CPUS,
     SUBMIT,
     WAIT_END,
     WAIT_START,
     Replay,
+    as_events,
     config_dict,
     replay_native,
     replay_reference,
@@ -632,14 +634,39 @@ def test_bad_events_raise_value_error(events: np.ndarray, ncpus: int, match: str
         with_cell(3, 6, 2),
         with_cell(3, 7, 1),
         good_events()[1:],
+        (good_events(), 0),
+        (good_events(), MAX_CPUS + 1),
+        (with_cell(0, 1, 1), 2),
     ],
 )
-def test_the_reference_refuses_bad_events_in_the_same_words(events: np.ndarray) -> None:
+def test_the_reference_refuses_bad_events_in_the_same_words(
+    events: np.ndarray | tuple[np.ndarray, int],
+) -> None:
+    """replay.c's own checks (the extension called directly: replay_native checks with
+    as_events first) and the reference's, word for word."""
+    events, ncpus = events if isinstance(events, tuple) else (events, 1)
     with pytest.raises(ValueError) as native:
-        replay_native(PolicyConfig(), events, 1)
+        _engine.replay(CONFIG, events, ncpus)
     with pytest.raises(ValueError) as reference:
-        replay_reference(PolicyConfig(), events, 1)
+        replay_reference(PolicyConfig(), events, ncpus)
     assert str(native.value) == str(reference.value)
+
+
+@pytest.mark.parametrize(
+    "events", [good_events()[0], good_events()[:, :7].copy(), good_events().astype(np.float64)]
+)
+def test_the_reference_takes_integer_n_by_8_arrays_only(events: np.ndarray) -> None:
+    with pytest.raises(ValueError, match=r"expected an integer array of shape \(n, 8\), got"):
+        as_events(events, 1)
+
+
+def test_the_reference_takes_any_integer_array_and_every_cpu_count_up_to_the_limit() -> None:
+    """Where replay.c wants C-contiguous int64, the reference converts any integer array."""
+    for dtype in (np.int32, np.uint16, np.int64):
+        arr = as_events(good_events().astype(dtype), MAX_CPUS)
+        assert arr.dtype == np.int64 and (arr == good_events()).all()
+    assert len(replay_reference(PolicyConfig(), good_events(), MAX_CPUS).switch_stat) == MAX_CPUS
+    assert len(as_events(good_events()[:0], 1)) == 0
 
 
 def test_not_a_buffer_raises_type_error() -> None:

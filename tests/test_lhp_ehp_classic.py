@@ -18,7 +18,7 @@ from dpas.policy import (
     Request,
     make_policy,
 )
-from dpas.policy.windows import StatWindows
+from dpas.policy.windows import BucketStat, StatWindows
 
 MS = 1_000_000
 
@@ -98,6 +98,28 @@ def test_windows_mean_is_an_integer_division_and_min_tracks_the_smallest() -> No
     w.add(0, 50, now_ns=200)
     w.advance(300)
     assert w.windows_closed == 2
+
+
+def test_per_cpu_windows_merge_the_cpus_in_order_truncating_at_each() -> None:
+    """The artifact's blk_rq_stat_sum, by hand: CPUs 0, 1, 2 of bucket 1 hold (2 samples, sum
+    21), (3, 19), (1, 30). In CPU order: 21 // 2 = 10; (19 + 10 x 2) // 5 = 7; (30 + 7 x 5) // 6
+    = 10, where the window's own mean is 70 // 6 = 11 (and CPU order 2, 1, 0 would give 11).
+    The samples arrive out of CPU order; bucket 3 (CPU 1 alone) is merged apart."""
+    w = StatWindows(1_000, per_cpu=True)
+    for cpu, value in ((2, 30), (1, 5), (0, 10), (1, 6), (1, 8), (0, 11)):
+        w.add(1, value, now_ns=0, cpu=cpu)
+    w.add(3, 100, now_ns=0, cpu=1)
+    w.add(3, 103, now_ns=0, cpu=1)
+    assert w.stat(1, 1_000) == BucketStat(6, 10, 5)
+    assert w.published[3] == BucketStat(2, 101, 100)
+    # the next window starts from empty sums: CPU 0's 40 alone
+    w.add(1, 40, now_ns=2_000, cpu=0)
+    assert w.stat(1, 3_000) == BucketStat(1, 40, 40)
+    assert w.published[3] == BucketStat(2, 101, 100)  # no samples: kept
+    whole = StatWindows(1_000)
+    for value in (30, 5, 10, 6, 8, 11):
+        whole.add(1, value, now_ns=0)
+    assert whole.stat(1, 1_000) == BucketStat(6, 11, 5)
 
 
 @pytest.mark.parametrize("window", [0, -1])

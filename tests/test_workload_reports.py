@@ -9,12 +9,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+from matplotlib.colors import to_rgba
 from rich.console import Console
 from rich.table import Table
 
 from dpas.errors import DpasError
-from dpas.reports.timeline_figure import mode_spans, pick_run, plot_timeline
+from dpas.reports.timeline_figure import MODE_COLORS, mode_spans, pick_run, plot_timeline
 from dpas.reports.workload import baseline_record, baseline_table, group_tables
 from dpas.results import GroupResult, RunResult
 from dpas.workload import Group, Role, Workload
@@ -191,9 +193,34 @@ def test_mode_spans_cover_the_run_for_every_cpu() -> None:
 def test_timeline_figure_is_written(run: dict[str, Any], tmp_path: Path) -> None:
     path = tmp_path / "timeline.png"
     run = json.loads(json.dumps(run))  # as results.json gives it back: tuples become lists
-    plot_timeline(run, path, f"{run['mode']}: tiny", cpus=[0, 1])
-    assert path.stat().st_size > 1000
+    figure = plot_timeline(run, path, f"{run['mode']}: tiny", cpus=[0, 1])
     assert path.read_bytes()[:4] == b"\x89PNG"
+    top, middle, bottom = figure.axes
+    if run["series"]:
+        # each group's IOPS per 100 ms bin, in thousands, the last bin held to the run's end
+        drawn = {line.get_label(): line.get_ydata().tolist() for line in top.get_lines()}
+        assert drawn == {
+            name: [v / 1000 for v in [*g["iops"], g["iops"][-1]]]
+            for name, g in run["series"]["groups"].items()
+        }
+        # the foreground's latency, a bin without I/O a gap
+        (latency,) = bottom.get_lines()
+        assert latency.get_ydata()[:9].tolist() == [20.0] * 9
+        assert np.isnan(latency.get_ydata()[9:]).all()
+    else:
+        assert not top.get_lines() and not bottom.get_lines()
+    # each CPU's bars: the modes' spans, in the modes' colours (CPU 0 never changed: PAS)
+    bars = [(c.get_paths(), c.get_facecolors()) for c in middle.collections]
+    if run["timeline"] is None:
+        assert bars == []
+    else:
+        spans = mode_spans(run["timeline"], [0, 1], run["runtime_s"] * 1000)
+        assert len(bars) == 2
+        for (paths, colours), cpu in zip(bars, (0, 1), strict=True):
+            starts = [round(path.vertices[:, 0].min(), 6) for path in paths]
+            assert starts == [round(start / 1000, 6) for start, _, _ in spans[cpu]]
+            want = [to_rgba(MODE_COLORS[mode]) for _, _, mode in spans[cpu]]
+            assert [tuple(c) for c in colours] == want
 
 
 def test_pick_run() -> None:

@@ -15,6 +15,7 @@ matplotlib.use("Agg")  # files only, no screen
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from dpas.errors import DpasError
@@ -145,10 +146,13 @@ def _plot_latency(ax: Axes, record: dict[str, Any]) -> None:
     ax.legend(loc="upper right", fontsize=7)
 
 
-def plot_timeline(record: dict[str, Any], path: Path, title: str, cpus: Iterable[int] = ()) -> None:
+def plot_timeline(
+    record: dict[str, Any], path: Path, title: str, cpus: Iterable[int] = ()
+) -> Figure:
     """One run on one time axis: each group's IOPS per bin (top), each CPU's DPAS mode
     (middle; ``cpus`` adds the workload's CPUs that never changed mode, which the timeline
-    cannot name), the foreground's mean latency per bin (bottom)."""
+    cannot name), the foreground's mean latency per bin (bottom). Returns the (closed)
+    figure, whose artists hold the data drawn."""
     fig, (top, middle, bottom) = plt.subplots(
         3, 1, figsize=(11, 7.5), sharex=True, gridspec_kw={"height_ratios": [3, 2, 3]}
     )
@@ -163,6 +167,7 @@ def plot_timeline(record: dict[str, Any], path: Path, title: str, cpus: Iterable
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return fig
 
 
 def workload_cpus(results: dict[str, Any]) -> list[int]:
