@@ -1,6 +1,7 @@
 """What the engine's hot loop costs per I/O beside the device (run by hand).
 
     python benchmarks/engine_overhead.py [--ios N] [--rounds R] [--before OLD_ENGINE.so]
+                                         [--save docs/data/engine-overhead.json]
 
 Runs the compiled hot loop itself (one_io(), the sequence every mode takes) on its fake device:
 every clock read, state-domain lock, policy event, counter, log check and histogram update of an
@@ -18,7 +19,9 @@ their min-max:
   op, size)``) measured in the same rounds, interleaved: compare the ratios, not the ns.
 
 For scale, the same decisions through dpas.policy in Python. Timing here is noisy: the rounds
-interleave the variants so that the machine's load moves them all alike.
+interleave the variants so that the machine's load moves them all alike. ``--save`` writes
+every round's result (ns and sleeps per mode) and the Python figures: docs/make.py renders
+docs/engine.md's table from them.
 """
 
 from __future__ import annotations
@@ -29,9 +32,12 @@ import importlib.util
 import statistics
 import time
 from collections import defaultdict
+from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import numpy as np
+from measured import save
 
 from dpas.engine.native import native
 from dpas.engine.rules import config_dict
@@ -68,21 +74,28 @@ def load_before(path: str) -> ModuleType:
     return module
 
 
-def measure(args: argparse.Namespace) -> dict[tuple[str, Method], list[float]]:
+def measure(args: argparse.Namespace) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """Each round's result per variant and mode: the engine's dict (ns_per_io, sleeps...)."""
     engine = native()
     before = load_before(args.before) if args.before else None
-    found: dict[tuple[str, Method], list[float]] = defaultdict(list)
+    found: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     for _ in range(args.rounds):
         for method in MODES:
             config = config_dict(PolicyConfig(method=method))
-            loop = engine.bookkeeping(config, args.ios, 0, DEVICE, LATE)
-            found[("loop", method)].append(loop["ns_per_io"])
+            found["loop"][method.value].append(
+                engine.bookkeeping(config, args.ios, 0, DEVICE, LATE)
+            )
             if method in SLEEPERS:
                 slept = engine.bookkeeping(config, args.ios // 20, 0, DEVICE, LATE, True)
-                found[("sleep", method)].append(slept["ns_per_io"])
+                found["sleep"][method.value].append(slept)
             if before is not None:
-                found[("before", method)].append(before.bookkeeping(config, args.ios, 0, 4096))
+                ns = before.bookkeeping(config, args.ios, 0, 4096)
+                found["before"][method.value].append({"ns_per_io": ns})
     return found
+
+
+def ns(found: dict[str, dict[str, list[dict[str, Any]]]], kind: str, method: Method) -> list[float]:
+    return [r["ns_per_io"] for r in found[kind].get(method.value, [])]
 
 
 def spread(values: list[float]) -> str:
@@ -96,22 +109,28 @@ def main() -> None:
     parser.add_argument("--ios", type=int, default=2_000_000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--before", help="an older _engine*.so to compare with")
+    parser.add_argument("--save", type=Path, help="write the results here (docs/data/...)")
     args = parser.parse_args()
     found = measure(args)
     columns = ["loop ns", "sleep ns"] + (["before ns"] if args.before else []) + ["Python ns"]
     print(f"{'mode':6} " + " ".join(f"{c:>20}" for c in columns))
+    python: dict[str, float] = {}
     for method in MODES:
-        cells = [spread(found[("loop", method)]), spread(found[("sleep", method)])]
+        cells = [spread(ns(found, "loop", method)), spread(ns(found, "sleep", method))]
         if args.before:
-            cells.append(spread(found[("before", method)]))
-        python = python_ns(method, max(args.ios // 50, 10_000)) if method is not Method.INT else 0
-        cells.append(f"{python:20.0f}" if python else f"{'-':>20}")
+            cells.append(spread(ns(found, "before", method)))
+        if method is not Method.INT:
+            python[method.value] = python_ns(method, max(args.ios // 50, 10_000))
+        cells.append(f"{python[method.value]:20.0f}" if method.value in python else f"{'-':>20}")
         print(f"{method.value:6} " + " ".join(f"{c:>20}" for c in cells))
-    cp = statistics.median(found[("loop", Method.CP)])
+    cp = statistics.median(ns(found, "loop", Method.CP))
     for method in SLEEPERS:
-        loop, sleep = (statistics.median(found[(k, method)]) for k in ("loop", "sleep"))
+        loop, sleep = (statistics.median(ns(found, k, method)) for k in ("loop", "sleep"))
         print(f"{method.value}: loop - CP's {loop - cp:+.0f} ns, a real sleep adds "
               f"{sleep - loop:+.0f} ns an I/O")  # fmt: skip
+    if args.save:
+        results = {"ios": args.ios, "sleep_ios": args.ios // 20, "python_ns": python, **found}
+        save(args.save, "the engine's hot loop per I/O on its fake device, ns", results)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,9 @@ import json
 import re
 import statistics
 from collections import defaultdict
+from pathlib import Path
+
+from measured import save
 
 from dpas.vm.guest import GuestRun
 from dpas.vm.python import guest_python
@@ -38,6 +41,7 @@ from dpas.engine import EngineRun, run
 from dpas.policy import Op, Order, PasParams, PolicyConfig
 from dpas.real.fio import FioJob
 from dpas.machine.fio import parse
+from dpas.results import RunKey
 
 DRIVE = Path("/dev/nvme0n1")
 RUNTIME, ROUNDS, COMPARE = {runtime}, {rounds}, {compare!r}
@@ -47,7 +51,7 @@ def fio(jobs, hipri):
     job = FioJob(DRIVE, Op.READ, 4096, jobs, RUNTIME, "io_uring", hipri, cpus)
     argv = job.argv("/usr/bin/fio", 2)
     done = subprocess.run(argv, capture_output=True, text=True)
-    r = parse(done.stdout, Op.READ)
+    r = parse(done.stdout, RunKey.of("CP" if hipri else "INT", jobs, Op.READ, 1))
     return {{"iops": r.iops, "cpu": r.cpu_pct, "lat": r.lat_mean_us}}
 
 def engine(mode, jobs, d_init=4000, order=Order.KERNEL, log=0):
@@ -111,8 +115,12 @@ def main() -> None:
     parser.add_argument("--runtime", type=float, default=2.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--compare", choices=("all", "dpas-cp"), default="all")
+    parser.add_argument("--cache", type=Path, help="dpas vm's cache (default: its own)")
+    parser.add_argument("--save", type=Path, help="save each round's values (docs/data/...)")
     args = parser.parse_args()
     config = VmConfig(GuestRun(), args.kernel)
+    if args.cache:
+        config = VmConfig(GuestRun(), args.kernel, cache=args.cache)
     kernel = _guest_kernel(config)
     python = guest_python()
     code = GUEST_CODE.format(runtime=args.runtime, rounds=args.rounds, compare=args.compare)
@@ -168,6 +176,11 @@ def main() -> None:
             ratios = [x[what] / y[what] for x, y in zip(rows[a], rows[b], strict=False)]
             mean = statistics.mean(ratios) if ratios else 0.0
             print(f"  {a} / {b} ({what}): mean {mean:.3f}, " + " ".join(f"{r:.3f}" for r in ratios))
+    if args.save:
+        what = f"engine_vs_fio --compare {args.compare}: each run's values per round"
+        results = {"kernel_spec": args.kernel, "guest_kernel": uname[1] if uname else None,
+                   "accelerator": accel, "runtime_s": args.runtime, "rounds": rows}  # fmt: skip
+        save(args.save, what, results)
 
 
 if __name__ == "__main__":

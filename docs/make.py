@@ -16,9 +16,10 @@ gives the same files until the model changes; tests/test_docs_numbers.py checks 
 and recomputes the cheapest input, tests/test_fit.py reruns the grids the fit claims rest on.
 docs/data/sizes-link-only.json is frozen: an earlier model's predictions, kept for comparison.
 
-Measured runs (docs/data/guest-phases.json: a results.json with its machine, date and command)
-are committed as they came and only rendered. Not yet here: the timings and guest figures of
-docs/engine.md, docs/vm.md, docs/sweep.md's sizing and docs/bench.md's throughput.
+Measured runs (docs/data/guest-phases.json: a results.json with its machine, date and command;
+the files benchmarks/*.py --save write through benchmarks/measured.py: guest-engine-vs-fio,
+vm-times, sim-throughput, engine-overhead, sweep-sizing) are committed as they came and only
+rendered: a timing is never rerun by this script.
 """
 
 from __future__ import annotations
@@ -232,8 +233,16 @@ MAKERS: dict[str, Callable[[], dict[str, Any]]] = {
 }
 #: what no rerun can make again: the link-only size model's predictions, before the layout
 #: model replaced it (kIOPS at one job, as docs/profiles.md printed them then), and runs
-#: measured in a guest (each file names its machine, date and command)
-FROZEN = ("sizes-link-only", "guest-phases")
+#: measured in a guest or on the host (each file names its machine, date and command)
+FROZEN = (
+    "sizes-link-only",
+    "guest-phases",
+    "guest-engine-vs-fio",
+    "vm-times",
+    "sim-throughput",
+    "engine-overhead",
+    "sweep-sizing",
+)
 
 
 def load_data(name: str) -> dict[str, Any]:
@@ -338,6 +347,11 @@ def fit_claim(data: dict[str, dict[str, Any]]) -> str:
 def wrapped(text: str) -> str:
     """A paragraph at the pages' width."""
     return textwrap.fill(text, width=WIDTH, break_on_hyphens=False) + "\n"
+
+
+def framed(head: str, lines: list[str], tail: str = "") -> str:
+    """A block of a sentence, a table and a closing paragraph, the prose wrapped to the page."""
+    return wrapped(head) + "\n" + "\n".join(lines) + "\n" + ("\n" + wrapped(tail) if tail else "")
 
 
 def _mean(summary: dict[str, Any]) -> float:
@@ -530,7 +544,7 @@ def guest_phases(data: dict[str, dict[str, Any]]) -> str:
     with the machine and date it was measured on): each group's measures, DPAS's mode shares."""
     guest = data["guest-phases"]
     results = guest["results"]
-    head = wrapped(
+    head = (
         f"`{guest['command']}` on {guest['machine']}, {guest['date']}: guest kernel "
         f"{results['kernel']}, {results['accelerator'].upper()}, one run each:"
     )
@@ -551,7 +565,249 @@ def guest_phases(data: dict[str, dict[str, Any]]) -> str:
             shares = ", ".join(
                 f"{m} {100 * found[m]:.0f}%" if found[m] else f"{m} never" for m in SHARE_MODES
             )
-    return head + "\n" + "\n".join(lines) + "\n\n" + wrapped(f"DPAS's CPU 0 was {shares}.")
+    return framed(head, lines, f"DPAS's CPU 0 was {shares}.")
+
+
+def machine_text(found: dict[str, Any]) -> str:
+    """A measured file's machine and date: "2 cores, Debian GNU/Linux 12 (bookworm), kernel
+    6.1.0, QEMU emulator version 7.2.x, load average 0.5/0.4/0.3, 2026-12-06"."""
+    m = found["machine"]
+    load = "/".join(f"{x:.1f}" for x in m["load_average"])
+    return (
+        f"{m['cores']} cores, {m['os']}, kernel {m['kernel']}, {m['qemu'] or 'no QEMU'}, "
+        f"load average {load} at the end, {found['date']}"
+    )
+
+
+def _spread(values: list[float]) -> str:
+    """ "7437 ± 668 (6685-8185)": mean, standard deviation, min-max."""
+    from statistics import mean, stdev
+
+    sd = stdev(values) if len(values) > 1 else 0.0
+    return f"{mean(values):.0f} ± {sd:.0f} ({min(values):.0f}-{max(values):.0f})"
+
+
+def guest_engine_vs_fio(data: dict[str, dict[str, Any]]) -> str:
+    """docs/engine.md: benchmarks/engine_vs_fio.py --compare dpas-cp in one TCG guest boot:
+    fio's and the engine's CP, DPAS's IOPS per round against CP's, the logged PAS's p99, and
+    DPAS's latency split into the I/Os that took CP's path and those that slept."""
+    from statistics import mean
+
+    found = data["guest-engine-vs-fio"]
+    res = found["results"]
+    rows = res["rounds"]
+
+    def iops(name: str) -> list[float]:
+        return [float(v["iops"]) for v in rows[name]]
+
+    def ratios(a: str, b: str, key: str = "iops") -> list[float]:
+        return [x[key] / y[key] for x, y in zip(rows[a], rows[b], strict=True)]
+
+    dpas, cp, fio = "engine DPAS x1 guide", "engine CP x1", "fio CP x1"
+    share = mean(v["cp_share"] for v in rows[dpas])
+    per_round = ratios(dpas, cp)
+    vs_fio = ratios(cp, fio)
+    p99 = ratios("engine PAS x1 logged", "engine PAS x1", "p99")
+    column = res["kernel_spec"]
+    lines = [
+        f"| run | {column} |",
+        "|---|---|",
+        f"| fio io_uring hipri (CP) | {_spread(iops(fio))} |",
+        f"| engine CP | {_spread(iops(cp))} |",
+        f"| engine DPAS, guide's order ({share:.0%} in CP) | {_spread(iops(dpas))} |",
+        f"| DPAS / CP per round, mean (range) | {mean(per_round):.2f} "
+        f"({min(per_round):.2f}-{max(per_round):.2f}) |",
+        f"| engine PAS, logged / unlogged p99, mean | {mean(p99):.2f} |",
+    ]
+    head = (
+        f"`{found['command']}` on {machine_text(found)}: guest kernel {res['guest_kernel']}, "
+        f"{res['accelerator'].upper()}, {len(per_round)} rounds of {res['runtime_s']:g} s runs "
+        "(IOPS mean ± standard deviation, min-max):"
+    )
+    lat = {k: mean(v[k] for v in rows[dpas] if k in v) for k in ("lat_unslept", "lat_slept")}
+    tail = (
+        f"DPAS's I/Os that took CP's path averaged {lat['lat_unslept']:.0f} us against CP's "
+        f"{mean(v['lat'] for v in rows[cp]):.0f} us, its sleeping ones {lat['lat_slept']:.0f} us; "
+        f"the engine's CP was {mean(vs_fio):.2f}x fio's io_uring CP "
+        f"({min(vs_fio):.2f}-{max(vs_fio):.2f} per round)."
+    )
+    return framed(head, lines, tail)
+
+
+def vm_times(data: dict[str, dict[str, Any]]) -> str:
+    """docs/vm.md: benchmarks/vm_times.py: per --kernel spec, what a cold run fetched, the cold
+    and warm times of ``dpas vm bench INT CP --jobs 1 --runtime 2``, and the guest kernel."""
+    found = data["vm-times"]
+    lines = ["| `--kernel` | fetched | cold | warm | guest kernel |", "|---|---|---|---|---|"]
+    for row in found["results"]:
+        fetched = row["fetched"]
+        packages = fetched["packages"]
+        what = (
+            f"{sum(p['mb'] for p in packages):.0f} MB ({len(packages)} package"
+            f"{'s' if len(packages) > 1 else ''})"
+            if packages
+            else "none"
+        )
+        if fetched["lists_bytes"]:
+            what += f" + {fetched['lists_bytes'] / 1e6:.1f} MB lists"
+        times = [
+            f"{row[k]['seconds']:.1f} s" + ("" if row[k]["returncode"] == 0 else " (failed)")
+            for k in ("cold", "warm")
+        ]
+        lines.append(
+            f"| `{row['spec']}` | {what} | {times[0]} | {times[1]} | {row['warm']['kernel']} |"
+        )
+    return framed(f"On {machine_text(found)} (`{found['command']}`):", lines)
+
+
+def _median_of(runs: list[dict[str, Any]], key: str) -> float:
+    from statistics import median
+
+    return float(median(r[key] for r in runs))
+
+
+#: docs/bench.md's throughput table: the profiles' labels by how their jobs were placed
+PLACED = {"0": "CPU 0", "split": "split"}
+
+
+def _sim_rates(found: dict[str, Any]) -> dict[tuple[str, str, int], dict[str, tuple[float, float]]]:
+    """(profile, cpus, jobs) -> mode -> (compiled, pure) simulated I/Os per wall second, each
+    from the median of its rounds' wall times."""
+    from statistics import median
+
+    rates: dict[tuple[str, str, int], dict[str, tuple[float, float]]] = {}
+    for case in found["results"]["cases"]:
+        key = (case["profile"], case["cpus"], case["jobs"])
+        rates.setdefault(key, {})[case["mode"]] = (
+            case["ios"] / median(case["compiled_wall_s"]),
+            case["ios"] / median(case["pure_wall_s"]),
+        )
+    return rates
+
+
+def sim_throughput(data: dict[str, dict[str, Any]]) -> str:
+    """docs/bench.md: benchmarks/sim_throughput.py --save: simulated I/Os per wall second,
+    compiled, per profile, job count and mode; the ratio to CPython; the peak memory."""
+    from statistics import mean
+
+    found = data["sim-throughput"]
+    rates = _sim_rates(found)
+    modes = list(next(iter(rates.values())))
+    lines = [f"| profile | jobs | {' | '.join(modes)} |", "|---|---|" + "---|" * len(modes)]
+    for (profile, cpus, jobs), by_mode in rates.items():
+        cols = " | ".join(f"{by_mode[m][0] / 1000:.0f}k" for m in modes)
+        lines.append(f"| {profile} ({PLACED.get(cpus, cpus)}) | {jobs} | {cols} |")
+    ratios = [c / p for by_mode in rates.values() for c, p in by_mode.values()]
+    pure = [p for by_mode in rates.values() for _, p in by_mode.values()]
+    rounds = len(found["results"]["cases"][0]["compiled_wall_s"])
+    peak = found["results"]["peak_rss"]
+    head = (
+        f"Measured on {machine_text(found)} (`{found['command']}`), simulated I/Os per wall "
+        f"second, compiled, from the median of {rounds} rounds:"
+    )
+    tail = (
+        f"The same runs in CPython made {min(pure) / 1000:.0f}k-{max(pure) / 1000:.0f}k a "
+        f"second: the compiled simulator runs {min(ratios):.1f} to {max(ratios):.1f} times as "
+        f"many simulated I/Os per wall second (mean {mean(ratios):.1f}). A {peak['jobs']}-job, "
+        f"{peak['runtime_s']:g} s {peak['profile']} run ({peak['mode']}, {peak['ios']:,} I/Os, "
+        f"{peak['events']:,} events) peaks at {peak['maxrss_kib'] / 1024:.0f} MiB."
+    )
+    return framed(head, lines, tail)
+
+
+def engine_overhead(data: dict[str, dict[str, Any]]) -> str:
+    """docs/engine.md: benchmarks/engine_overhead.py --save: the hot loop's ns per I/O per mode
+    (median, min-max of the rounds), what a policy I/O adds to CP's path with and without a
+    sleep, what a real 1 ns sleep costs, and the Python reference's ns for scale."""
+    found = data["engine-overhead"]
+    res = found["results"]
+    loop, sleep = res["loop"], res["sleep"]
+    ns = {m: _median_of(runs, "ns_per_io") for m, runs in loop.items()}
+    slept = {m: runs[0]["sleeps"] / res["ios"] for m, runs in loop.items()}
+    cp = ns["CP"]
+    lines = ["| mode | ns an I/O | beyond CP's path | I/Os that slept |", "|---|---|---|---|"]
+    for mode in ("INT", "CP", "LHP", "EHP", "PAS", "DPAS"):
+        each = [r["ns_per_io"] for r in loop[mode]]
+        beyond = "" if mode in ("INT", "CP") else f"+{ns[mode] - cp:.0f}"
+        lines.append(
+            f"| {mode} | {ns[mode]:.0f} ({min(each):.0f}-{max(each):.0f}) | {beyond} "
+            f"| {slept[mode]:.0%} |"
+        )
+    # DPAS's I/Os mostly take CP's path; PAS's all sleep: DPAS's extra is the mix of the two
+    pas_extra, share = ns["PAS"] - cp, slept["DPAS"]
+    unslept = (ns["DPAS"] - cp - share * pas_extra) / (1 - share)
+    per_sleep = [
+        (_median_of(runs, "ns_per_io") - ns[m]) * res["sleep_ios"] / runs[0]["sleeps"] / 1000
+        for m, runs in sleep.items()
+    ]
+    python = res["python_ns"].values()
+    head = (
+        f"The hot loop's own work per I/O, on its fake device with the real clock read where "
+        f"the loop reads it (median and range of {len(loop['CP'])} interleaved rounds of "
+        f"{res['ios']:,} I/Os; `{found['command']}` on {machine_text(found)}):"
+    )
+    tail = (
+        f"A policy I/O that does not sleep thus costs CP's path plus about {unslept:.0f} ns "
+        f"(two short lock holds and the decisions: DPAS's I/Os less PAS's share of sleeping "
+        f"ones), and a sleeping one about {pas_extra:.0f} ns of bookkeeping plus the sleep's "
+        f"system call and wake-up, which on this machine cost {min(per_sleep):.1f}-"
+        f"{max(per_sleep):.1f} us each (a `clock_nanosleep` of 1 ns, timer slack 1 ns, in "
+        f"{res['sleep_ios']:,}-I/O rounds). The same decisions in dpas.policy's Python cost "
+        f"{min(python):,.0f}-{max(python):,.0f} ns."
+    )
+    return framed(head, lines, tail)
+
+
+def sweep_sizing(data: dict[str, dict[str, Any]]) -> str:
+    """docs/sweep.md: benchmarks/sweep_sizing.py --save: the example grid's rate in the pool
+    and on local:2, with and without repeats, and what it makes per core-hour; a paper-sized
+    point's cost from docs/bench.md's throughput (sim-throughput)."""
+    found = data["sweep-sizing"]
+    runs = found["results"]["runs"]
+    cores = found["machine"]["cores"]
+
+    def span(key: str, field: str, form: str) -> str:
+        low, high = (f"{f(x[field] for x in runs[key]):{form}}" for f in (min, max))
+        return low if low == high else f"{low}-{high}"
+
+    def rate(key: str) -> str:
+        return span(key, "points_per_s", ".0f")
+
+    def wall(key: str) -> str:
+        return span(key, "sweep_wall_s", ".1f") + " s"
+
+    start = _median_of(runs["local:2 x1"], "command_s") - _median_of(runs["pool x1"], "command_s")
+    pool10 = _median_of(runs["pool x10"], "points_per_s")
+    small = pool10 / cores * 3600
+    rates = _sim_rates(data["sim-throughput"])
+    peak = data["sim-throughput"]["results"]["peak_rss"]
+    paper = rates[(peak["profile"], peak["cpus"], peak["jobs"])]
+    fast, slow = max(c for c, _ in paper.values()), min(c for c, _ in paper.values())
+    seconds = (peak["ios"] / fast, peak["ios"] / slow)
+    per_hour = 3600 / seconds[1], 3600 / seconds[0]
+    workers = 3200
+    first = wrapped(
+        f"Measured on {machine_text(found)} (`{found['command']}`, "
+        f"{len(runs['pool x1'])} rounds interleaved), `{found['results']['grid']}` (12 DPAS "
+        f"points of 0.1 s simulated; the summary's rate counts from the first point, after a "
+        f"cluster has started): the pool {rate('pool x1')} points per wall second "
+        f"({wall('pool x1')}), `local:2` {rate('local:2 x1')} ({wall('local:2 x1')}, plus "
+        f"about {start:.1f} s to start the cluster). The same grid with `repeats = 10` (120 "
+        f"points): the pool {rate('pool x10')} points per wall second, `local:2` "
+        f"{rate('local:2 x10')}."
+    )
+    second = wrapped(
+        f"Per core-hour, from these figures: {pool10:.0f} points a second on {cores} cores is "
+        f"about {round(small, -3):,.0f} points of 0.1 s on the lab's guest per core-hour. A "
+        f"point the size of the paper's ({peak['runtime_s']:g} s, {peak['jobs']} "
+        f"{peak['profile']} jobs: {peak['ios'] / 1000:.0f}k simulated I/Os at "
+        f"{slow / 1000:.0f}k-{fast / 1000:.0f}k a second a core, docs/bench.md) takes "
+        f"{seconds[0]:.1f}-{seconds[1]:.1f} s: {per_hour[0]:,.0f}-{per_hour[1]:,.0f} a "
+        f"core-hour. A 100-node cluster of 32 cores each ({workers:,} workers, one point a "
+        f"worker at a time) would run {workers * per_hour[0] / 1e6:.1f}-"
+        f"{workers * per_hour[1] / 1e6:.1f} million such points an hour."
+    )
+    return first + "\n" + second
 
 
 #: each block's name and what writes it
@@ -567,6 +823,11 @@ BLOCKS: dict[str, Callable[[dict[str, dict[str, Any]]], str]] = {
     "tune-example": tune_example,
     "lab-fit": lab_fit,
     "guest-phases": guest_phases,
+    "guest-engine-vs-fio": guest_engine_vs_fio,
+    "vm-times": vm_times,
+    "sim-throughput": sim_throughput,
+    "engine-overhead": engine_overhead,
+    "sweep-sizing": sweep_sizing,
 }
 
 

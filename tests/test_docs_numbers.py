@@ -86,3 +86,16 @@ def test_the_cheapest_committed_result_is_what_the_code_gives_today() -> None:
     fresh = make.validate_data((name,), figures=False)["profiles"][name]
     committed = make.load_data("validate")["profiles"][name]
     assert close(fresh, committed) == []
+
+
+def test_a_measured_block_names_its_machine_date_and_command() -> None:
+    data = {name: make.load_data(name) for name in (*make.MAKERS, *make.FROZEN)}
+    # benchmarks/measured.py's files (guest-phases is a results.json naming its machine in words)
+    measured = [n for n in make.FROZEN if isinstance(data[n].get("machine"), dict)]
+    assert {"sim-throughput", "engine-overhead", "sweep-sizing", "vm-times"} <= set(measured)
+    for name in measured:
+        found = data[name]
+        assert found["command"] and found["machine"]["cores"] >= 1
+        body = make.BLOCKS[name](data)
+        assert found["date"] in body and f"{found['machine']['cores']} cores" in body, name
+        assert found["command"] in " ".join(body.split()), name
