@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -215,3 +216,30 @@ def test_records_are_strict_json() -> None:
     )
     text = json.dumps(result.records(), allow_nan=False)
     assert json.loads(text)["trace"]["ios"] == 300
+
+
+def test_the_figure_draws_each_methods_log_and_rule_counts(tmp_path: Path) -> None:
+    """The plotted data read back from the figure: per method its device, sleep and app
+    latency over the span and the counts of the four update rules."""
+    from dpas.policy import Case
+    from dpas.reports.emulation_figure import plot_emulation
+
+    result = emulate(pattern("step:50:10:300", 600, 1), [Method.PAS, Method.LHP], EmulateConfig())
+    fig = plot_emulation(result, tmp_path / "f.png", (200, 400))
+    assert (tmp_path / "f.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    axes = fig.axes
+    for row, (method, log) in enumerate(result.logs.items()):
+        lines = {line.get_label(): line for line in axes[2 * row].get_lines()}
+        cut = slice(200, 400)
+        assert list(lines["device time (trace)"].get_xdata()) == list(range(200, 400))
+        np.testing.assert_array_equal(lines["device time (trace)"].get_ydata(), log.device_us[cut])
+        np.testing.assert_array_equal(lines["app latency"].get_ydata(), log.app_us[cut])
+        slept = log.sleep_us[cut] > 0
+        assert ("sleep" in lines) == bool(slept.any()), method
+        if method == "pas":
+            np.testing.assert_array_equal(
+                lines["sleep"].get_ydata(), np.where(slept, log.sleep_us[cut], np.nan)
+            )
+        heights = [bar.get_height() for bar in axes[2 * row + 1].patches]
+        assert heights == [result.summaries[row].cases[c.label] for c in Case], method
+        assert (sum(heights) > 0) == (method == "pas")  # LHP adapts by windows, not the rules

@@ -10,6 +10,7 @@ matplotlib.use("Agg")  # files only, no screen
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
 from dpas.emulate import Emulation
 from dpas.policy import Case
@@ -31,10 +32,11 @@ def _shown(value: float | None, spec: str, scale: float = 1.0) -> str:
     return "-" if value is None else format(value * scale, spec)
 
 
-def plot_emulation(result: Emulation, path: Path, span: tuple[int, int] | None = None) -> None:
+def plot_emulation(result: Emulation, path: Path, span: tuple[int, int] | None = None) -> Figure:
     """One row per method: device time, sleep, wake and app latency over the I/Os of ``span``
     (start, end) with LHP's window boundaries dotted, and beside it the counts of the four
-    update rules over the whole run."""
+    update rules over the whole run. Returns the (closed) figure, whose artists hold the data
+    drawn."""
     methods = list(result.logs)
     start, end = span or default_span(len(result.trace))
     fig, axes = plt.subplots(
@@ -97,3 +99,4 @@ def plot_emulation(result: Emulation, path: Path, span: tuple[int, int] | None =
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return fig
