@@ -51,6 +51,7 @@ def test_help_lists_only_working_commands() -> None:
         "tune",
         "validate",
         "vm",
+        "waf",
     ]
     for args in (["policy"], [], ["emulate", "--help"], ["policy", "demo", "--help"]):
         assert run_dpas(*args).returncode == 0

@@ -44,6 +44,7 @@ def register() -> None:
         tune,
         validate,
         vm,
+        waf,
     )
 
 
