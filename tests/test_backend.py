@@ -95,7 +95,7 @@ def test_the_sweep_record_names_every_field() -> None:
         "modes": ["CP"], "rw": "W", "repeats": 2, "jobs": [1, 8], "cpus": "split",
         "runtime_s": 2.5, "ios": None, "seed": 9, "bs": 8192, "d_init": 5000,
         "switch": asdict(SwitchParams(param1=3)), "order": "guide", "rules": "lab",
-        "adaptive": 1, "workload": "steady",
+        "adaptive": 1, "workload": "steady", "ius": [],
     }  # fmt: skip
     assert Sweep().record()["d_init"] == "auto" and Sweep().record()["rw"] == "R"
     burst = Sweep(workload=load_workload("bursts"))

@@ -130,6 +130,16 @@ def test_waf_never_falls_as_the_unit_grows(writes: list[tuple[int, int]], a: int
 
 
 @settings(max_examples=100, deadline=None)
+@given(WRITES, POWERS, st.lists(st.integers(0, 5), min_size=40, max_size=40))
+def test_counted_writes_tally_as_the_writes_repeated(
+    writes: list[tuple[int, int]], iu: int, counts: list[int]
+) -> None:
+    offsets, lengths = (np.array(x, dtype=np.int64) for x in zip(*writes, strict=True))
+    weight = np.array(counts[: offsets.size], dtype=np.int64)
+    repeated = amplification(np.repeat(offsets, weight), np.repeat(lengths, weight), iu)
+    assert amplification(offsets, lengths, iu, weight) == repeated
+
+
 @given(st.lists(st.integers(0, 1 << 30).map(lambda n: n * 512), min_size=1, max_size=20))
 def test_aligned_writes_of_whole_units_stay_at_one(units: list[int]) -> None:
     offsets = [u * 16 * K for u in units]

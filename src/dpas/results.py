@@ -155,6 +155,10 @@ class RunResult(Measured):
     #: a workload run over time: {"bin_ms": B, "groups": {name: {"iops": [...],
     #: "lat_us": [...]}}}, one value per bin of B ms (the mean latency of the bin's I/Os)
     series: dict[str, Any] | None = _column(None)
+    #: a write run given --iu (dpas.bench.waf): per IU, ascending, its writes against a drive
+    #: that maps its blocks in units of ``iu`` bytes: {"iu", "writes", "logical", "media",
+    #: "start_only", "end_only", "both"}, exact counts and bytes (WAF_IU = media / logical)
+    waf: list[dict[str, int]] | None = _column(None)
 
     @classmethod
     def from_measured(cls, measured: Measured, **rest: Any) -> RunResult:

@@ -52,6 +52,14 @@ class Sweep:
     #: job groups with patterns in time (dpas.workload); steady: bench.sh's identical jobs.
     #: A workload fixes its jobs: ``jobs`` is then its foreground's count alone
     workload: Workload = field(default_factory=Workload)
+    #: the IUs whose WAF_IU each write run records (dpas.bench.waf), ascending; empty: none
+    ius: tuple[int, ...] = ()
+
+    @property
+    def waf_ius(self) -> tuple[int, ...]:
+        """The IUs a run counts its writes against: a steady write sweep's ``ius`` (a read
+        sweep has no writes to count; the CLI refuses --iu with one, and with a workload)."""
+        return self.ius if self.rw is Op.WRITE and self.workload.steady else ()
 
     def runs(self) -> list[tuple[Method, int, int]]:
         """(mode, jobs, repeat) in bench.sh's order: mode, then jobs, then repeat (from 1)."""
@@ -87,6 +95,7 @@ class Sweep:
             "rules": self.rules.name,
             "adaptive": self.adaptive,
             "workload": self.workload.record() if not self.workload.steady else "steady",
+            "ius": list(self.ius),
         }
 
     @classmethod
@@ -111,6 +120,7 @@ class Sweep:
             workload=Workload.from_record(
                 None if record.get("workload", "steady") == "steady" else record["workload"]
             ),
+            ius=tuple(record.get("ius", ())),
         )
 
 

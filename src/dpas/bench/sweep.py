@@ -65,6 +65,7 @@ def plan(profile: Profile, sweep: Sweep, d_init_ns: int) -> list[RunConfig]:
             order=sweep.order,
             rules=sweep.rules,
             workload=sweep.workload,
+            ius=sweep.waf_ius,
         )
         for mode, jobs, repeat in sweep.runs()
     ]

@@ -227,6 +227,15 @@ def sweep_options(*, out: Path, order: bool = True) -> Callable[[Callable[..., A
                     help="--engine dpas: keep each run's per-I/O log (OUT/logs/MODE-xJOBS-rN.npy).",
                 ),
                 click.option(
+                    "--iu",
+                    "iu_text",
+                    default=None,
+                    metavar="SIZES",
+                    help="W: record each run's WAF_IU for these indirection units, "
+                    "comma-separated as fio writes sizes (16k, or 4k,16k): the media bytes a "
+                    "drive mapping in such units writes for the run's own writes.",
+                ),
+                click.option(
                     "--workload",
                     "workload_name",
                     default=STEADY,
@@ -263,6 +272,7 @@ def parse_sweep(options: dict[str, Any], **more: Any) -> Sweep:
     of the Sweep, already checked. With ``--engine dpas`` ALL is every policy (EHP too)."""
     switch = dict(options)
     engine, _ = switch.pop("engine", "fio"), switch.pop("log", None)
+    iu_text = switch.pop("iu_text", None)
     for report_only in ("baseline", "timeline"):
         switch.pop(report_only, None)
     workload = load_workload(switch.pop("workload_name", STEADY))
@@ -278,8 +288,24 @@ def parse_sweep(options: dict[str, Any], **more: Any) -> Sweep:
         jobs = (workload.foreground_jobs,)
     return Sweep(
         modes, rw, repeats, jobs, d_init_ns=d_init_ns, switch=SwitchParams(**switch),
-        workload=workload, **more,
+        workload=workload, ius=parse_iu(iu_text, rw, workload.steady), **more,
     )  # fmt: skip
+
+
+def parse_iu(text: str | None, rw: Op, steady: bool) -> tuple[int, ...]:
+    """--iu's IUs (dpas waf's rule: 512 B times a power of two, a LimitError otherwise), for
+    a steady write sweep only: a read sweep writes nothing to count, and a workload's
+    groups are not counted."""
+    if text is None:
+        return ()
+    from dpas.cli.waf import parse_ius  # here: dpas.cli.waf imports this module
+
+    ius = tuple(parse_ius(text))
+    if not steady:
+        raise InputError(f"--iu {text}: counted for bench.sh's steady W runs, not a workload's")
+    if rw is Op.READ:
+        raise InputError(f"--iu {text}: a read sweep (R) writes nothing to count; WAF_IU needs W")
+    return ius
 
 
 #: what a workload's groups say for themselves: given with --workload, an error

@@ -162,6 +162,9 @@ typedef struct {
     int64_t *bins; /* per bin of the completion time: I/Os, latency sum (NULL: none kept) */
     io_log *log;
     int64_t logged;
+    /* the written offsets counted by their remainder modulo ``waf_span`` in 512-byte units
+     * (dpas.bench.waf: WAF_IU depends on nothing else of an offset; NULL: not counted) */
+    int64_t *residues;
     int64_t elapsed_ns; /* the start of the I/Os to this job's end */
     int64_t canary_changed; /* bytes of the released buffer changed afterwards (a test's) */
     int leaked;          /* an I/O could not be reaped: ring and buffer kept, never reused */
@@ -178,6 +181,7 @@ typedef struct engine {
     int64_t bs, region_start, region_blocks, runtime_ns, ios_per_job, log_cap, seed;
     int64_t fail_at, canary_ns;
     int64_t nbins, bin_ns; /* each job's completion-time bins (0: none) */
+    int64_t waf_span;      /* count the written offsets modulo this (a power of two; 0: not) */
     int *cpus;
     job_spec *spec; /* one per job; the run's own for a steady run */
     pol_policy *policy;
@@ -751,6 +755,8 @@ ALWAYS_INLINE int one_io(job *j, const int dev)
     }
     if (j->logged < e->log_cap)
         j->log[j->logged++] = entry;
+    if (j->residues && j->spec.op == 1)
+        j->residues[(offset & (uint64_t)(e->waf_span - 1)) >> 9]++;
     if (entry.done_ns >= e->runtime_ns || (e->ios_per_job && j->ios >= e->ios_per_job))
         return 1;
     return 0;
@@ -1253,7 +1259,8 @@ static int parse_run(PyObject *run, engine *e)
     if (get_i64(run, "seed", &seed) < 0 || opt_i64(run, "block_signals", 1, &block_signals) < 0 ||
         opt_i64(run, "fail_at", 0, &e->fail_at) < 0 ||
         opt_i64(run, "canary_ns", 0, &e->canary_ns) < 0 || opt_i64(run, "bins", 0, &e->nbins) < 0 ||
-        opt_i64(run, "bin_ns", 0, &e->bin_ns) < 0)
+        opt_i64(run, "bin_ns", 0, &e->bin_ns) < 0 ||
+        opt_i64(run, "waf_span", 0, &e->waf_span) < 0)
         return -1;
     e->fd = (int)v[0];
     e->op = (int)v[1];
@@ -1271,7 +1278,8 @@ static int parse_run(PyObject *run, engine *e)
         e->region_blocks < 1 || e->runtime_ns < 1 || e->log_cap < 0 || e->ios_per_job < 0 ||
         (e->op != 0 && e->op != 1) || e->fail_at < 0 || e->canary_ns < 0 ||
         e->canary_ns > 10000000000LL || e->nbins < 0 || e->nbins > (1 << 24) ||
-        (e->nbins && e->bin_ns < 1)) {
+        (e->nbins && e->bin_ns < 1) || e->waf_span < 0 || e->waf_span > (1 << 30) ||
+        (e->waf_span && (e->waf_span < 512 || (e->waf_span & (e->waf_span - 1))))) {
         PyErr_SetString(PyExc_ValueError, "engine run: a value is out of range");
         return -1;
     }
@@ -1304,6 +1312,7 @@ static void engine_free(engine *e)
             free(e->job[i].hist);
             free(e->job[i].bins);
             free(e->job[i].log);
+            free(e->job[i].residues);
         }
     free(e->job);
     free(e->spec);
@@ -1394,7 +1403,9 @@ static int engine_prepare(engine *e, PyObject *policy_config)
         j->hist = calloc(HIST_NR, sizeof(uint64_t));
         j->bins = e->nbins ? calloc((size_t)e->nbins * 2, sizeof(int64_t)) : NULL;
         j->log = e->log_cap ? malloc((size_t)e->log_cap * sizeof(io_log)) : NULL;
-        if (!j->hist || (e->nbins && !j->bins) || (e->log_cap && !j->log)) {
+        j->residues = e->waf_span ? calloc((size_t)(e->waf_span >> 9), sizeof(int64_t)) : NULL;
+        if (!j->hist || (e->nbins && !j->bins) || (e->log_cap && !j->log) ||
+            (e->waf_span && !j->residues)) {
             PyErr_NoMemory();
             return -1;
         }
@@ -1402,6 +1413,8 @@ static int engine_prepare(engine *e, PyObject *policy_config)
          * timed loop, one I/O in every page's worth of entries */
         if (j->log)
             memset(j->log, 0, (size_t)e->log_cap * sizeof(io_log));
+        if (j->residues)
+            memset(j->residues, 0, (size_t)(e->waf_span >> 9) * sizeof(int64_t));
     }
     return 0;
 }
@@ -1533,14 +1546,16 @@ static PyObject *job_result(const engine *e, const job *j)
     PyObject *hist = bytes_of(j->hist, HIST_NR * sizeof(uint64_t));
     PyObject *log = bytes_of(j->log, (size_t)j->logged * sizeof(io_log));
     PyObject *bins = bytes_of(j->bins, j->bins ? (size_t)e->nbins * 2 * sizeof(int64_t) : 0);
+    PyObject *residues =
+        bytes_of(j->residues, j->residues ? (size_t)(e->waf_span >> 9) * sizeof(int64_t) : 0);
     PyObject *r = Py_BuildValue(
-        "{s:i,s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:N,s:N,s:N,s:i,s:s,s:L,s:i}", "cpu",
+        "{s:i,s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:L,s:N,s:N,s:N,s:N,s:i,s:s,s:L,s:i}", "cpu",
         j->spec.cpu, "ios",
         j->ios, "elapsed_ns", j->elapsed_ns, "sleeps", j->sleeps, "overslept", j->overslept,
         "underslept", j->underslept, "lat_sum_ns", j->lat_sum_ns, "cpu_ns", j->cpu_ns,
         "ctx_voluntary", j->ctx_voluntary, "ctx_involuntary", j->ctx_involuntary, "hist", hist,
-        "log", log, "bins", bins, "error", j->error, "failed", j->failed ? j->failed : "",
-        "canary_changed", j->canary_changed, "leaked", j->leaked);
+        "log", log, "bins", bins, "residues", residues, "error", j->error, "failed",
+        j->failed ? j->failed : "", "canary_changed", j->canary_changed, "leaked", j->leaked);
     return r;
 }
 

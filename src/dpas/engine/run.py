@@ -37,6 +37,8 @@ from dpas.workload.measures import BIN_MS
 MODES = tuple(m.value for m in ENGINE_ORDER)
 #: the waits the kernel makes on its own (the engine only submits and waits in one call)
 KERNEL_WAITS = tuple(m.value for m in methods.KERNEL_WAITS)
+#: the unit of the loop's offsets (O_DIRECT's) and of its count of them by remainder
+SECTOR = 512
 
 
 class EngineError(DpasError):
@@ -111,10 +113,19 @@ class EngineRun:
     workload: Workload = field(default_factory=Workload)
     #: count each job's I/Os and latencies by completion time, in bins this wide (0: not)
     bin_ns: int = 0
+    #: count each job's written offsets by their remainder modulo this many bytes, in 512-byte
+    #: units (JobResult.residues; dpas.bench.waf: the largest IU asked; 0: not counted)
+    waf_span: int = 0
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"engine mode {self.mode!r}: expected one of {', '.join(MODES)}")
+        span = self.waf_span
+        if span and (span < SECTOR or span & (span - 1) or self.region_start % SECTOR):
+            raise ValueError(
+                f"engine run: waf_span {span}: expected a power of two from {SECTOR} bytes, "
+                "and a region that starts on a sector"
+            )
         if self.specs and len(self.specs) != len(self.cpus):
             raise ValueError(f"engine run: {len(self.specs)} job specs for {self.jobs} CPUs")
 
@@ -242,6 +253,9 @@ class JobResult:
     canary_changed: int = 0
     #: an I/O the kernel would not let the job reap: its ring and buffer were kept
     leaked: bool = False
+    #: EngineRun.waf_span: the job's writes by their offset's remainder modulo the span, one
+    #: count per 512-byte unit (empty: not counted)
+    residues: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,6 +353,7 @@ def run(
                 "specs": [s.native(config.region_bytes) for s in config.specs] or None,
                 "bins": config.bins,
                 "bin_ns": config.bin_ns,
+                "waf_span": config.waf_span,
             },
             config_dict(config.policy_config()),
             should_stop,
@@ -386,6 +401,7 @@ def _job(raw: dict[str, Any]) -> JobResult:
         bins=np.frombuffer(raw["bins"], dtype=np.int64).reshape(-1, 2),
         canary_changed=int(raw["canary_changed"]),
         leaked=bool(raw["leaked"]),
+        residues=np.frombuffer(raw["residues"], dtype=np.int64),
     )
 
 

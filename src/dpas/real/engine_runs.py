@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from dpas.bench.backend import Sweep
+from dpas.bench.waf import Tally
 from dpas.engine import EngineRefused, EngineResult, EngineRun, run
 from dpas.engine.native import native
 from dpas.engine.record import engine_record, workload_record
@@ -77,6 +78,7 @@ class EngineRuns:
             region_bytes=size,
             seed=seed,
             log_ios=LOG_IOS if self.site.config.log_dir is not None else 0,
+            waf_span=max(sweep.waf_ius, default=0),
         )
         if workload is not None and not workload.steady:
             config = config.with_workload(workload, self.site.online_cpus)
@@ -118,6 +120,7 @@ class EngineRuns:
             note=plan.note,
             interrupts=counter.total(),
             log=log,
+            waf=engine_waf(result, sweep.waf_ius),
         )
         if workload.steady:
             return engine_record(result, repeat, sweep.switch, **where)
@@ -132,3 +135,17 @@ class EngineRuns:
         path = folder / f"{mode.value}-x{jobs}-r{repeat}.npy"
         np.save(path, np.concatenate([j.log for j in result.jobs]))
         return str(path)
+
+
+def engine_waf(result: EngineResult, ius: tuple[int, ...]) -> list[dict[str, int]] | None:
+    """RunResult.waf for ``ius`` of a run that counted its written offsets by remainder
+    modulo the largest (EngineRun.waf_span; dpas.bench.waf.Tally.add_residues)."""
+    run = result.run
+    if not ius:
+        return None
+    if run.waf_span != max(ius):
+        raise ValueError(f"the run counted its offsets modulo {run.waf_span}, not {max(ius)}")
+    tally = Tally(ius)
+    for job, size in zip(result.jobs, run.sizes, strict=True):
+        tally.add_residues(job.residues, size)
+    return tally.record()

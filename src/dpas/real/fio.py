@@ -28,6 +28,8 @@ class FioJob:
     hipri: bool
     cpus: str  # "0", "split" or a cpus_allowed list
     size: int | None = None  # for a file: how many bytes of it to use
+    #: fio's write_iolog of each job, one file a job (none: no iolog)
+    iologs: tuple[Path, ...] = ()
 
     def argv(self, fio: str, online_cpus: int) -> list[str]:
         args = [
@@ -59,7 +61,20 @@ class FioJob:
             args.append(f"--size={self.size}")
         if self.rw is Op.READ:
             args.append("--readonly")  # fio's own guard: it refuses to write, lay out or trim
+        if self.iologs:
+            return self._logged(args)
         return args
+
+    def _logged(self, args: list[str]) -> list[str]:
+        """``args`` with each job's write_iolog. fio gives every clone of numjobs the one
+        file, where their lines overwrite each other; so the job's options become global (before
+        any --name) and each job is a section of its own with its own iolog: the same threads,
+        numbered alike (cpus_allowed_policy=split counts them), reported as one group."""
+        if len(self.iologs) != self.jobs:
+            raise ValueError(f"{len(self.iologs)} iologs for {self.jobs} jobs")
+        common = [a for a in args[1:] if a not in ("--name=dpas", f"--numjobs={self.jobs}")]
+        sections = [f"--{o}" for path in self.iologs for o in ("name=dpas", f"write_iolog={path}")]
+        return [args[0], *common, *sections]
 
 
 def failure(target: object, stderr: str, err: FioError | None, exit_code: int = 0) -> str:

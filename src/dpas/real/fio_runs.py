@@ -7,11 +7,13 @@ from __future__ import annotations
 import subprocess
 import tempfile
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 from dpas.bench.backend import Sweep
+from dpas.bench.waf import Tally
 from dpas.machine.fio import FioError, parse
 from dpas.policy import Method, Op
 from dpas.real import fio_workload, stop
@@ -29,6 +31,7 @@ from dpas.real.switch_watch import (
     modes_unknown,
 )
 from dpas.results import Measured, RunKey, RunResult
+from dpas.waf.writes import WritesError, read_fio_iolog
 
 #: fio's errno when the kernel refuses polled I/O on the file (EOPNOTSUPP)
 EOPNOTSUPP = 95
@@ -77,16 +80,42 @@ class FioRuns:
         return version
 
     def measure(
-        self, sweep: Sweep, plan: ModePlan, jobs: int, runtime_s: float, repeat: int = 0
+        self,
+        sweep: Sweep,
+        plan: ModePlan,
+        jobs: int,
+        runtime_s: float,
+        repeat: int = 0,
+        iologs: tuple[Path, ...] = (),
     ) -> Measured:
-        """One fio run of ``jobs`` jobs for ``runtime_s``, as ``plan`` runs it."""
+        """One fio run of ``jobs`` jobs for ``runtime_s``, as ``plan`` runs it; ``iologs``:
+        each job's write_iolog goes there."""
         site = self.site
         job = FioJob(
             site.target.path, sweep.rw, sweep.bs, jobs, runtime_s, plan.ioengine, plan.hipri,
-            sweep.cpus, site.fio_size,
+            sweep.cpus, site.fio_size, iologs,
         )  # fmt: skip
         run = RunKey.of(plan.mode.value, jobs, sweep.rw, repeat)
         return self.run(job.argv(site.config.fio, site.online_cpus), runtime_s, plan, run)
+
+    def measure_waf(
+        self, sweep: Sweep, plan: ModePlan, jobs: int, repeat: int
+    ) -> tuple[Measured, list[dict[str, int]] | None]:
+        """One steady run, and for a write sweep given IUs (Sweep.waf_ius) its WAF_IU, counted
+        from each job's fio write_iolog (``iolog_folder``): the writes fio issued, as it
+        logged them."""
+        ius = sweep.waf_ius
+        if not ius:
+            return self.measure(sweep, plan, jobs, sweep.runtime_s, repeat), None
+        with self.iolog_folder() as folder:
+            paths = tuple(Path(folder) / f"job{i + 1}.iolog" for i in range(jobs))
+            result = self.measure(sweep, plan, jobs, sweep.runtime_s, repeat, paths)
+            return result, iolog_waf(paths, ius)
+
+    def iolog_folder(self) -> AbstractContextManager[str]:
+        """Where a run's iologs go: a folder of their own, removed once they are counted (a
+        long run's hold millions of lines, about 40 bytes a write)."""
+        return tempfile.TemporaryDirectory(prefix="dpas-fio-iolog-")
 
     def check_workload(self, sweep: Sweep) -> None:
         """Before anything runs: a workload fio cannot run here (WorkloadFioError)."""
@@ -197,8 +226,11 @@ class FioRuns:
         counter = site.interrupts(run_cpus(site, sweep, jobs))
         counter.mark("start")  # fio's start-up and end fall inside: the process is the run
         ran: WorkloadRun | None = None
+        waf: list[dict[str, int]] | None = None
         if sweep.workload.steady:
-            result = self.measure(sweep, plan, jobs, sweep.runtime_s, repeat)
+            result, waf = self.measure_waf(sweep, plan, jobs, repeat)
+            if waf is not None and waf[0]["writes"] != result.ios:
+                note = "; ".join(filter(None, (note, iolog_differs(waf[0]["writes"], result.ios))))
         else:
             ran = self.measure_workload(sweep, plan, repeat, bench.fio_version)
         counter.mark("stop")
@@ -232,5 +264,30 @@ class FioRuns:
             interrupts=counter.total(),
             replay=replay,
             timeline=timeline if dpas else None,
+            waf=waf,
             **rest,
         )
+
+
+def iolog_waf(paths: tuple[Path, ...], ius: tuple[int, ...]) -> list[dict[str, int]]:
+    """RunResult.waf of the writes in fio's iologs (dpas.waf.writes reads them)."""
+    tally = Tally(ius)
+    for path in paths:
+        try:
+            writes = read_fio_iolog(path)
+        except WritesError as err:
+            if path.is_file() and not _has_writes(path):
+                continue  # a job that wrote nothing: its iolog has no write line
+            raise FioError(f"fio's iolog: {err}") from None
+        tally.add_writes(writes.offsets, writes.lengths)
+    return tally.record()
+
+
+def _has_writes(path: Path) -> bool:
+    with path.open(encoding="utf-8", errors="replace") as lines:
+        return any(" write " in line for line in lines)
+
+
+def iolog_differs(logged: int, reported: int) -> str:
+    """The note of a run whose iologs and JSON disagree on its writes."""
+    return f"fio's iologs hold {logged} writes, its report {reported}: WAF_IU counts the iologs'"

@@ -12,9 +12,11 @@ from typing import Any
 
 from rich.table import Table
 
+from dpas.bench.waf import waf_of
 from dpas.reports.stats import Summary
 from dpas.results import BREAKDOWN, CSV_COLUMNS, ENGINE, TABLE_COLUMNS, WORKLOAD_COLUMNS, csv_row
 from dpas.sim.profile import Support
+from dpas.sizes import show_size
 
 #: what ``dpas compare --metric`` names, each a record field and whether higher is better; the
 #: per-mode tables show these cells with their spread over repeats
@@ -50,8 +52,22 @@ def averaged(records: list[dict[str, Any]]) -> dict[str, dict[int, dict[str, Any
             }
         if rs[0]["breakdown"] is not None:
             row["breakdown"] = {k: sum(r["breakdown"][k] for r in rs) for k in rs[0]["breakdown"]}
+        if rs[0].get("waf"):
+            row["waf"] = pooled_waf(rs)
         table[mode][jobs] = row
     return table
+
+
+def pooled_waf(records: list[dict[str, Any]]) -> dict[int, float | None]:
+    """iu -> WAF_IU of the records' writes together (their media bytes over their bytes
+    written: repeats pooled, as one longer run)."""
+    sums: dict[int, dict[str, int]] = {}
+    for r in records:
+        for entry in r.get("waf") or []:
+            into = sums.setdefault(entry["iu"], {"media": 0, "logical": 0})
+            into["media"] += entry["media"]
+            into["logical"] += entry["logical"]
+    return {iu: None if (w := waf_of(s)) is None else float(w) for iu, s in sorted(sums.items())}
 
 
 #: marks a row whose run is beyond what its profile's sources cover
@@ -92,11 +108,13 @@ def mode_tables(
         dpas = any("breakdown" in row for row in rows.values())
         shown = [c for c in TABLE_COLUMNS if any(c[0] in row for row in rows.values())]
         verdicts = any("verdicts" in row for row in rows.values())
+        ius = sorted({iu for row in rows.values() for iu in row.get("waf", {})})
         repeats = next(iter(rows.values()))["repeats"]
         title = mode + (f" (mean of {repeats} runs) ±95% CI" if repeats > 1 else "")
         table = Table(title=title, title_justify="left")
         names = ("Jobs", *(heading for _, heading, _ in shown))
         names += ("over/under",) if verdicts else ()
+        names += tuple(f"WAF_IU\n{show_size(iu)}" for iu in ius)
         for name in names + (("breakdown",) if dpas else ()):
             table.add_column(name, justify="left" if name == "breakdown" else "right")
         for jobs in sorted(rows):
@@ -106,6 +124,9 @@ def mode_tables(
             if verdicts:
                 over, under = row.get("verdicts", (0, 0))
                 cells.append(f"{over:.0f}/{under:.0f}")
+            for iu in ius:
+                waf = row.get("waf", {}).get(iu)
+                cells.append("-" if waf is None else f"{waf:.3f}")
             if dpas:
                 b = row["breakdown"]
                 cells.append(" ".join(f"{k}:{b[k]}" for k in BREAKDOWN))

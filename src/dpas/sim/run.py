@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from dpas.bench.waf import Tally as WafTally
 from dpas.policy import (
     LAB,
     Bucketing,
@@ -53,6 +54,8 @@ class RunConfig:
     rules: Rules = LAB
     #: job groups with patterns in time; steady (no groups): ``jobs`` identical jobs
     workload: Workload = field(default_factory=Workload)
+    #: a steady write run: the IUs its writes are counted against (``waf_tally``); () none
+    ius: tuple[int, ...] = ()
 
     def policy_config(self) -> PolicyConfig:
         pit = self.profile.pitfalls
@@ -181,4 +184,33 @@ def _result(
         d_init_ns=config.pas.d_init,
         seed=config.seed,
         events=engine.events,
+        waf=waf_tally(config, [len(j.latencies) for j in host.jobs]),
     )
+
+
+#: the bytes the simulated writes fall in: what a run of fio uses of a file by default
+#: (dpas bench --device FILE --size); the model's device times do not depend on where
+REGION_BYTES = 256 << 20
+#: offsets drawn at once: a run of millions of writes is counted in bounded memory
+CHUNK = 1 << 20
+
+
+def waf_tally(config: RunConfig, ios: list[int]) -> list[dict[str, int]] | None:
+    """A steady write run's WAF_IU for ``config.ius`` (dpas.bench.waf), ``ios[j]`` the I/Os job
+    j completed. The offsets are fio's randwrite's by default: uniform over the region's
+    blocks (blockalign = bs), each job from its own stream of the run's seed, job j's k-th
+    I/O at its stream's k-th draw. The model's timing does not depend on an I/O's offset, so
+    they are drawn after the run, outside its hot loop; the same seed gives the same offsets."""
+    if not config.ius or config.rw is not Op.WRITE or not config.workload.steady:
+        return None
+    tally = WafTally(config.ius)
+    bs = config.bs
+    blocks = max(REGION_BYTES // bs, 1)
+    streams = np.random.SeedSequence(config.seed).spawn(len(ios))
+    for n, stream in zip(ios, streams, strict=True):
+        rng = np.random.default_rng(stream)
+        for done in range(0, n, CHUNK):
+            count = min(CHUNK, n - done)
+            offsets = rng.integers(0, blocks, count, dtype=np.int64) * bs
+            tally.add_writes(offsets, np.full(count, bs, dtype=np.int64))
+    return tally.record()

@@ -67,20 +67,25 @@ class Amplification:
         return self.writes - self.start_only - self.end_only - self.both
 
 
-def amplification(offsets: np.ndarray, lengths: np.ndarray, iu: int) -> Amplification:
-    """The tally of ``offsets``/``lengths`` (bytes, one entry per write) for ``iu``."""
+def amplification(
+    offsets: np.ndarray, lengths: np.ndarray, iu: int, counts: np.ndarray | None = None
+) -> Amplification:
+    """The tally of ``offsets``/``lengths`` (bytes, one entry per write) for ``iu``; with
+    ``counts``, entry i stands for ``counts[i]`` writes alike (a run's writes counted by
+    offset modulo the IU, in memory that does not grow with the run)."""
     offsets = np.asarray(offsets, dtype=np.int64)
     lengths = np.asarray(lengths, dtype=np.int64)
+    weight = np.ones_like(offsets) if counts is None else np.asarray(counts, dtype=np.int64)
     start = offsets % iu != 0
     end = (offsets + lengths) % iu != 0
     return Amplification(
         iu=iu,
-        writes=int(offsets.size),
-        logical=int(lengths.sum()),
-        media=int(media_bytes(offsets, lengths, iu).sum()),
-        start_only=int(np.count_nonzero(start & ~end)),
-        end_only=int(np.count_nonzero(~start & end)),
-        both=int(np.count_nonzero(start & end)),
+        writes=int(weight.sum()),
+        logical=int((lengths * weight).sum()),
+        media=int((media_bytes(offsets, lengths, iu) * weight).sum()),
+        start_only=int(weight[start & ~end].sum()),
+        end_only=int(weight[~start & end].sum()),
+        both=int(weight[start & end].sum()),
     )
 
 
