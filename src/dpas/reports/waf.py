@@ -147,7 +147,7 @@ def trace_header(report: TraceReport) -> str:
     what = {"fio": "fio iolog", "csv": "CSV"}.get(report.format, f"blkparse, {report.event} events")
     skipped = f"; {lines_text(report.skipped)} skipped" if report.skipped else ""
     return (
-        f"{report.trace} ({what}): {report.writes} writes, "
+        f"{report.trace} ({what}): {report.writes} write{'' if report.writes == 1 else 's'}, "
         f"{show_size(report.logical)} bytes written{skipped}"
     )
 
