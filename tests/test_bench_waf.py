@@ -328,3 +328,24 @@ def test_iu_refusals_are_one_line(tmp_path: Path, args: list[str], message: str)
 def test_vm_bench_refuses_iu_for_reads_before_booting(tmp_path: Path) -> None:
     out = run_dpas("vm", "bench", "INT", "--iu", "16k", "--out", str(tmp_path))
     assert out.returncode == 2 and "--iu 16k: a read sweep (R)" in out.stderr, out.stderr
+
+
+def test_a_job_without_writes_adds_nothing_and_a_broken_iolog_is_an_error(
+    tmp_path: Path,
+) -> None:
+    from dpas.machine.fio import FioError
+    from dpas.real.fio_runs import iolog_waf
+
+    header = "fio version 3 iolog\n0 /f add\n1 /f open\n"
+    wrote = tmp_path / "job1.iolog"
+    wrote.write_text(header + "2 /f write 12288 20480\n3 /f close\n")
+    idle = tmp_path / "job2.iolog"
+    idle.write_text(header + "2 /f close\n")
+    (entry,) = iolog_waf((wrote, idle), (16 * K,))
+    assert (entry["writes"], entry["logical"], entry["media"]) == (1, 20 * K, 32 * K)
+    broken = tmp_path / "job3.iolog"
+    broken.write_text(header + "2 /f write twelve 4096\n")
+    with pytest.raises(FioError, match="job3.iolog line 4"):
+        iolog_waf((wrote, broken), (16 * K,))
+    with pytest.raises(FioError, match="no such file"):
+        iolog_waf((wrote, tmp_path / "job4.iolog"), (16 * K,))

@@ -18,9 +18,8 @@ from typing import Any
 import numpy as np
 
 from dpas.waf import Amplification, amplification
+from dpas.waf.amplification import SECTOR  # the unit of the residue counts (O_DIRECT's offsets)
 
-#: the unit of the residue counts (O_DIRECT's offsets are whole sectors)
-SECTOR = 512
 #: Amplification's counts, the fields a record's entry sums
 COUNTS = tuple(f.name for f in fields(Amplification) if f.name != "iu")
 

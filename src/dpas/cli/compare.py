@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from dpas.cli.app import InputError, cli
-from dpas.cli.options import FILE_OUT, Number
+from dpas.cli.app import cli
+from dpas.cli.options import FILE_OUT, Number, check_figure_name, writing
 from dpas.reports.bench import METRICS
 from dpas.reports.compare import compare, footer, header, load, tables
 
@@ -52,8 +52,7 @@ def compare_command(
     B's ratio to A ("1.12x faster"), and Welch's t-test at 95%: better, worse or the same.
     Fewer than 3 repeats a side: "cannot tell". See docs/compare.md.
     """
-    if figure is not None and figure.suffix.lower() not in (".png", ".svg"):
-        raise InputError(f"--figure {figure}: expected a file name ending in .png or .svg")
+    check_figure_name("--figure", figure)
     comparison = compare(load(a), load(b), metric, float(min_change))
     console = Console(stderr=as_json)
     if as_json:
@@ -66,8 +65,6 @@ def compare_command(
     if figure is not None:
         from dpas.reports.compare_figure import plot_ratios  # matplotlib is slow to import
 
-        try:
+        with writing("--figure", figure):
             plot_ratios(comparison, figure)
-        except OSError as err:
-            raise InputError(f"--figure {figure}: {err.strerror or err}") from None
         console.print(f"wrote {figure}")

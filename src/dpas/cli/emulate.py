@@ -14,11 +14,13 @@ from dpas.cli.app import InputError, cli
 from dpas.cli.options import (
     FILE_OUT,
     Number,
+    check_figure_name,
     flag,
     given,
     parse_number,
     rules_option,
     switch_options,
+    writing,
 )
 from dpas.emulate import EmulateConfig, Emulation, Model, TraceError, emulate, load
 from dpas.emulate.config import kernel_rates
@@ -276,8 +278,7 @@ def emulate_command(
             "--epoch-ms auto: the LHP page's epoch, for --model page; the kernel model's "
             "window is a time in ms (default 100)"
         )
-    if plot is not None and plot.suffix.lower() not in (".png", ".svg"):
-        raise InputError(f"--plot {plot}: expected a file name ending in .png or .svg")
+    check_figure_name("--plot", plot)
     span = _span(plot_ios)
     policy = PolicyConfig(
         pas=kernel_rates(up, dn, PasParams(d_init=d_init, adaptive=Adaptive(adaptive))),
@@ -333,10 +334,8 @@ def _save(result: Emulation, per_io: Path | None) -> None:
     """Files first: a failing figure must not lose the numbers."""
     if per_io is None:
         return
-    try:
+    with writing("--per-io", per_io):
         write_per_io(result, per_io)
-    except OSError as err:
-        raise InputError(f"--per-io {per_io}: {err.strerror or err}") from None
 
 
 def _show(result: Emulation, as_json: bool) -> None:
@@ -366,9 +365,7 @@ def _epoch(result: Emulation) -> str:
 def _draw(result: Emulation, plot: Path, span: tuple[int, int] | None, quiet: bool) -> None:
     from dpas.reports.emulation_figure import plot_emulation  # matplotlib is slow to import
 
-    try:
+    with writing("--plot", plot):
         plot_emulation(result, plot, span)
-    except OSError as err:
-        raise InputError(f"--plot {plot}: {err.strerror or err}") from None
     if not quiet:
         click.echo(f"figure: {plot}")

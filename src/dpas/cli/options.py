@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -431,12 +432,30 @@ def parse_d_init(text: str) -> int | None:
 
 
 OUT_FILES = ("results.json", "results.csv", "bench.png")
+#: what a figure can be written as (matplotlib's format by the name's suffix)
+FIGURE_SUFFIXES = (".png", ".svg")
+
+
+def check_figure_name(option: str, path: Path | None) -> None:
+    """Before any work: a figure's file name says a format dpas draws (.png or .svg)."""
+    if path is not None and path.suffix.lower() not in FIGURE_SUFFIXES:
+        raise InputError(f"{option} {path}: expected a file name ending in .png or .svg")
+
+
+@contextmanager
+def writing(option: str, path: Path) -> Iterator[None]:
+    """Writing the file ``option`` names: a failure to write (a full disk, no permission) is
+    one line naming the option and the file, not a traceback."""
+    try:
+        yield
+    except OSError as err:
+        raise InputError(f"{option} {path}: {err.strerror or err}") from None
 
 
 def check_out_dir(out_dir: Path, names: tuple[str, ...] = OUT_FILES) -> None:
     """Before any run: the folder exists or can be made, and every file ``names`` can be
     written there (a sweep of hours must not end in a traceback about its output)."""
-    try:
+    with writing("--out", out_dir):
         out_dir.mkdir(parents=True, exist_ok=True)
         for name in names:
             path = out_dir / name
@@ -445,8 +464,6 @@ def check_out_dir(out_dir: Path, names: tuple[str, ...] = OUT_FILES) -> None:
         probe = out_dir / ".dpas-write-test"
         probe.write_bytes(b"")
         probe.unlink()
-    except OSError as err:
-        raise InputError(f"--out {out_dir}: {err.strerror or err}") from None
     for name in names:
         path = out_dir / name
         if path.exists() and not os.access(path, os.W_OK):

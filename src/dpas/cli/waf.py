@@ -12,7 +12,7 @@ import click
 from rich.console import Console
 
 from dpas.cli.app import InputError, cli
-from dpas.cli.options import FILE_OUT
+from dpas.cli.options import FILE_OUT, check_figure_name, writing
 from dpas.errors import LimitError
 from dpas.reports.waf import (
     TraceReport,
@@ -100,8 +100,7 @@ def waf_command(
     and each I/O size's share of the media bytes. See docs/waf.md.
     """
     ius = parse_ius(iu_text)
-    if plot is not None and plot.suffix.lower() not in (".png", ".svg"):
-        raise InputError(f"--plot {plot}: expected a file name ending in .png or .svg")
+    check_figure_name("--plot", plot)
     console = Console(stderr=as_json)
     if worst:
         if trace is not None:
@@ -147,10 +146,8 @@ def _outputs(
     for option, path, save in saves:
         if path is None:
             continue
-        try:
+        with writing(option, path):
             save(report, path)
-        except OSError as err:
-            raise InputError(f"{option} {path}: {err.strerror or err}") from None
         console.print(f"wrote {path}")
 
 

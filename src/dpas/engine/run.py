@@ -29,6 +29,7 @@ from dpas.engine.latency import percentiles
 from dpas.engine.native import native
 from dpas.engine.rules import config_dict
 from dpas.errors import DpasError
+from dpas.limits import BS_SECTOR
 from dpas.policy import ENGINE_ORDER, Method, Mode, Op, PolicyConfig, methods
 from dpas.workload import Pattern, Workload
 from dpas.workload.measures import BIN_MS
@@ -37,8 +38,6 @@ from dpas.workload.measures import BIN_MS
 MODES = tuple(m.value for m in ENGINE_ORDER)
 #: the waits the kernel makes on its own (the engine only submits and waits in one call)
 KERNEL_WAITS = tuple(m.value for m in methods.KERNEL_WAITS)
-#: the unit of the loop's offsets (O_DIRECT's) and of its count of them by remainder
-SECTOR = 512
 
 
 class EngineError(DpasError):
@@ -121,9 +120,9 @@ class EngineRun:
         if self.mode not in MODES:
             raise ValueError(f"engine mode {self.mode!r}: expected one of {', '.join(MODES)}")
         span = self.waf_span
-        if span and (span < SECTOR or span & (span - 1) or self.region_start % SECTOR):
+        if span and (span < BS_SECTOR or span & (span - 1) or self.region_start % BS_SECTOR):
             raise ValueError(
-                f"engine run: waf_span {span}: expected a power of two from {SECTOR} bytes, "
+                f"engine run: waf_span {span}: expected a power of two from {BS_SECTOR} bytes, "
                 "and a region that starts on a sector"
             )
         if self.specs and len(self.specs) != len(self.cpus):

@@ -135,7 +135,7 @@ def _iu_record(tally: IuTally) -> dict[str, Any]:
                 "writes": s.writes,
                 "logical_bytes": s.logical,
                 "media_bytes": s.media,
-                "waf": ratio_json(Fraction(s.media, s.logical)),
+                "waf": ratio_json(s.waf),
             }
             for s in tally.sizes
         ],
@@ -179,7 +179,7 @@ def size_table(tally: IuTally) -> Table:
     for s in sorted(shown, key=lambda s: s.length):
         table.add_row(
             show_size(s.length), str(s.writes), show_size(s.logical), show_size(s.media),
-            ratio_text(Fraction(s.media, s.logical)), percent(s.media, t.media),
+            ratio_text(s.waf), percent(s.media, t.media),
         )  # fmt: skip
     listed = {s.length for s in shown}
     rest = [s for s in tally.sizes if s.length not in listed]
@@ -204,7 +204,7 @@ def write_trace_csv(report: TraceReport, path: Path) -> None:
             for s in tally.sizes:
                 out.writerow(
                     [tally.total.iu, s.length, s.writes, s.logical, s.media,
-                     ratio_text(Fraction(s.media, s.logical)),
+                     ratio_text(s.waf),
                      f"{s.media / tally.total.media:.6f}"]
                 )  # fmt: skip
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 
 import matplotlib
@@ -47,7 +46,7 @@ def plot_trace(report: TraceReport, path: Path) -> Figure:
         t = tally.total
         ax.plot(
             [s.length for s in tally.sizes],
-            [float(Fraction(s.media, s.logical)) for s in tally.sizes],
+            [float(s.waf) for s in tally.sizes],
             marker="o", markersize=4, linewidth=1,
             label=f"IU {show_size(t.iu)} (trace: {ratio_text(t.waf)})",
         )  # fmt: skip

@@ -19,9 +19,9 @@ from fractions import Fraction
 import numpy as np
 
 from dpas.errors import LimitError
+from dpas.limits import BS_SECTOR as SECTOR
 from dpas.sizes import show_size
 
-SECTOR = 512
 #: the largest IU and length dpas takes (1 GiB): far beyond any drive's IU
 MAX_IU = 1 << 30
 
@@ -97,6 +97,11 @@ class SizeShare:
     writes: int
     logical: int
     media: int
+
+    @property
+    def waf(self) -> Fraction:
+        """media / logical of this size's writes, exactly."""
+        return Fraction(self.media, self.logical)
 
 
 def by_size(offsets: np.ndarray, lengths: np.ndarray, iu: int) -> list[SizeShare]:

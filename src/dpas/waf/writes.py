@@ -43,8 +43,8 @@ import numpy as np
 
 from dpas.errors import DpasError
 from dpas.sizes import parse_size
+from dpas.waf.amplification import SECTOR
 
-SECTOR = 512
 #: an offset + length past this (4 EiB) is no drive's, and keeps every sum inside int64
 MAX_END = 1 << 62
 FORMATS = ("fio", "blkparse", "csv")
@@ -75,6 +75,10 @@ _BLK_INPUT = re.compile(r"Input file \S.* added")
 
 class WritesError(DpasError, ValueError):
     """A trace that cannot be read; the message names the file and, where one is, the line."""
+
+
+class NoWritesError(WritesError):
+    """A trace read whole that holds no write (a caller that counts several may go on)."""
 
 
 @dataclass(frozen=True)
@@ -130,7 +134,7 @@ class _Collector:
         looked for)."""
         if not self.offsets:
             skipped = f" ({lines_text(self.skipped)} skipped)" if self.skipped else ""
-            raise WritesError(f"{self.path}: no writes{skipped}: {none}")
+            raise NoWritesError(f"{self.path}: no writes{skipped}: {none}")
         return Writes(
             np.frombuffer(self.offsets, dtype=np.int64).copy(),
             np.frombuffer(self.lengths, dtype=np.int64).copy(),
